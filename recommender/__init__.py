@@ -1,0 +1,1 @@
+"""Cairn recommender: embeddings, vector indexes, candidates (see the recommender issue)."""

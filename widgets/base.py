@@ -1,0 +1,34 @@
+"""Shared shapes of every widget: the "why this" explanation, links, and the wire base Struct."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+WhySource = Literal["rule", "recommender", "experiment", "default"]
+
+
+class Wire(msgspec.Struct, omit_defaults=False, forbid_unknown_fields=False):
+    """Base of everything Cairn sends on the wire: tolerant to new fields when decoded."""
+
+
+class Driver(Wire, frozen=True):
+    """One signal an explanation rests on, with the value it had for this user."""
+
+    signal: str
+    value: str | int | float | bool | None | list[str]
+
+
+class Why(Wire, frozen=True):
+    """The plain-language "why this" that every widget carries."""
+
+    summary: str
+    source: WhySource
+    confidence: float
+    drivers: list[Driver] = []
+
+
+class Link(Wire, frozen=True):
+    label: str
+    href: str
