@@ -22,10 +22,13 @@ from widgets.upgrade_gate import UpgradeGateProps
 SCHEMA_VERSION = 1
 
 
-class WidgetBase(Wire, frozen=True, tag_field="type", kw_only=True):
+class _WidgetId(Wire, frozen=True, tag_field="type"):
+    id: str
+
+
+class WidgetBase(_WidgetId, frozen=True, kw_only=True):
     """Fields every widget carries: its id, its "why this", and what to show instead."""
 
-    id: str
     why: Why
     fallback: Literal["drop"] | Widget = "drop"
 

@@ -1,0 +1,327 @@
+"""Load and validate layouts/: YAML → specs → compiled CEL, or every problem with file:line:col.
+
+Files: `signals.yaml`, `presets.yaml`, `help.yaml` and `screens/*.yaml` under the layouts folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cel
+
+from app.config.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec
+from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
+from app.engine.model import (
+    CompiledFallback,
+    CompiledScreen,
+    CompiledSlot,
+    CompiledWidget,
+    Layouts,
+    PropsTree,
+    Template,
+)
+from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
+from app.engine.templates import render
+from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
+from widgets import WIDGET_KINDS
+
+
+class ConfigInvalid(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_CHAIN = re.compile(r"(?<![\w.])([A-Za-z_]\w*)((?:\s*\.\s*[A-Za-z_]\w*)*)(\s*\()?")
+_BOUND = re.compile(r"\.\s*(?:map|filter|exists|exists_one|all)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_KEYWORDS = {"true", "false", "null", "in", "int", "uint", "double", "string", "bool", "bytes",
+             "list", "map", "type", "dyn", "has", "size", "matches", "timestamp", "duration"}
+_CEL_POS = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
+
+
+@dataclass
+class _Compiler:
+    schema: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+
+    def references(self, expr: str) -> list[tuple[str, int]]:
+        """Dotted variable paths an expression reads, with their offsets."""
+        blank = _STRING.sub(lambda m: " " * len(m.group(0)), expr)
+        bound = set(_BOUND.findall(blank))
+        found = []
+        for m in _CHAIN.finditer(blank):
+            root = m.group(1)
+            if root in _KEYWORDS or root in bound or root[0].isdigit():
+                continue
+            members = [p.strip() for p in m.group(2).split(".") if p.strip()]
+            if m.group(3) and members:
+                members = members[:-1]  # the last name is a method: x.startsWith(...)
+            elif m.group(3):
+                continue  # a function call
+            found.append((".".join([root, *members]), m.start()))
+        return found
+
+    def check_path(self, dotted: str) -> str | None:
+        node: Any = self.schema
+        parts = dotted.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict):
+                return None  # members of lists and scalars are CEL's own business
+            if part not in node:
+                where = ".".join(parts[:i]) or "rules"
+                known = ", ".join(sorted(node))[:200]
+                return f"unknown signal '{'.'.join(parts[: i + 1])}' ({where} has: {known})"
+            node = node[part]
+        return None
+
+    def program(self, src: Source, path: Path_, expr: str, offset: int = 0) -> Any:
+        line, col = src.values.get(path, (0, 0))
+        try:
+            prog = cel.compile(expr)
+        except ValueError as exc:
+            m = _CEL_POS.search(str(exc))
+            if m:
+                err_line, err_col, what = int(m.group(1)), int(m.group(2)), m.group(3)
+                self.problems.append(Problem(src.file, line + err_line, (col if err_line == 1 else 0)
+                                             + offset + err_col + 1, f"CEL: {what}"))
+            else:
+                self.problems.append(src.at(path, f"CEL: {exc}"))
+            return None
+        for dotted, at in self.references(expr):
+            problem = self.check_path(dotted)
+            if problem:
+                self.problems.append(Problem(src.file, line + 1, col + 1 + offset + at, problem))
+        return prog
+
+    def template(self, src: Source, path: Path_, text: str) -> Template | str:
+        matches = list(_TEMPLATE.finditer(text))
+        if not matches:
+            return text
+        quote = 1 if src.values.get(path) else 0
+        parts: list[Any] = []
+        pos = 0
+        for m in matches:
+            if m.start() > pos:
+                parts.append(text[pos : m.start()])
+            parts.append(self.program(src, path, m.group(1).strip(), quote + m.start(1)
+                                      + (len(m.group(1)) - len(m.group(1).lstrip()))))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(text[pos:])
+        whole = len(matches) == 1 and matches[0].span() == (0, len(text))
+        return Template(tuple(parts), whole=whole)
+
+    def props(self, src: Source, path: Path_, value: Any) -> PropsTree:
+        if isinstance(value, dict):
+            return {k: self.props(src, (*path, k), v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.props(src, (*path, i), v) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            return self.template(src, path, value)
+        return value
+
+    def behavioural(self, exprs: list[str]) -> bool:
+        for expr in exprs:
+            for dotted, _ in self.references(expr):
+                if any(dotted == b or dotted.startswith(b + ".") for b in BEHAVIOURAL):
+                    return True
+        return False
+
+
+def _strings(tree: Any) -> list[str]:
+    if isinstance(tree, dict):
+        return [s for v in tree.values() for s in _strings(v)]
+    if isinstance(tree, list):
+        return [s for v in tree for s in _strings(v)]
+    if isinstance(tree, str):
+        return [m.group(1) for m in _TEMPLATE.finditer(tree)]
+    return []
+
+
+def _load(src: Source, spec: type[Any], problems: list[Problem]) -> Any:
+    try:
+        return convert(src, src.data, spec)
+    except SourceError as exc:
+        problems.append(exc.problem)
+        return None
+
+
+def _read(path: Path, root: Path, problems: list[Problem]) -> Source | None:
+    try:
+        display = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+        return read_source(path, display=display)
+    except SourceError as exc:
+        problems.append(exc.problem)
+    except OSError as exc:
+        problems.append(Problem(str(path), 1, 1, f"cannot read: {exc.strerror}"))
+    return None
+
+
+def load_layouts(root: Path) -> Layouts:
+    """Read and compile every file under `root`; raise ConfigInvalid listing all problems."""
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
+    sources: dict[str, Source | None] = {}
+    for name in ("signals.yaml", "presets.yaml", "help.yaml"):
+        path = root / name
+        if not path.exists():
+            problems.append(Problem(str(path), 1, 1, "missing file"))
+            sources[name] = None
+            continue
+        digest.update(path.read_bytes())
+        sources[name] = _read(path, root, problems)
+    screen_files = sorted((root / "screens").glob("*.yaml"))
+    if not screen_files:
+        problems.append(Problem(str(root / "screens"), 1, 1, "no screen layouts (*.yaml)"))
+    screen_sources = []
+    for path in screen_files:
+        digest.update(path.name.encode() + path.read_bytes())
+        screen_sources.append(_read(path, root, problems))
+
+    signals_src, presets_src, help_src = (sources[n] for n in ("signals.yaml", "presets.yaml",
+                                                               "help.yaml"))
+    signals = _load(signals_src, SignalsSpec, problems) if signals_src else None
+    presets = _load(presets_src, PresetsSpec, problems) if presets_src else None
+    helps = _load(help_src, HelpSpec, problems) if help_src else None
+    if signals is None or presets is None or helps is None:
+        raise ConfigInvalid(sorted(problems))
+
+    _check_presets(presets, presets_src, problems)  # type: ignore[arg-type]
+    vocab = Vocabulary(signals=signals, presets=presets, help=helps,
+                       tracked_events=tracked_events(signals))
+    compiler = _Compiler(schema=signal_schema(vocab))
+    stages = []
+    assert signals_src is not None
+    for i, stage in enumerate(signals.lifecycle):
+        prog = compiler.program(signals_src, ("lifecycle", i, "when"), stage.when)
+        if prog is not None:
+            stages.append(CompiledStage(stage.stage, prog))
+    vocab = Vocabulary(signals=signals, presets=presets, help=helps, stages=tuple(stages),
+                       tracked_events=vocab.tracked_events)
+
+    screens: dict[str, CompiledScreen] = {}
+    for src in screen_sources:
+        if src is None:
+            continue
+        spec = _load(src, ScreenSpec, problems)
+        if spec is None:
+            continue
+        if spec.screen in screens:
+            problems.append(src.at(("screen",), f"screen '{spec.screen}' is also defined in "
+                                   f"{screens[spec.screen].source}"))
+            continue
+        screen = _compile_screen(src, spec, compiler, vocab)
+        if screen is not None:
+            screens[spec.screen] = screen
+    problems.extend(compiler.problems)
+    if problems:
+        raise ConfigInvalid(sorted(set(problems)))
+    return Layouts(vocabulary=vocab, screens=screens, version=digest.hexdigest()[:16])
+
+
+def _check_presets(presets: PresetsSpec, src: Source, problems: list[Problem]) -> None:
+    for name, industry in {**presets.industries, "default": presets.default}.items():
+        base: Path_ = ("default",) if name == "default" else ("industries", name)
+        for i, integration in enumerate(industry.integrations):
+            if integration not in presets.integrations:
+                problems.append(src.at((*base, "integrations", i),
+                                       f"unknown integration '{integration}'"))
+
+
+def _compile_screen(
+    src: Source, spec: ScreenSpec, compiler: _Compiler, vocab: Vocabulary
+) -> CompiledScreen | None:
+    view_ids = [v.id for v in spec.views]
+    before = len(compiler.problems)
+    if spec.default_view not in view_ids:
+        compiler.problems.append(src.at(("default_view",),
+                                        f"default_view '{spec.default_view}' is not a view"))
+    seen: dict[str, Path_] = {}
+    slots = []
+    order = 0
+    for si, slot in enumerate(spec.slots):
+        widgets = []
+        for wi, w in enumerate(slot.widgets):
+            base: Path_ = ("slots", si, "widgets", wi)
+            order += 1
+            if w.id in seen:
+                compiler.problems.append(src.at((*base, "id"), f"widget id '{w.id}' is used twice"))
+            seen[w.id] = base
+            kind = WIDGET_KINDS.get(w.type)
+            if kind is None:
+                compiler.problems.append(src.at((*base, "type"), f"unknown widget type '{w.type}' "
+                                                f"(known: {', '.join(WIDGET_KINDS)})"))
+                continue
+            for vi, v in enumerate(w.views):
+                if v not in view_ids:
+                    compiler.problems.append(src.at((*base, "views", vi), f"unknown view '{v}'"))
+            when = compiler.program(src, (*base, "when"), w.when)
+            confidence: Any = w.confidence
+            if isinstance(w.confidence, str):
+                confidence = compiler.program(src, (*base, "confidence"), w.confidence)
+            props = compiler.props(src, (*base, "props"), w.props)
+            summary = compiler.template(src, (*base, "why", "summary"), w.why.summary)
+            drivers = tuple(
+                (d, compiler.program(src, (*base, "why", "drivers", di), d))
+                for di, d in enumerate(w.why.drivers)
+            )
+            fallback = None
+            if not isinstance(w.fallback, str):
+                fb_kind = WIDGET_KINDS.get(w.fallback.type)
+                if fb_kind is None:
+                    compiler.problems.append(src.at((*base, "fallback", "type"),
+                                                    f"unknown widget type '{w.fallback.type}'"))
+                else:
+                    fallback = CompiledFallback(
+                        w.fallback.type, compiler.props(src, (*base, "fallback", "props"),
+                                                        w.fallback.props))
+            exprs = [w.when, *([w.confidence] if isinstance(w.confidence, str) else []),
+                     *_strings(w.props), *_strings(w.why.summary), *w.why.drivers]
+            compiled = CompiledWidget(
+                spec=w, slot=slot.id, order=order, when=when, confidence=confidence, props=props,
+                summary=summary if isinstance(summary, Template) else Template((summary,)),
+                drivers=drivers, behavioural=compiler.behavioural(exprs), fallback=fallback,
+                modal=kind.modal,
+            )
+            if len(compiler.problems) == before:
+                _check_props(src, base, compiled, compiler, vocab)
+            widgets.append(compiled)
+        slots.append(CompiledSlot(id=slot.id, max=slot.max, widgets=tuple(widgets)))
+    if len(compiler.problems) > before:
+        return None
+    return CompiledScreen(spec=spec, source=src.file, slots=tuple(slots))
+
+
+def _check_props(src: Source, base: Path_, widget: CompiledWidget, compiler: _Compiler,
+                 vocab: Vocabulary) -> None:
+    """Render the props for a sample user and check them against the widget type's schema."""
+    import msgspec
+
+    from app.engine.profile import ProfileData
+
+    sample = ProfileData(tenant_id="t", user_id="u", known=True, user_traits={"role": "admin"},
+                         tenant_traits={"plan": "trial", "industry": "healthcare"})
+    ctx = build_context(sample, vocab, now=__import__("datetime").datetime(2026, 1, 1),
+                        mode="full", screen="home")
+    env = cel.Context(ctx)
+    targets = [((*base, "props"), widget.type, widget.props)]
+    if widget.fallback is not None:
+        targets.append(((*base, "fallback", "props"), widget.fallback.type, widget.fallback.props))
+    for path, type_name, tree in targets:
+        try:
+            rendered = render(tree, env)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            compiler.problems.append(src.at(path, f"props cannot be rendered: {exc}"))
+            continue
+        try:
+            convert(src, rendered, WIDGET_KINDS[type_name].props, base=path)
+        except SourceError as exc:
+            compiler.problems.append(exc.problem)
+        except msgspec.ValidationError as exc:  # pragma: no cover - convert maps these
+            compiler.problems.append(src.at(path, str(exc)))

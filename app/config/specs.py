@@ -1,0 +1,159 @@
+"""What designers write in layouts/: the YAML shapes, strict (unknown fields are errors).
+
+`*Spec` Structs are designer input. Strings in `props` and `why.summary` may hold `{{ cel }}`
+templates; a string that is only one template keeps the expression's type (a number, a list...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class Spec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Base of designer input."""
+
+
+# --- signals.yaml -------------------------------------------------------------------------------
+
+
+class EventClassesSpec(Spec, kw_only=True):
+    value: list[str] = []
+    power: list[str] = []
+    friction: list[str] = []
+
+
+class ActivationStepSpec(Spec, kw_only=True):
+    id: str
+    label: str
+    body: str = ""
+    event: str
+    href: str = ""
+    for_roles: list[str] = []
+    scope: Literal["user", "tenant"] = "user"
+
+
+class FrictionSpec(Spec, kw_only=True):
+    window_minutes: int = 10
+    repeat_threshold: int = 3
+    trigger_hours: int = 24
+
+
+class LifecycleStageSpec(Spec, kw_only=True):
+    stage: str
+    when: str
+
+
+class PlanSpec(Spec, kw_only=True):
+    label: str
+    features: list[str] = []
+    limits: dict[str, int] = {}
+    next: str | None = None
+
+
+class SignalsSpec(Spec, kw_only=True):
+    events: EventClassesSpec = EventClassesSpec()
+    facets: dict[str, str] = {}
+    activation: list[ActivationStepSpec] = []
+    friction: FrictionSpec = FrictionSpec()
+    lifecycle: list[LifecycleStageSpec] = []
+    plans: dict[str, PlanSpec] = {}
+    confidence_floor: float = 0.5
+
+
+# --- presets.yaml -------------------------------------------------------------------------------
+
+
+class IntegrationSpec(Spec, kw_only=True):
+    name: str
+    connect_href: str = ""
+
+
+class TemplateRefSpec(Spec, kw_only=True):
+    id: str
+    name: str
+    href: str = ""
+
+
+class IndustrySpec(Spec, kw_only=True):
+    label: str
+    terms: dict[str, str] = {}
+    default_fields: list[str] = []
+    reports: list[str] = []
+    integrations: list[str] = []
+    templates: list[TemplateRefSpec] = []
+
+
+class PresetsSpec(Spec, kw_only=True):
+    integrations: dict[str, IntegrationSpec] = {}
+    industries: dict[str, IndustrySpec] = {}
+    default: IndustrySpec
+
+
+# --- help.yaml ----------------------------------------------------------------------------------
+
+
+class HelpArticleSpec(Spec, kw_only=True):
+    id: str
+    title: str
+    href: str
+    kind: Literal["article", "lesson", "video"] = "article"
+    features: list[str] = []
+    summary: str = ""
+
+
+class HelpSpec(Spec, kw_only=True):
+    articles: list[HelpArticleSpec] = []
+
+
+# --- screens/*.yaml -----------------------------------------------------------------------------
+
+
+class ViewSpec(Spec, kw_only=True):
+    id: str
+    label: str
+    roles: list[str] = []
+
+
+class WhySpec(Spec, kw_only=True):
+    summary: str
+    drivers: list[str] = []
+
+
+class SuppressSpec(Spec, kw_only=True):
+    cooldown_days: float = 7.0  # after a dismissal
+    hide_when_completed: bool = True
+    max_views: int | None = None  # total views before the widget rests
+
+
+class FallbackSpec(Spec, kw_only=True):
+    type: str
+    props: dict[str, Any]
+
+
+class WidgetSpec(Spec, kw_only=True):
+    id: str
+    type: str
+    when: str = "true"
+    priority: int = 50
+    confidence: float | str = 0.8
+    views: list[str] = []
+    in_default: bool = False  # also shown when the layout is not personalized
+    why: WhySpec
+    props: dict[str, Any]
+    suppress: SuppressSpec = SuppressSpec()
+    fallback: Literal["drop"] | FallbackSpec = "drop"
+
+
+class SlotSpec(Spec, kw_only=True):
+    id: str
+    max: int = 3
+    widgets: list[WidgetSpec] = []
+
+
+class ScreenSpec(Spec, kw_only=True):
+    screen: str
+    views: list[ViewSpec]
+    default_view: str
+    slots: list[SlotSpec]

@@ -1,0 +1,226 @@
+"""The decision: profile + layouts + candidates + time + seed → layout descriptor. Pure.
+
+Every widget that is not shown has a reason in the trace, and every widget shown carries its "why".
+No I/O, no clock, no randomness except what is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import cel
+import msgspec
+
+from app.engine.model import CompiledScreen, CompiledWidget, Layouts
+from app.engine.profile import PeerStats, ProfileData
+from app.engine.signals import Mode, build_context
+from app.engine.templates import render
+from widgets import SCHEMA_VERSION, WIDGET_KINDS
+from widgets.base import Driver, Why
+from widgets.descriptor import (
+    LayoutDescriptor,
+    PresetsDescriptor,
+    SlotDescriptor,
+    ViewDescriptor,
+    ViewOption,
+    Widget,
+)
+
+_EVAL_ERRORS = (RuntimeError, ValueError, TypeError, KeyError)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInput:
+    screen: str
+    profile: ProfileData
+    mode: Mode
+    now: datetime
+    seed: int  # 64 random bits from the caller; names the decision
+    view: str | None = None
+    peers: PeerStats | None = None
+    degraded: bool = False
+
+
+@dataclass(slots=True)
+class Decision:
+    descriptor: LayoutDescriptor
+    trace: list[tuple[str, str]] = field(default_factory=list)  # (widget id, why it was left out)
+
+
+class UnknownScreen(LookupError):
+    pass
+
+
+def decision_id(seed: int) -> str:
+    return f"dcs_{seed & (2**64 - 1):016x}"
+
+
+def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
+    screen = layouts.screens.get(inp.screen)
+    if screen is None:
+        raise UnknownScreen(inp.screen)
+    vocab = layouts.vocabulary
+    ctx = build_context(inp.profile, vocab, now=inp.now, mode=inp.mode, peers=inp.peers,
+                        screen=inp.screen)
+    role = ctx["user"]["role"]
+    view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
+    ctx["view"] = view.id
+    env = cel.Context(ctx)
+    trace: list[tuple[str, str]] = []
+    floor = vocab.signals.confidence_floor
+
+    chosen: list[tuple[CompiledWidget, Widget]] = []
+    for slot in screen.slots:
+        for w in slot.widgets:
+            reason = _excluded(w, inp, view.id, env, floor)
+            if reason:
+                trace.append((w.id, reason))
+                continue
+            widget = _build(w, env, inp.mode)
+            if isinstance(widget, str):
+                trace.append((w.id, widget))
+                continue
+            chosen.append((w, widget))
+
+    # Rank within slots, then keep one next step and at most one modal on the screen.
+    chosen.sort(key=lambda pair: (-pair[0].spec.priority, pair[0].order))
+    kept: dict[str, list[Widget]] = {slot.id: [] for slot in screen.slots}
+    limits = {slot.id: slot.max for slot in screen.slots}
+    has_next_step = has_modal = False
+    for w, widget in chosen:
+        if w.type == "next_step_card" and has_next_step:
+            trace.append((w.id, "one next step per screen: a higher-priority one is shown"))
+            continue
+        if w.modal and has_modal:
+            trace.append((w.id, "no stacked modals: a higher-priority one is shown"))
+            continue
+        if len(kept[w.slot]) >= limits[w.slot]:
+            trace.append((w.id, f"slot '{w.slot}' is full"))
+            continue
+        has_next_step |= w.type == "next_step_card"
+        has_modal |= w.modal
+        kept[w.slot].append(widget)
+
+    order = {w.id: w.order for w, _ in chosen}
+    slots = [
+        SlotDescriptor(id=slot.id, widgets=sorted(kept[slot.id], key=lambda x: order[x.id]))
+        for slot in screen.slots
+        if kept[slot.id]
+    ]
+    descriptor = LayoutDescriptor(
+        schema_version=SCHEMA_VERSION,
+        screen=screen.name,
+        layout=f"{screen.name}/{view.id}",
+        decision_id=decision_id(inp.seed),
+        generated_at=inp.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        personalized=inp.mode != "default",
+        degraded=inp.degraded,
+        view=ViewDescriptor(
+            id=view.id,
+            label=view.label,
+            options=[ViewOption(id=v.id, label=v.label) for v in screen.spec.views if v.id != view.id],
+        ),
+        presets=_presets(ctx, layouts) if inp.mode != "default" else None,
+        slots=slots,
+    )
+    return Decision(descriptor=descriptor, trace=trace)
+
+
+def _presets(ctx: dict[str, Any], layouts: Layouts) -> PresetsDescriptor | None:
+    industry_id, industry = layouts.vocabulary.industry(ctx["tenant"]["industry"])
+    if industry_id == "default":
+        return None
+    return PresetsDescriptor(industry=industry_id, terms=dict(industry.terms),
+                             default_fields=list(industry.default_fields),
+                             reports=list(industry.reports))
+
+
+def _excluded(w: CompiledWidget, inp: DecisionInput, view: str, env: Any, floor: float) -> str:
+    """Why a widget is left out, or '' when it is a candidate."""
+    if w.spec.views and view not in w.spec.views:
+        return f"only for views {', '.join(w.spec.views)}"
+    if inp.mode == "default" and not w.spec.in_default:
+        return "not part of the default layout"
+    if inp.mode == "basic" and w.behavioural:
+        return "reads behavioural signals; personalization is basic"
+    state = inp.profile.widgets.get(w.id)
+    if state is not None and inp.mode == "full":
+        if state.dismissed_at and inp.now - state.dismissed_at < timedelta(
+            days=w.suppress.cooldown_days
+        ):
+            return "dismissed; resting for its cool-down"
+        if w.suppress.hide_when_completed and state.completed_at:
+            return "completed"
+        if w.suppress.max_views is not None and state.views >= w.suppress.max_views:
+            return "shown often enough"
+    try:
+        if w.when.execute(env) is not True:
+            return "rule does not hold"
+        confidence = w.confidence if isinstance(w.confidence, (int, float)) else float(
+            w.confidence.execute(env))
+    except _EVAL_ERRORS as exc:
+        return f"rule could not be evaluated: {exc}"
+    if confidence < floor:
+        return f"confidence {confidence:.2f} is below the floor {floor:.2f}"
+    return ""
+
+
+def _build(w: CompiledWidget, env: Any, mode: Mode) -> Widget | str:
+    """The widget's descriptor, or the reason it could not be built."""
+    kind = WIDGET_KINDS[w.type]
+    try:
+        props = msgspec.convert(render(w.props, env), kind.props)
+        summary = render(w.summary, env)
+        drivers = [Driver(signal=name, value=_driver_value(prog.execute(env)))
+                   for name, prog in w.drivers]
+        confidence = w.confidence if isinstance(w.confidence, (int, float)) else float(
+            w.confidence.execute(env))
+        fallback: Any = "drop"
+        if w.fallback is not None:
+            fb_kind = WIDGET_KINDS[w.fallback.type]
+            fb_props = msgspec.convert(render(w.fallback.props, env), fb_kind.props)
+            fallback = fb_kind.widget(id=w.id, props=fb_props,  # type: ignore[call-arg]
+                                      why=Why(summary="", source="rule", confidence=0.0))
+    except (*_EVAL_ERRORS, msgspec.ValidationError) as exc:
+        return f"props could not be built: {exc}"
+    why = Why(summary=summary, source="rule" if mode != "default" else "default",
+              confidence=round(min(max(confidence, 0.0), 1.0), 2), drivers=drivers)
+    if not isinstance(fallback, str):
+        fallback = msgspec.structs.replace(fallback, why=why)
+    return kind.widget(id=w.id, props=props, why=why, fallback=fallback)  # type: ignore[call-arg]
+
+
+def _driver_value(value: Any) -> str | int | float | bool | None | list[str]:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def negotiate(
+    descriptor: LayoutDescriptor, widget_types: frozenset[str] | None
+) -> LayoutDescriptor:
+    """Replace widgets a client cannot render by their fallback, or drop them."""
+    if widget_types is None:
+        return descriptor
+
+    def fit(widget: Any) -> Widget | None:
+        while widget is not None and not isinstance(widget, str):
+            if widget.__struct_config__.tag in widget_types:
+                return widget  # type: ignore[no-any-return]
+            widget = widget.fallback
+        return None
+
+    slots = []
+    for slot in descriptor.slots:
+        widgets = [w for w in (fit(x) for x in slot.widgets) if w is not None]
+        if widgets:
+            slots.append(SlotDescriptor(id=slot.id, widgets=widgets))
+    return msgspec.structs.replace(descriptor, slots=slots)
+
+
+def screens_of(layouts: Layouts) -> list[CompiledScreen]:
+    return list(layouts.screens.values())

@@ -1,0 +1,92 @@
+"""Compiled layouts: designer specs with their CEL programs, ready for `decide`. Pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.config.specs import ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
+from app.engine.vocabulary import Vocabulary
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A `{{ cel }}` template: `whole` keeps the expression's type; otherwise text is joined."""
+
+    parts: tuple[str | Any, ...]  # literal strings and cel.Program objects
+    whole: bool = False
+
+
+# A props tree: dicts, lists, literals and Templates.
+PropsTree = Any
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFallback:
+    type: str
+    props: PropsTree
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledWidget:
+    spec: WidgetSpec
+    slot: str
+    order: int
+    when: Any  # cel.Program
+    confidence: float | Any  # a number or a cel.Program
+    props: PropsTree
+    summary: Template
+    drivers: tuple[tuple[str, Any], ...]  # (signal path, cel.Program)
+    behavioural: bool
+    fallback: CompiledFallback | None
+    modal: bool
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def suppress(self) -> SuppressSpec:
+        return self.spec.suppress
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSlot:
+    id: str
+    max: int
+    widgets: tuple[CompiledWidget, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledScreen:
+    spec: ScreenSpec
+    source: str  # the file it came from
+    slots: tuple[CompiledSlot, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.screen
+
+    def view(self, view_id: str) -> ViewSpec | None:
+        return next((v for v in self.spec.views if v.id == view_id), None)
+
+    def view_for_role(self, role: str) -> ViewSpec:
+        for v in self.spec.views:
+            if role and role in v.roles:
+                return v
+        found = self.view(self.spec.default_view)
+        assert found is not None  # checked when compiled
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Layouts:
+    """Everything the engine decides with; replaced whole on a reload."""
+
+    vocabulary: Vocabulary
+    screens: dict[str, CompiledScreen] = field(default_factory=dict)
+    version: str = ""  # content hash of the sources

@@ -1,0 +1,275 @@
+"""Signals: the profile turned into the variables that layout rules (CEL) read. Pure.
+
+Modes: `full` uses every signal; `basic` only declared traits (role, plan, industry...): behavioural
+variables are present but empty, and widgets that read them are not shown; `default` knows nothing
+of the user (personalization off, unknown user, or the profile store is down).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from app.engine.profile import PeerStats, ProfileData
+from app.engine.vocabulary import Vocabulary
+
+Mode = Literal["full", "basic", "default"]
+
+# Variables (or variable.member prefixes) that come from behaviour rather than declared traits.
+BEHAVIOURAL = (
+    "value",
+    "events",
+    "activation",
+    "integrations",
+    "features",
+    "templates",
+    "friction",
+    "upgrade",
+    "user.stage",
+    "user.days_since_signup",
+)
+
+ROLES = ("admin", "maker", "end_user")
+
+# Words that layouts may use in text; industry presets override them.
+DEFAULT_TERMS = {"customer": "customer", "customers": "customers", "deal": "deal",
+                 "account": "account"}
+
+
+def _text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    return default
+
+
+def build_context(
+    profile: ProfileData,
+    vocab: Vocabulary,
+    *,
+    now: datetime,
+    mode: Mode,
+    peers: PeerStats | None = None,
+    screen: str = "",
+) -> dict[str, Any]:
+    """The variables of one decision. `now` is the decision time (UTC)."""
+    behaviour = mode == "full"
+    declared = mode != "default"
+    signals = vocab.signals
+    today = now.date()
+
+    role = _text(profile.user_traits.get("role")) if declared else ""
+    traits = profile.tenant_traits if declared else {}
+    plan_id = _text(traits.get("plan"), "free")
+    plan = signals.plans.get(plan_id)
+    industry_id, industry = vocab.industry(_text(traits.get("industry")) or None)
+    seats = _int(traits.get("seats"))
+    seats_used = _int(traits.get("seats_used"))
+
+    # Event windows.
+    windows: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in vocab.tracked_events}
+    value_events = set(signals.events.value)
+    power_events = set(signals.events.power)
+    value = [0, 0, 0, 0]  # d7, d30, d90, previous 7 days
+    power_d30 = 0
+    last_value_day = None
+    if behaviour:
+        for row in profile.event_days:
+            age = (today - row.day).days
+            if age < 0 or age >= 90:
+                continue
+            w = windows.setdefault(row.event, [0, 0, 0, 0])
+            slots = (age < 7, age < 30, True, 7 <= age < 14)
+            for i, hit in enumerate(slots):
+                if hit:
+                    w[i] += row.n
+                    if row.event in value_events:
+                        value[i] += row.n
+            if row.event in value_events and (last_value_day is None or row.day > last_value_day):
+                last_value_day = row.day
+            if row.event in power_events and age < 30:
+                power_d30 += row.n
+    days_since_last = (today - last_value_day).days if last_value_day else -1
+
+    # Activation steps for this role.
+    seen_user = {row.event for row in profile.event_days} if behaviour else set()
+    seen_tenant = set(profile.tenant_events) if behaviour else set()
+    items = []
+    for step in signals.activation:
+        if step.for_roles and role and role not in step.for_roles:
+            continue
+        done = step.event in (seen_tenant | seen_user if step.scope == "tenant" else seen_user)
+        items.append({"id": step.id, "label": step.label, "body": step.body,
+                      "href": step.href, "done": done})
+    done_count = sum(1 for item in items if item["done"])
+    upcoming = next((item for item in items if not item["done"]), None)
+    empty_step = {"id": "", "label": "", "body": "", "href": "", "done": False}
+
+    # Integrations, features, templates.
+    connected = sorted(k for k, v in profile.integrations.items() if v) if behaviour else []
+    cohort = (peers.integrations.get(industry_id, {}) if peers else {}) if mode == "full" else {}
+    suggested = []
+    for integration_id in industry.integrations:
+        if integration_id in connected:
+            continue
+        spec = vocab.presets.integrations.get(integration_id)
+        adoption = cohort.get(integration_id)
+        suggested.append({
+            "id": integration_id,
+            "name": spec.name if spec else integration_id,
+            "connect_href": (spec.connect_href if spec and spec.connect_href
+                             else f"/settings/integrations/{integration_id}/connect"),
+            "peer_adoption": (
+                {"share": round(adoption.share, 2), "cohort": adoption.cohort} if adoption else None
+            ),
+        })
+    suggested.sort(key=lambda s: -(s["peer_adoption"] or {"share": 0.0})["share"])
+    facets: dict[str, list[str]] = {}
+    if behaviour:
+        for facet in profile.facets:
+            facets.setdefault(facet.kind, []).append(facet.value)
+    features_used = sorted(facets.get("feature", []))
+    templates_used = sorted(facets.get("template", []))
+    industry_label = industry.label.lower() if industry_id != "default" else "teams like yours"
+    template_offers = [
+        {"id": t.id, "name": t.name, "href": t.href or f"/templates/{t.id}",
+         "reason": f"Popular with {industry_label} teams" if industry_id != "default"
+         else "Popular with teams like yours"}
+        for t in industry.templates if t.id not in templates_used
+    ]
+
+    # Friction: errors within the window, by feature.
+    friction_window = now - timedelta(minutes=signals.friction.window_minutes)
+    errors = Counter[str]()
+    last_message: dict[str, str] = {}
+    if behaviour:
+        for ev in profile.recent:
+            if ev.event == "error_shown" and ev.ts >= friction_window:
+                feature = _text(ev.properties.get("feature"), "unknown")
+                errors[feature] += 1
+                last_message[feature] = _text(ev.properties.get("message"))
+    top_feature, top_errors = errors.most_common(1)[0] if errors else ("", 0)
+    article = next(
+        (a for a in vocab.help.articles if top_feature and top_feature in a.features), None
+    )
+
+    # Upgrade triggers: a limit hit or a feature attempted that the plan lacks, recently.
+    upgrade: dict[str, Any] = {"pending": False, "kind": "limit", "name": "", "screen": "",
+                               "plan": "", "plan_label": "", "used": 0, "max": 0}
+    if behaviour and plan is not None:
+        horizon = now - timedelta(hours=signals.friction.trigger_hours)
+        upgraded_at = max((ev.ts for ev in profile.recent if ev.event == "plan_upgraded"),
+                          default=None)
+        for ev in sorted(profile.recent, key=lambda e: e.ts, reverse=True):
+            if ev.ts < horizon or (upgraded_at and ev.ts <= upgraded_at):
+                break
+            if ev.event == "limit_reached" and plan.next:
+                name = _text(ev.properties.get("limit"))
+            elif ev.event == "feature_attempted":
+                name = _text(ev.properties.get("feature"))
+                if not name or name in plan.features:
+                    continue
+            else:
+                continue
+            target = signals.plans.get(plan.next or "")
+            upgrade = {
+                "pending": True,
+                "kind": "limit" if ev.event == "limit_reached" else "feature",
+                "name": name,
+                "screen": _text(ev.properties.get("screen")),
+                "plan": plan.next or "",
+                "plan_label": target.label if target else (plan.next or ""),
+                "used": _int(ev.properties.get("used")),
+                "max": _int(ev.properties.get("max")),
+            }
+            break
+
+    days_since_signup = (now - profile.first_seen).days if profile.first_seen and behaviour else 0
+    context: dict[str, Any] = {
+        "screen": screen,
+        "view": "",
+        "personalization": mode,
+        "user": {"id": profile.user_id if declared else "", "role": role, "stage": "",
+                 "days_since_signup": days_since_signup},
+        "tenant": {
+            "id": profile.tenant_id if declared else "",
+            "plan": plan_id,
+            "industry": industry_id,
+            "region": _text(traits.get("region")),
+            "seats": seats,
+            "seats_used": seats_used,
+            "seat_utilization": round(seats_used / seats, 3) if seats else 0.0,
+            "at_seat_limit": bool(seats) and seats_used >= seats,
+        },
+        "plan": {
+            "id": plan_id,
+            "label": plan.label if plan else plan_id,
+            "features": list(plan.features) if plan else [],
+            "next": (plan.next or "") if plan else "",
+        },
+        "value": {"d7": value[0], "d30": value[1], "d90": value[2], "trend_7d": value[0] - value[3],
+                  "days_since_last": days_since_last, "power_d30": power_d30},
+        "events": {name: {"d7": w[0], "d30": w[1], "d90": w[2]} for name, w in windows.items()},
+        "activation": {
+            "done": done_count,
+            "total": len(items),
+            "complete": bool(items) and done_count == len(items),
+            "has_next": upcoming is not None,
+            "next": upcoming or empty_step,
+            "items": items,
+            "steps": {item["id"]: item["done"] for item in items},
+        },
+        "integrations": {"count": len(connected), "connected": connected,
+                         "suggested": suggested[:3], "has_suggestions": bool(suggested)},
+        "features": {"diversity": len(features_used), "used": features_used},
+        "templates": {"count": len(templates_used), "used": templates_used,
+                      "suggested": template_offers[:3]},
+        "friction": {
+            "errors": sum(errors.values()),
+            "feature": top_feature,
+            "feature_errors": top_errors,
+            "repeated": top_errors >= signals.friction.repeat_threshold,
+            "message": last_message.get(top_feature, ""),
+            "has_article": article is not None,
+            "article": {"id": article.id, "title": article.title, "href": article.href,
+                        "kind": article.kind, "summary": article.summary} if article
+            else {"id": "", "title": "", "href": "", "kind": "article", "summary": ""},
+        },
+        "upgrade": upgrade,
+        "presets": {"industry": industry_id, "label": industry.label,
+                    "terms": {**DEFAULT_TERMS, **industry.terms}},
+    }
+    if behaviour:
+        context["user"]["stage"] = lifecycle_stage(context, vocab)
+    return context
+
+
+def lifecycle_stage(context: dict[str, Any], vocab: Vocabulary) -> str:
+    """The first lifecycle stage whose rule holds; rules that fail to evaluate are skipped."""
+    import cel
+
+    env = cel.Context(context)
+    for stage in vocab.stages:
+        try:
+            if stage.program.execute(env) is True:
+                return stage.stage
+        except (RuntimeError, ValueError, TypeError):
+            continue
+    return ""
+
+
+def signal_schema(vocab: Vocabulary) -> dict[str, Any]:
+    """A full context for a typical user: the names rules may use, and sample values."""
+    from app.engine.profile import ProfileData as _P
+
+    sample = _P(tenant_id="t", user_id="u", known=True, user_traits={"role": "admin"},
+                tenant_traits={"plan": "trial"})
+    return build_context(sample, vocab, now=datetime(2026, 1, 1), mode="full", screen="home")

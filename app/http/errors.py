@@ -1,0 +1,77 @@
+"""One error shape for the whole API, and the one place exceptions become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+log = logging.getLogger("cairn.http")
+
+
+class ApiError(Exception):
+    """An error a caller can act on: status, snake_case code, a sentence, and the field at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorEnvelope(msgspec.Struct):
+    error: ErrorBody
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> Response[bytes]:
+    body = msgspec.json.encode(ErrorEnvelope(ErrorBody(code=code, message=message, field=field)))
+    return Response(content=body, status_code=status, media_type=MediaType.JSON)
+
+
+def handle_api_error(_: Request[object, object, object], exc: ApiError) -> Response[bytes]:
+    return error_response(exc.status, exc.code, exc.message, exc.field)
+
+
+def handle_http_exception(
+    _: Request[object, object, object], exc: HTTPException
+) -> Response[bytes]:
+    if isinstance(exc, NotFoundException):
+        return error_response(404, "not_found", "No such resource.")
+    if isinstance(exc, ValidationException):
+        field = None
+        extra = exc.extra if isinstance(exc.extra, list) else []
+        for item in extra:
+            if isinstance(item, dict) and item.get("key"):
+                field = str(item["key"])
+                break
+        detail = f"Invalid value for '{field}'." if field else "The request is not valid."
+        return error_response(400, "invalid_request", detail, field)
+    code = {
+        401: "unauthorized",
+        403: "forbidden",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        429: "rate_limited",
+    }.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+def handle_unexpected(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "Cairn hit an unexpected error; it was logged.")
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

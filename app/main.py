@@ -1,0 +1,67 @@
+"""The composition root: `create_app()` wires settings, storage, layouts and routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from app.http import events, layouts, ops, preferences
+from app.http.auth import KeyRing, authenticate
+from app.http.errors import EXCEPTION_HANDLERS
+from app.runtime import Runtime
+from app.settings import Settings
+
+log = logging.getLogger("cairn")
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None, demo: bool = False) -> Litestar:
+    """The Cairn API. `runtime` may be passed in (tests); otherwise it starts in the lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        rt = runtime or Runtime(settings)
+        owned = runtime is None
+        if owned:
+            await rt.start()
+        app.state.runtime = rt
+        app.state.settings = settings
+        app.state.pool = rt.pool
+        app.state.keyring = KeyRing(settings, rt.pool)
+        try:
+            yield
+        finally:
+            if owned:
+                await rt.stop()
+
+    route_handlers: list[object] = [*ops.ROUTES, *events.ROUTES, *layouts.ROUTES, *preferences.ROUTES]
+    if demo:
+        from app.http import demo as demo_pages
+
+        route_handlers.extend(demo_pages.ROUTES)
+    cors = (
+        CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_headers=["authorization", "content-type", "x-cairn-user-hash", "x-cairn-client",
+                           "if-none-match"],
+            expose_headers=["etag"],
+            allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+        )
+        if settings.cors_origins
+        else None
+    )
+    return Litestar(
+        route_handlers=route_handlers,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        dependencies={"principal": Provide(authenticate)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        cors_config=cors,
+        openapi_config=OpenAPIConfig(title="Cairn", version="1.0.0", path="/schema"),
+        request_max_body_size=2 * 1024 * 1024,
+        debug=False,
+    )

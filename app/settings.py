@@ -1,0 +1,67 @@
+"""Configuration, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+PiiMode = Literal["hash", "drop"]
+
+
+class ConfigError(Exception):
+    """Configuration that cannot run; raised at start-up, never at request time."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    secret_key: str
+    publishable_key: str
+    identity_secret: str
+    database_url: str | None = None
+    data_dir: Path = Path(".cairn")
+    layouts_dir: Path = Path("layouts")
+    cors_origins: tuple[str, ...] = ()
+    pii_mode: PiiMode = "hash"
+    recommender_budget_ms: float = 20.0
+    profile_cache_size: int = 50_000
+    reload_layouts: bool = True
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, generate_keys: bool = False) -> Settings:
+        """Read `CAIRN_*` and `DATABASE_URL`; with `generate_keys`, missing keys are created."""
+        env = dict(os.environ if env is None else env)
+        keys = {}
+        for name, prefix in (
+            ("CAIRN_SECRET_KEY", "sk_"),
+            ("CAIRN_PUBLISHABLE_KEY", "pk_"),
+            ("CAIRN_IDENTITY_SECRET", "whsec_"),
+        ):
+            value = env.get(name, "")
+            if not value:
+                if not generate_keys:
+                    raise ConfigError(f"{name} is not set (cairn demo creates one when missing)")
+                value = prefix + secrets.token_urlsafe(24)
+            keys[name] = value
+        pii = env.get("CAIRN_PII_MODE", "hash")
+        if pii not in ("hash", "drop"):
+            raise ConfigError(f"CAIRN_PII_MODE must be 'hash' or 'drop', not {pii!r}")
+        try:
+            budget = float(env.get("CAIRN_RECOMMENDER_BUDGET_MS", "20"))
+        except ValueError as exc:
+            raise ConfigError("CAIRN_RECOMMENDER_BUDGET_MS must be a number") from exc
+        origins = tuple(o.strip() for o in env.get("CAIRN_CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            secret_key=keys["CAIRN_SECRET_KEY"],
+            publishable_key=keys["CAIRN_PUBLISHABLE_KEY"],
+            identity_secret=keys["CAIRN_IDENTITY_SECRET"],
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("CAIRN_DATA_DIR", ".cairn")),
+            layouts_dir=Path(env.get("CAIRN_LAYOUTS_DIR", "layouts")),
+            cors_origins=origins,
+            pii_mode=pii,  # type: ignore[arg-type]
+            recommender_budget_ms=budget,
+            reload_layouts=env.get("CAIRN_RELOAD_LAYOUTS", "1") not in ("0", "false", "no"),
+        )
