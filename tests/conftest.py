@@ -88,3 +88,64 @@ async def pool(database_dsn: str) -> AsyncIterator[Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+# --- The API on the test database -----------------------------------------------------------------
+
+from collections.abc import Callable  # noqa: E402
+
+from litestar.testing import AsyncTestClient  # noqa: E402
+
+from app.http.auth import user_hash  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.runtime import Runtime  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+LAYOUTS_DIR = Path(__file__).resolve().parents[1] / "layouts"
+
+
+@pytest.fixture
+def settings(database_dsn: str) -> Settings:
+    return Settings(
+        secret_key="sk_test_secret",
+        publishable_key="pk_test_publishable",
+        identity_secret="whsec_test_identity",
+        database_url=database_dsn,
+        layouts_dir=LAYOUTS_DIR,
+        reload_layouts=False,
+    )
+
+
+@pytest_asyncio.fixture
+async def client(
+    settings: Settings, pool: Pool
+) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    """The API on the (emptied) test database; its runtime starts in the app's own lifespan."""
+    del pool  # requested so that tables are emptied first
+    app = create_app(settings)
+    async with AsyncTestClient(app=app) as c:
+        yield c
+
+
+@pytest.fixture
+def runtime(client: AsyncTestClient) -> Runtime:  # type: ignore[type-arg]
+    rt: Runtime = client.app.state.runtime
+    return rt
+
+
+@pytest.fixture
+def secret_headers(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.secret_key}"}
+
+
+@pytest.fixture
+def browser_headers(settings: Settings) -> Callable[[str, str], dict[str, str]]:
+    """Headers of a browser session for one user: publishable key and its user hash."""
+
+    def make(tenant_id: str, user_id: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {settings.publishable_key}",
+            "X-Cairn-User-Hash": user_hash(settings.identity_secret, tenant_id, user_id),
+        }
+
+    return make

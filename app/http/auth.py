@@ -17,6 +17,7 @@ from typing import Literal
 
 import msgspec
 from litestar import Request
+from litestar.di import NamedDependency
 
 from app.http.errors import ApiError
 from app.settings import Settings
@@ -37,6 +38,10 @@ class Principal(msgspec.Struct, frozen=True):
         """404 for another tenant's objects: their existence is not disclosed."""
         if self.tenant_id is not None and self.tenant_id != tenant_id:
             raise ApiError(404, "not_found", "No such tenant or user.", "tenant_id")
+
+
+# How handlers ask for the caller: `principal: Caller` (provided by `authenticate`).
+Caller = NamedDependency[Principal]
 
 
 def user_hash(identity_secret: str, tenant_id: str, user_id: str) -> str:

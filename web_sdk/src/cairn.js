@@ -139,6 +139,7 @@
     }
   }
   function widgetEvent(m, name, el, extra) {
+    if (!cfg) return Promise.resolve();
     return enqueue(message({
       type: "track",
       event: name,
@@ -211,7 +212,7 @@
       var p = wd.props || {};
       var items = list(p.items);
       var done = items.filter(function (it) { return it.done; }).length;
-      return body(c, c.heading(p.title), c.progress(done, items.length), h("ul", null, items.map(function (it) {
+      return body(c, c.heading(p.title), items.length > 0 && c.progress(done, items.length), h("ul", null, items.map(function (it) {
         return h("li", { class: it.done ? "cairn-done" : null },
           h("span", { "aria-hidden": "true" }, it.done ? "\u2713 " : "\u25cb "),
           h("span", { class: "cairn-sr" }, it.done ? "Done: " : "To do: "),
@@ -314,7 +315,8 @@
 
   // ---- painting a descriptor into a mount ----
 
-  function paint(m, desc, cached) {
+  // quiet: no exposures and no caching (a cached copy, or a preview).
+  function paint(m, desc, quiet) {
     if (!desc || !Array.isArray(desc.slots)) throw new Error("Cairn: not a layout descriptor");
     var root = m.el;
     var view = desc.view || {};
@@ -323,7 +325,7 @@
     root.classList.add("cairn-root");
     root.setAttribute("data-cairn-decision", str(desc.decision_id));
     root.setAttribute("data-cairn-layout", str(desc.layout));
-    root.toggleAttribute("data-cairn-cached", !!cached);
+    if (!quiet) root.removeAttribute("data-cairn-cached");
     if (sig !== m.sig) {
       m.sig = sig;
       var focus = focusKey(root);
@@ -352,9 +354,9 @@
       m.ids = ids;
       restoreFocus(root, focus);
     }
-    if (!cached) {
+    if (!quiet) {
       observe(m);
-      if (cfg.cache !== false) store("setItem", cacheKey(m), JSON.stringify(desc));
+      if (cfg && cfg.cache !== false) store("setItem", cacheKey(m), JSON.stringify(desc));
     }
     try {
       root.dispatchEvent(new CustomEvent("cairn:layout", { detail: desc }));
@@ -396,6 +398,32 @@
     els.forEach(function (el) { m.io.observe(el); });
   }
 
+  // ---- mounts: one per element ----
+
+  function mount(element, screen, options) {
+    var el = typeof element === "string" ? d.querySelector(element) : element;
+    if (!el || !el.nodeType) throw new Error("Cairn needs an element to render into");
+    var m = mounts.get(el);
+    if (!m || m.screen !== str(screen)) {
+      if (m) api.unmount(el);
+      m = { el: el, screen: str(screen), seq: 0, seen: new Set(), open: new Set() };
+      mounts.set(el, m);
+      el.addEventListener("click", onClick);
+    }
+    m.level = Math.min(Math.max(Number(options.headingLevel) || 3, 2), 6);
+    return m;
+  }
+
+  // widget_clicked for any link (or element marked data-cairn-cta) inside a widget.
+  var onClick = guard(function (e) {
+    var m = mounts.get(e.currentTarget);
+    var a = m && e.target.closest && e.target.closest("a[href],[data-cairn-cta]");
+    var box = a && a.closest("[data-widget-id]");
+    if (!box || !m.el.contains(box)) return;
+    widgetEvent(m, "widget_clicked", box, { item: a.getAttribute("data-cairn-item") || undefined })
+      .then(function () { refresh(m); });
+  });
+
   // ---- loading, live updates, view switching ----
 
   function viewKey(m) { return "cairn:view:" + cfg.tenantId + ":" + cfg.userId + ":" + m.screen; }
@@ -403,6 +431,7 @@
 
   async function load(m) {
     var seq = ++m.seq;
+    if (!cfg) return null;
     try {
       var res = await fetch(layoutUrl(m), { headers: headers(), cache: "no-cache" });
       if (!res.ok) {
@@ -462,6 +491,7 @@
       } catch (e) {
         if (ac.signal.aborted) return;
         fail(e);
+        if (e.status >= 400 && e.status < 500 && e.status !== 429) return; // will not get better
       }
       await wait(delay * (1 + Math.random() / 2));
       delay = Math.min(delay * 2, 30000);
@@ -525,32 +555,20 @@
 
     render: function (screen, element, options) {
       try {
-        var el = typeof element === "string" ? d.querySelector(element) : element;
         if (!cfg) throw new Error("Cairn.render called before Cairn.init");
-        if (!el || !el.nodeType) throw new Error("Cairn.render needs an element");
         options = options || {};
-        var m = mounts.get(el);
-        if (!m || m.screen !== screen) {
-          if (m) api.unmount(el);
-          m = { el: el, screen: str(screen), seq: 0, seen: new Set(), open: new Set() };
-          mounts.set(el, m);
-          el.addEventListener("click", guard(function (e) {
-            var a = e.target.closest && e.target.closest("a[href],[data-cairn-cta]");
-            var box = a && a.closest("[data-widget-id]");
-            if (!box || !el.contains(box) || a.hasAttribute("data-cairn-ui")) return;
-            widgetEvent(m, "widget_clicked", box, { item: a.getAttribute("data-cairn-item") || undefined })
-              .then(function () { refresh(m); });
-          }));
-        }
+        var m = mount(element, screen, options);
         var remembered = store("getItem", viewKey(m));
         m.view = options.view || remembered || null;
         m.viewStored = !options.view && !!remembered;
-        m.level = Math.min(Math.max(Number(options.headingLevel) || 3, 2), 6);
         m.live = !!options.live;
         if (!m.d && cfg.cache !== false) {
           try {
             var cached = JSON.parse(store("getItem", cacheKey(m)));
-            if (cached) paint(m, cached, true);
+            if (cached) {
+              paint(m, cached, true);
+              m.el.setAttribute("data-cairn-cached", "");
+            }
           } catch (e) { /* nothing usable cached */ }
         }
         var done = load(m);
@@ -563,6 +581,13 @@
       }
     },
 
+    renderDescriptor: guard(function (element, descriptor, options) {
+      options = options || {};
+      var m = mount(element, descriptor && descriptor.screen, options);
+      m.view = descriptor && descriptor.view && descriptor.view.id;
+      paint(m, descriptor, !!options.preview);
+    }),
+
     unmount: guard(function (element) {
       var m = mounts.get(element);
       if (!m) return;
@@ -570,12 +595,14 @@
       if (m.ac) m.ac.abort();
       if (m.io) m.io.disconnect();
       clearTimeout(m.refresh);
+      element.removeEventListener("click", onClick);
       element.textContent = "";
     }),
 
     registerRenderer: guard(function (type, fn) {
       if (typeof fn === "function") renderers[type] = fn;
       else delete renderers[type];
+      mounts.forEach(function (m) { m.sig = null; }); // repaint with the new renderer next time
     }),
 
     track: function (event, properties) {

@@ -1,0 +1,145 @@
+"""Event ingestion: `POST /v1/events` and its Segment-compatible alias `POST /v1/batch`.
+
+The answer `{"accepted": n, "duplicates": d}` is sent only once the batch is committed. Anything
+else is an error the sender can act on: 4xx for the batch as sent (nothing of it is stored), or
+503 `unavailable` when the database cannot take it now (the sender retries; messageIds make the
+retry safe).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, post
+
+from app.http.auth import Caller, Principal, verify_user
+from app.http.errors import ApiError
+from app.ingest import MAX_BATCH_BYTES, ParsedBatch, parse_batch, pii_key
+from app.settings import Settings
+from app.storage.events import is_unavailable, store_events
+
+log = logging.getLogger("cairn.ingest")
+
+
+class IngestAnswer(msgspec.Struct, frozen=True):
+    accepted: int
+    duplicates: int
+
+
+@post(["/v1/events", "/v1/batch"], status_code=200)
+async def post_events(request: Request[Any, Any, Any], principal: Caller) -> IngestAnswer:
+    """Store a Segment-spec batch (or one event) atomically; retries are counted as duplicates."""
+    body = await read_body(request)
+    settings: Settings = request.app.state.settings
+    batch = parse_batch(
+        body,
+        received_at=datetime.now(UTC),
+        pii_mode=settings.pii_mode,
+        pii_key=pii_key(settings.identity_secret),
+    )
+    authorize(request, principal, batch)
+    runtime = request.app.state.runtime
+    try:
+        pool = runtime.pool
+    except RuntimeError:  # the database has not started (yet)
+        raise _unavailable() from None
+    try:
+        result = await store_events(pool, batch.rows, facets=runtime.vocabulary.facets)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise  # a bug, not an outage: the error handler logs it
+        log.warning("events not stored, the database is unavailable: %r", exc)
+        raise _unavailable() from None
+    runtime.forget(result.touched)
+    return IngestAnswer(accepted=result.accepted, duplicates=batch.duplicates + result.duplicates)
+
+
+ROUTES = [post_events]
+
+
+def authorize(request: Request[Any, Any, Any], principal: Caller, batch: ParsedBatch) -> None:
+    """Tenant-scoped keys send only their tenant's events; publishable keys only one user's."""
+    for index, row in enumerate(batch.rows):
+        try:
+            principal.require_tenant(row.tenant_id)
+        except ApiError as exc:
+            raise ApiError(exc.status, exc.code, exc.message, batch.field(index)) from None
+    if principal.kind == "secret":
+        return
+    first = batch.rows[0]
+    for index, row in enumerate(batch.rows):
+        if (row.tenant_id, row.user_id) != (first.tenant_id, first.user_id):
+            raise ApiError(
+                403,
+                "one_user_per_batch",
+                "With a publishable key, every event of a batch is for the one verified user.",
+                batch.field(index, "userId"),
+            )
+        if row.type == "group":
+            raise ApiError(
+                403,
+                "secret_key_required",
+                "Group calls change the whole tenant: send them with the secret key.",
+                batch.field(index, "type"),
+            )
+    verify_user(principal, request, first.tenant_id, first.user_id)
+
+
+async def read_body(request: Request[Any, Any, Any]) -> bytes:
+    """The raw body, gunzipped for `Content-Encoding: gzip`; 500 KB at most, before and after."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BATCH_BYTES:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BATCH_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            f"Content-Encoding '{encoding}' is not supported; send identity or gzip.",
+        )
+    return _gunzip(body)
+
+
+def _gunzip(body: bytes) -> bytes:
+    """Inflate every gzip member, never holding more than the batch limit (gzip bombs)."""
+    out: list[bytes] = []
+    size = 0
+    rest = body
+    while rest:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(rest, MAX_BATCH_BYTES + 1 - size)
+        except zlib.error:
+            raise ApiError(400, "invalid_json", "The body is not valid gzip.") from None
+        size += len(data)
+        if size > MAX_BATCH_BYTES:
+            raise _too_large()
+        if not inflater.eof:
+            raise ApiError(400, "invalid_json", "The gzip body is truncated.")
+        out.append(data)
+        rest = inflater.unused_data
+    return b"".join(out)
+
+
+def _unavailable() -> ApiError:
+    return ApiError(
+        503, "unavailable", "Events cannot be stored right now; send the batch again later."
+    )
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "batch_too_large", f"A batch may be at most {MAX_BATCH_BYTES // 1024} KB.")

@@ -1,0 +1,52 @@
+"""Operations: liveness, readiness, and the web SDK served with caching that outlives outages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import MediaType, Request, Response, get
+
+from app.runtime import Runtime
+
+SDK_DIR = Path(__file__).resolve().parents[2] / "web_sdk" / "src"
+# Browsers may keep using a cached SDK for a week while Cairn is unreachable.
+SDK_CACHE = "public, max-age=3600, stale-while-revalidate=86400, stale-if-error=604800"
+
+Req = Request[object, object, object]
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(request: Req) -> Response[dict[str, object]]:
+    rt: Runtime = request.app.state.runtime
+    checks: dict[str, object] = {"layouts": rt.layouts.version, "screens": sorted(rt.layouts.screens)}
+    ok = rt.ready
+    try:
+        await rt.pool.fetchval("SELECT 1", timeout=2)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+        ok = False
+    if rt.layout_error:
+        checks["layout_error"] = rt.layout_error
+    return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+@get(["/sdk/cairn.js", "/sdk/v1/cairn.js"])
+async def sdk_script() -> Response[bytes]:
+    return Response(content=(SDK_DIR / "cairn.js").read_bytes(),
+                    media_type="text/javascript; charset=utf-8",
+                    headers={"Cache-Control": SDK_CACHE})
+
+
+@get("/sdk/cairn.d.ts")
+async def sdk_types() -> Response[bytes]:
+    return Response(content=(SDK_DIR / "cairn.d.ts").read_bytes(), media_type=MediaType.TEXT,
+                    headers={"Cache-Control": SDK_CACHE})
+
+
+ROUTES = [healthz, readyz, sdk_script, sdk_types]

@@ -1,0 +1,53 @@
+"""The preference center: `GET` / `PUT /v1/preferences`."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import MediaType, Request, Response, get, put
+
+from app.engine.profile import Preferences
+from app.http.auth import Caller, Principal, verify_user
+from app.http.errors import ApiError
+from app.runtime import Runtime
+from app.storage.profiles import save_preferences
+
+Req = Request[object, object, object]
+
+
+@get("/v1/preferences")
+async def get_preferences(
+    request: Req, principal: Caller, tenant_id: str, user_id: str
+) -> Response[bytes]:
+    verify_user(principal, request, tenant_id, user_id)
+    rt: Runtime = request.app.state.runtime
+    row = await rt.pool.fetchval(
+        "SELECT body FROM preferences WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id
+    )
+    prefs = msgspec.convert(row or {}, Preferences)
+    return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
+
+
+@put("/v1/preferences", status_code=200)
+async def put_preferences(
+    request: Req, principal: Caller, tenant_id: str, user_id: str
+) -> Response[bytes]:
+    verify_user(principal, request, tenant_id, user_id)
+    body = await request.body()
+    try:
+        prefs = msgspec.json.decode(body, type=Preferences)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$")
+        field = where.rstrip("`").lstrip(".") or None
+        if "unknown field" in message:
+            field = message.split("`")[1] if "`" in message else field
+        raise ApiError(400, "invalid_preferences", message.replace("`", "'") + ".",
+                       field) from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from exc
+    rt: Runtime = request.app.state.runtime
+    await save_preferences(rt.pool, tenant_id, user_id, prefs)
+    rt.profiles.invalidate(tenant_id, user_id)
+    return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
+
+
+ROUTES = [get_preferences, put_preferences]

@@ -1,0 +1,197 @@
+"""What a running Cairn process holds: the pool, layouts, profile cache, and change notifications.
+
+Processes stay coherent through PostgreSQL: ingestion sends NOTIFY cairn_profile after commit, every
+process LISTENs, drops that user's cached profile and wakes the user's live streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from app.config.compile import ConfigInvalid, load_layouts
+from app.engine.model import Layouts
+from app.engine.profile import PeerStats
+from app.engine.vocabulary import Vocabulary
+from app.settings import Settings
+from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
+from app.storage.profiles import ProfileStore, load_peer_stats
+
+log = logging.getLogger("cairn.runtime")
+
+
+class Hub:
+    """Wakes live layout streams when a user's decision may have changed."""
+
+    def __init__(self) -> None:
+        self._subs: dict[tuple[str, str], set[asyncio.Queue[str]]] = defaultdict(set)
+
+    def subscribe(self, tenant_id: str, user_id: str) -> asyncio.Queue[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=16)
+        self._subs[(tenant_id, user_id)].add(queue)
+        return queue
+
+    def unsubscribe(self, tenant_id: str, user_id: str, queue: asyncio.Queue[str]) -> None:
+        subs = self._subs.get((tenant_id, user_id))
+        if subs is not None:
+            subs.discard(queue)
+            if not subs:
+                self._subs.pop((tenant_id, user_id), None)
+
+    def _put(self, queue: asyncio.Queue[str], reason: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(reason)
+
+    def publish(self, tenant_id: str, user_id: str, reason: str = "profile") -> None:
+        for queue in self._subs.get((tenant_id, user_id), ()):
+            self._put(queue, reason)
+
+    def publish_tenant(self, tenant_id: str, reason: str) -> None:
+        for (t, _), queues in self._subs.items():
+            if t == tenant_id:
+                for queue in queues:
+                    self._put(queue, reason)
+
+    def publish_all(self, reason: str) -> None:
+        for queues in self._subs.values():
+            for queue in queues:
+                self._put(queue, reason)
+
+
+class _Notice(msgspec.Struct):
+    t: str
+    u: str | None = None
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, layouts: Layouts | None = None) -> None:
+        self.settings = settings
+        self.layouts: Layouts = layouts or load_layouts(settings.layouts_dir)
+        self.layout_error: str | None = None
+        self.hub = Hub()
+        self.peers = PeerStats()
+        self._pool: Pool | None = None
+        self._profiles: ProfileStore | None = None
+        self._embedded: EmbeddedPostgres | None = None
+        self._listener: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = False
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise RuntimeError("the database is not started")
+        return self._pool
+
+    @property
+    def profiles(self) -> ProfileStore:
+        if self._profiles is None:
+            raise RuntimeError("the database is not started")
+        return self._profiles
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.layouts.vocabulary
+
+    def database_url(self) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        self._embedded = EmbeddedPostgres(self.settings.data_dir)
+        return self._embedded.start()
+
+    async def start(self) -> None:
+        dsn = await asyncio.to_thread(self.database_url)
+        self._pool = await create_pool(dsn)
+        async with self._pool.acquire() as conn:
+            await migrate(conn)
+        self._profiles = ProfileStore(self._pool, self.vocabulary,
+                                      cache_size=self.settings.profile_cache_size)
+        self._listener = await asyncpg.connect(dsn)
+        await self._listener.add_listener("cairn_profile", self._on_profile)
+        await self.refresh_peers()
+        self._tasks.append(asyncio.create_task(self._refresh_peers_forever()))
+        if self.settings.reload_layouts:
+            self._tasks.append(asyncio.create_task(self._watch_layouts()))
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+
+    def forget(self, users: set[tuple[str, str]]) -> None:
+        """Drop this process's cached profiles at once after a local write (NOTIFY follows)."""
+        if self._profiles is None:
+            return
+        for tenant_id in {t for t, _ in users}:
+            self._profiles.invalidate(tenant_id)
+
+    def _on_profile(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            notice = msgspec.json.decode(payload, type=_Notice)
+        except msgspec.DecodeError:
+            return
+        if self._profiles is not None:
+            self._profiles.invalidate(notice.t, notice.u)
+        if notice.u is None:
+            self.hub.publish_tenant(notice.t, "tenant")
+        else:
+            self.hub.publish(notice.t, notice.u)
+
+    async def refresh_peers(self) -> None:
+        try:
+            self.peers = await load_peer_stats(self.pool)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("peer statistics not refreshed: %s", exc)
+
+    async def _refresh_peers_forever(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            await self.refresh_peers()
+
+    def reload_layouts(self) -> bool:
+        """Load layouts/ again; a broken file keeps the last good version live."""
+        try:
+            layouts = load_layouts(self.settings.layouts_dir)
+        except ConfigInvalid as exc:
+            self.layout_error = str(exc)
+            log.error("layouts not reloaded, the last good version stays live:\n%s", exc)
+            return False
+        self.layout_error = None
+        if layouts.version != self.layouts.version:
+            self.layouts = layouts
+            if self._profiles is not None:
+                self._profiles.vocab = layouts.vocabulary
+                self._profiles.invalidate()
+            self.hub.publish_all("layouts")
+            log.info("layouts reloaded (version %s)", layouts.version)
+        return True
+
+    async def _watch_layouts(self) -> None:
+        from watchfiles import awatch
+
+        async for _changes in awatch(Path(self.settings.layouts_dir), debounce=200):
+            self.reload_layouts()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)

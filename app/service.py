@@ -1,0 +1,108 @@
+"""A layout decision at the edge: read the profile (in budget), decide (pure), negotiate, tag."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+import msgspec
+
+from app.engine.decide import DecisionInput, decide, negotiate
+from app.engine.profile import ProfileData, anonymous_profile
+from app.engine.signals import Mode
+from app.http.errors import ApiError
+from app.runtime import Runtime
+from widgets import SCHEMA_VERSION, LayoutDescriptor
+
+log = logging.getLogger("cairn.decisions")
+
+PROFILE_BUDGET_S = 0.25  # past this the profile store counts as down for this request
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCaps:
+    platform: str = ""
+    schema: int = SCHEMA_VERSION
+    widgets: frozenset[str] | None = None
+
+
+def parse_client(header: str | None) -> ClientCaps:
+    """`X-Cairn-Client: ios/4.2.0; schema=1; widgets=shortcut_grid,checklist`."""
+    if not header:
+        return ClientCaps()
+    parts = [p.strip() for p in header.split(";")]
+    caps: dict[str, str] = {}
+    for part in parts[1:]:
+        key, _, value = part.partition("=")
+        caps[key.strip().lower()] = value.strip()
+    widgets = None
+    if "widgets" in caps:
+        widgets = frozenset(w.strip() for w in caps["widgets"].split(",") if w.strip())
+    try:
+        schema = int(caps.get("schema", SCHEMA_VERSION))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_client_header", "schema= in X-Cairn-Client must be a "
+                       "whole number.", "X-Cairn-Client") from exc
+    return ClientCaps(platform=parts[0], schema=schema, widgets=widgets)
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    descriptor: LayoutDescriptor
+    body: bytes
+    etag: str
+    trace: list[tuple[str, str]]
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def etag_of(descriptor: LayoutDescriptor) -> str:
+    """Changes when what the user would see changes, not with every decision id."""
+    stable = msgspec.structs.replace(descriptor, decision_id="", generated_at="")
+    return '"' + hashlib.blake2b(_ENCODER.encode(stable), digest_size=12).hexdigest() + '"'
+
+
+async def decide_layout(
+    rt: Runtime,
+    screen: str,
+    tenant_id: str,
+    user_id: str,
+    *,
+    view: str | None = None,
+    caps: ClientCaps = ClientCaps(),
+) -> Served:
+    layouts = rt.layouts
+    if screen not in layouts.screens:
+        raise ApiError(404, "unknown_screen", f"There is no layout for screen '{screen}'.",
+                       "screen")
+    if caps.schema < 1:
+        raise ApiError(400, "unsupported_schema", "This server speaks layout schema version 1.",
+                       "X-Cairn-Client")
+    now = rt.now()
+    degraded = False
+    profile: ProfileData
+    try:
+        profile = await asyncio.wait_for(rt.profiles.load(tenant_id, user_id, now),
+                                         PROFILE_BUDGET_S)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
+            RuntimeError) as exc:
+        log.warning("profile store unavailable, serving the default layout: %r", exc)
+        profile = anonymous_profile(tenant_id, user_id)
+        degraded = True
+    mode: Mode = "full"
+    if degraded or not profile.known or profile.preferences.personalization == "off":
+        mode = "default"
+    elif profile.preferences.personalization == "basic":
+        mode = "basic"
+    decision = decide(layouts, DecisionInput(
+        screen=screen, profile=profile, mode=mode, now=now, seed=secrets.randbits(64),
+        view=view, peers=rt.peers, degraded=degraded,
+    ))
+    descriptor = negotiate(decision.descriptor, caps.widgets)
+    return Served(descriptor=descriptor, body=_ENCODER.encode(descriptor),
+                  etag=etag_of(descriptor), trace=decision.trace)
