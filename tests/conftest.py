@@ -11,14 +11,24 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even where a loop is running (Playwright)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +69,9 @@ def database_dsn(pg_server_dsn: str) -> Iterator[str]:
         finally:
             await admin.close()
 
-    asyncio.run(setup())
+    run_sync(setup())
     yield _with_database(pg_server_dsn, name)
-    asyncio.run(teardown())
+    run_sync(teardown())
 
 
 def _with_database(dsn: str, name: str) -> str:

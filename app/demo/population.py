@@ -25,7 +25,7 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -595,18 +595,25 @@ class _Builder:
         items, cum = list(table), _cumulative(list(table.values()))
         return items[bisect.bisect_right(cum, self.rng.random() * cum[-1])]
 
-    def pick_cached(self, key: tuple[str, ...], table: Mapping[str, float]) -> str:
+    def table(self, key: tuple[str, ...],
+              build: Callable[[], Mapping[str, float]]) -> tuple[list[str], list[float]]:
+        """A weighted table, built once per key."""
         cached = self._tables.get(key)
         if cached is None:
-            cached = (list(table), _cumulative(list(table.values())))
-            self._tables[key] = cached
-        items, cum = cached
-        if not items:
-            raise LookupError(key)
+            weights = build()
+            cached = self._tables[key] = (list(weights), _cumulative(list(weights.values())))
+        return cached
+
+    def pick_cached(self, key: tuple[str, ...], build: Callable[[], Mapping[str, float]]) -> str:
+        items, cum = self.table(key, build)
         return items[bisect.bisect_right(cum, self.rng.random() * cum[-1])]
 
     def between(self, lo: float, hi: float) -> int:
         return int(lo + (hi - lo) * self.rng.random()) if hi > lo else int(lo)
+
+    def within(self, when: int, lo: int, hi: int) -> int:
+        """`when`, or a time drawn from [lo, hi] when `when` falls after `hi`."""
+        return when if when <= hi else self.between(lo, hi)
 
     def emit(self, t: int, kind: str, user: _User, name: str, payload: dict[str, Any],
              *, fixed: bool = False) -> None:
@@ -932,7 +939,7 @@ class _Builder:
         # Integrations.
         first = admin.signup + (self.between(DAY, 10 * DAY) if slow
                                 else self.between(5 * MINUTE, 6 * HOUR))
-        first = min(first, end)
+        first = self.within(first, admin.signup + MINUTE, end)
         if "integrations" not in PLAN_FEATURES[tenant.plan_at(first)] and (
                 tenant.targets or rng.random() < 0.6):
             self.track(first, admin, "feature_attempted",
@@ -960,8 +967,9 @@ class _Builder:
                         tenant.connected.add(integration)
         # Alone in the tenant: invites sent, not (yet) accepted.
         if len(tenant.users) == 1 and rng.random() < 0.5:
-            invited = min(end, admin.signup + (self.between(DAY, 7 * DAY) if slow
-                                               else self.between(10 * MINUTE, DAY)))
+            invited = self.within(admin.signup + (self.between(DAY, 7 * DAY) if slow
+                                                  else self.between(10 * MINUTE, DAY)),
+                                  admin.signup + MINUTE, end)
             self.track(invited, admin, "teammate_invited", {"count": rng.randint(1, 2)})
         # Billing, and the upgrade.
         if upgrade is not None and upgrade <= now:
@@ -992,7 +1000,8 @@ class _Builder:
 
     def billing(self, tenant: _Tenant, admin: _User, slow: bool, end: int) -> None:
         gap = self.between(DAY, 10 * DAY) if slow else self.between(10 * MINUTE, DAY)
-        self.track(min(admin.signup + gap, end), admin, "billing_connected")
+        self.track(self.within(admin.signup + gap, admin.signup + 5 * MINUTE, end), admin,
+                   "billing_connected")
 
     def seat_limit(self, tenant: _Tenant, admin: _User, when: int, seats: int) -> None:
         self.page(when - 20 * SECOND, admin, "settings", path_index=1)
@@ -1033,8 +1042,7 @@ class _Builder:
             t = self.between(user.signup + MINUTE, user.active_end)
             r = self.rng.random()
             if r < 0.5:
-                self.page(t, user, self.pick_cached(("screen", user.role),
-                                                    _SCREEN_WEIGHTS[user.role]))
+                self.page(t, user, self.screen(user))
             elif r < 0.8:
                 self.track(t, user, "help_article_viewed", {"article": "getting-started"})
             else:
@@ -1078,42 +1086,41 @@ class _Builder:
         return {}
 
     def template(self, tenant: _Tenant) -> str:
-        return self.pick_cached(("template", *tenant.templates),
-                                dict(zip(tenant.templates, (50.0, 30.0, 20.0), strict=True)))
+        templates = tenant.templates
+        return self.pick_cached(("template", *templates),
+                                lambda: dict(zip(templates, (50.0, 30.0, 20.0), strict=True)))
+
+    def screen(self, user: _User) -> str:
+        return self.pick_cached(("screen", user.role), lambda: _SCREEN_WEIGHTS[user.role])
 
     def attempt(self, t: int, user: _User) -> bool:
         """`feature_attempted` for a feature the plan lacks; False when it lacks none."""
-        plan = user.tenant.plan_at(t)
-        key = ("attempt", user.role, plan)
-        if key not in self._tables:
-            nxt = PLAN_FEATURES.get(PLAN_NEXT.get(plan, plan), ())
-            lacking = {f: (3.0 if f in nxt else 1.0) for f in _ROLE_FEATURES[user.role]
-                       if f not in PLAN_FEATURES[plan]}
-            self._tables[key] = (list(lacking), _cumulative(list(lacking.values())))
-        if not self._tables[key][0]:
+        role, plan = user.role, user.tenant.plan_at(t)
+
+        def lacking() -> dict[str, float]:
+            upgrade = PLAN_FEATURES.get(PLAN_NEXT.get(plan, plan), ())
+            return {f: (3.0 if f in upgrade else 1.0) for f in _ROLE_FEATURES[role]
+                    if f not in PLAN_FEATURES[plan]}
+
+        key = ("attempt", role, plan)
+        if not self.table(key, lacking)[0]:
             return False
-        feature = self.pick_cached(key, {})
+        feature = self.pick_cached(key, lacking)
         self.track(t, user, "feature_attempted",
                    {"feature": feature, "screen": FEATURE_SCREEN[feature]})
         return True
 
     def feature(self, t: int, user: _User) -> str:
-        plan = user.tenant.plan_at(t)
-        key = ("feature", user.role, plan)
-        if key not in self._tables:
-            table = {f: w for f, w in _ROLE_FEATURES[user.role].items()
-                     if f in PLAN_FEATURES[plan]}
-            self._tables[key] = (list(table), _cumulative(list(table.values())))
-        return self.pick_cached(key, {})
+        """A feature the user's plan has at `t`, weighted by what their role uses."""
+        role, plan = user.role, user.tenant.plan_at(t)
+        return self.pick_cached(("feature", role, plan), lambda: {
+            f: w for f, w in _ROLE_FEATURES[role].items() if f in PLAN_FEATURES[plan]})
 
     def error_feature(self, t: int, user: _User) -> str:
-        plan = user.tenant.plan_at(t)
-        key = ("error", user.role, plan)
-        if key not in self._tables:
-            table = {f: w for f, w in _ROLE_FEATURES[user.role].items()
-                     if f in PLAN_FEATURES[plan] and f in ERROR_MESSAGES}
-            self._tables[key] = (list(table), _cumulative(list(table.values())))
-        return self.pick_cached(key, {})
+        role, plan = user.role, user.tenant.plan_at(t)
+        return self.pick_cached(("error", role, plan), lambda: {
+            f: w for f, w in _ROLE_FEATURES[role].items()
+            if f in PLAN_FEATURES[plan] and f in ERROR_MESSAGES})
 
     def article(self, user: _User, t: int, topic: str | None = None) -> str:
         if topic is None:
@@ -1160,7 +1167,7 @@ class _Builder:
             gaps = [2 * SECOND + int(rng.expovariate(1 / (70 * SECOND))) for _ in range(size)]
             span = sum(gaps)
             if start + span > hi:
-                start = max(lo, hi - span)
+                start = max(lo, hi - span - self.between(0, 30 * MINUTE))
                 if start + span > hi:
                     factor = (hi - start) / span
                     gaps = [int(g * factor) for g in gaps]
@@ -1188,18 +1195,16 @@ class _Builder:
             t = base + offsets[-1]
             self.track(t, user, "help_article_viewed", {"article": self.article(user, t, feature)})
         end = base + offsets[-1]
-        return [min(max(x, end + SECOND), user.filler_to) for x in times[n + help_after:]]
+        rest = times[n + help_after:]
+        return [min(max(x, end + SECOND * (k + 1)), user.filler_to) for k, x in enumerate(rest)]
 
     def filler_event(self, user: _User, t: int) -> None:
         role, tenant = user.role, user.tenant
         table = _FILLER_WEIGHTS[role]
         power = user.archetype == "power"
-        key = ("filler", role, "power" if power else "")
-        if key not in self._tables:
-            weighted = {k: w * (2.5 if power and k in ("report_created", "automation_created")
-                                else 1.0) for k, w in table.items()}
-            self._tables[key] = (list(weighted), _cumulative(list(weighted.values())))
-        kind = self.pick_cached(key, {})
+        kind = self.pick_cached(("filler", role, "power" if power else ""), lambda: {
+            k: w * (2.5 if power and k in ("report_created", "automation_created") else 1.0)
+            for k, w in table.items()})
         plan = tenant.plan_at(t)
         if kind in ("report_created", "template_used", "automation_created"):
             done = user.steps.get(kind)
@@ -1229,8 +1234,7 @@ class _Builder:
             case "teammate_invited":
                 self.track(t, user, kind, {"count": self.rng.randint(1, 3)})
             case _:  # page, screen
-                screen = self.pick_cached(("screen", role), _SCREEN_WEIGHTS[role])
-                self.page(t, user, screen, kind=kind)
+                self.page(t, user, self.screen(user), kind=kind)
 
     # ---------------------------------------------------------------------------------- personas
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import msgspec
 from litestar import MediaType, Request, Response, get
-from litestar.response import Redirect
 
 from app.http.auth import user_hash
 from app.settings import Settings
@@ -40,11 +39,6 @@ def load_personas(settings: Settings) -> list[Persona]:
     return msgspec.json.decode(path.read_bytes(), type=list[Persona])
 
 
-@get("/demo", include_in_schema=False)
-async def demo_root() -> Redirect:
-    return Redirect("/demo/")
-
-
 @get("/demo/", include_in_schema=False)
 async def demo_page(request: Req, persona: int = 0, screen: str = "home") -> Response[str]:
     import jinja2
@@ -70,4 +64,4 @@ async def demo_page(request: Req, persona: int = 0, screen: str = "home") -> Res
     return Response(content=html, media_type=MediaType.HTML)
 
 
-ROUTES = [demo_root, demo_page]
+ROUTES = [demo_page]

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from litestar import Request, post
 
-from app.http.auth import Caller, Principal, verify_user
+from app.http.auth import Caller, verify_user
 from app.http.errors import ApiError
 from app.ingest import MAX_BATCH_BYTES, ParsedBatch, parse_batch, pii_key
 from app.settings import Settings

@@ -179,6 +179,11 @@ async def bench(args: argparse.Namespace, dsn: str) -> None:
     parts = urlsplit(dsn)
     bench_dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
     try:
+        conn = await asyncpg.connect(bench_dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
         pool = await create_pool(bench_dsn, min_size=args.concurrency, max_size=args.concurrency)
         try:
             await _measure(pool, args)
@@ -195,7 +200,6 @@ async def bench(args: argparse.Namespace, dsn: str) -> None:
 async def _measure(pool: Pool, args: argparse.Namespace) -> None:
     events, batch_size, concurrency = args.events, args.batch, args.concurrency
     async with pool.acquire() as conn:
-        await migrate(conn)
         await conn.execute("CREATE TABLE bare_events (LIKE events INCLUDING DEFAULTS)")
         settings = {
             s: await conn.fetchval(f"SHOW {s}")

@@ -1,4 +1,4 @@
-"""Segment-spec parsing: shapes accepted, every error with its field, time correction, identifiers."""
+"""Segment-spec parsing: the shapes accepted, every error and its field, time, identifiers."""
 
 from __future__ import annotations
 
@@ -323,7 +323,7 @@ def test_a_body_over_500_kb_is_rejected_before_decoding() -> None:
 
 def test_the_receive_time_must_be_aware() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        parse({"batch": [track()]}, received_at=datetime(2026, 11, 27))  # noqa: DTZ001
+        parse({"batch": [track()]}, received_at=datetime(2026, 11, 27))
 
 
 # --- time -------------------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+# Cairn: `make demo` runs the demo, `make test` runs the whole test suite. Both set up everything.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test setup browser lint types unit integration e2e bench schema clean
+
+demo: setup
+	$(BIN)/cairn demo
+
+test: setup browser lint types
+	$(BIN)/pytest -q tests e2e
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Cairn needs $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's Chromium drives the end-to-end tests (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the end-to-end tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check app widgets recommender tests e2e
+
+types: setup
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/cairn schema --check
+	$(BIN)/cairn validate layouts
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+e2e: setup browser
+	$(BIN)/pytest -q e2e
+
+bench: setup
+	$(BIN)/python -m tests.bench.run
+
+schema: setup
+	$(BIN)/cairn schema
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

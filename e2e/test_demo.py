@@ -1,0 +1,80 @@
+"""The demo in Debian Chromium: a role home renders, a click moves the next step, views switch."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from e2e.conftest import Server
+
+pytestmark = pytest.mark.e2e
+
+
+def personas(server: Server) -> list[dict[str, str]]:
+    data: list[dict[str, str]] = json.loads(
+        (server.settings.data_dir / "demo-personas.json").read_text()
+    )
+    return data
+
+
+def persona_index(server: Server, pattern: str) -> int:
+    for i, p in enumerate(personas(server)):
+        if re.search(pattern, p["label"] + " " + p["description"], re.I):
+            return i
+    raise AssertionError(f"no persona matches {pattern!r}: {personas(server)}")
+
+
+def open_demo(page: Page, server: Server, persona: int, screen: str = "home") -> None:
+    page.goto(f"{server.base}/demo/?persona={persona}&screen={screen}")
+    page.wait_for_selector("#cairn-root[data-cairn-decision]")
+
+
+def test_new_admin_sees_an_admin_home(page: Page, server: Server) -> None:
+    open_demo(page, server, persona_index(server, r"new admin"))
+    root = page.locator("#cairn-root")
+    expect(root).to_have_attribute("data-cairn-layout", "home/admin")
+    expect(root.locator(".cairn-shortcut_grid")).to_contain_text("Admin shortcuts")
+    expect(root.locator(".cairn-next_step_card")).to_have_count(1)
+    expect(root.locator(".cairn-integration_prompt")).to_have_count(1)
+    expect(root.locator(".cairn-checklist")).to_have_count(1)
+
+
+def test_clicking_the_next_step_moves_it_on(page: Page, server: Server) -> None:
+    open_demo(page, server, persona_index(server, r"new admin"))
+    card = page.locator("#cairn-root .cairn-next_step_card")
+    expect(card).to_have_count(1)
+    heading = card.locator("h2, h3, h4").first
+    before = heading.inner_text()
+    card.locator("a").first.click()
+    expect(page.locator("#demo-status")).to_contain_text("reported as")
+    expect(heading).not_to_have_text(before, timeout=5000)
+    expect(page.locator("#cairn-root .cairn-next_step_card h2, #cairn-root .cairn-next_step_card h3")
+           .first).not_to_have_text(before)
+
+
+def test_the_view_switch_changes_the_home(page: Page, server: Server) -> None:
+    open_demo(page, server, persona_index(server, r"new admin"))
+    root = page.locator("#cairn-root")
+    page.get_by_label("Switch view").select_option("maker")
+    expect(root).to_have_attribute("data-cairn-layout", "home/maker")
+    expect(root.locator(".cairn-shortcut_grid")).to_contain_text("New report")
+
+
+def test_why_this_explains_a_widget(page: Page, server: Server) -> None:
+    open_demo(page, server, persona_index(server, r"new admin"))
+    widget = page.locator("#cairn-root .cairn-integration_prompt")
+    why = widget.get_by_role("button", name=re.compile("why this", re.I))
+    expect(why).to_have_attribute("aria-expanded", "false")
+    why.click()
+    expect(why).to_have_attribute("aria-expanded", "true")
+    expect(widget).to_contain_text("admin")
+
+
+def test_healthcare_end_user_sees_industry_words(page: Page, server: Server) -> None:
+    open_demo(page, server, persona_index(server, r"healthcare"))
+    root = page.locator("#cairn-root")
+    expect(root).to_have_attribute("data-cairn-layout", "home/end_user")
+    expect(root.locator(".cairn-shortcut_grid")).to_contain_text("patients")
