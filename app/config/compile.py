@@ -134,6 +134,13 @@ class _Compiler:
         return False
 
 
+def _expr(when: str | bool) -> str:
+    """A rule as CEL text: YAML's own true/false are accepted as rules."""
+    if isinstance(when, bool):
+        return "true" if when else "false"
+    return when
+
+
 def _strings(tree: Any) -> list[str]:
     if isinstance(tree, dict):
         return [s for v in tree.values() for s in _strings(v)]
@@ -199,7 +206,7 @@ def load_layouts(root: Path) -> Layouts:
     stages = []
     assert signals_src is not None
     for i, stage in enumerate(signals.lifecycle):
-        prog = compiler.program(signals_src, ("lifecycle", i, "when"), stage.when)
+        prog = compiler.program(signals_src, ("lifecycle", i, "when"), _expr(stage.when))
         if prog is not None:
             stages.append(CompiledStage(stage.stage, prog))
     vocab = Vocabulary(signals=signals, presets=presets, help=helps, stages=tuple(stages),
@@ -261,7 +268,7 @@ def _compile_screen(
             for vi, v in enumerate(w.views):
                 if v not in view_ids:
                     compiler.problems.append(src.at((*base, "views", vi), f"unknown view '{v}'"))
-            when = compiler.program(src, (*base, "when"), w.when)
+            when = compiler.program(src, (*base, "when"), _expr(w.when))
             confidence: Any = w.confidence
             if isinstance(w.confidence, str):
                 confidence = compiler.program(src, (*base, "confidence"), w.confidence)
@@ -281,7 +288,7 @@ def _compile_screen(
                     fallback = CompiledFallback(
                         w.fallback.type, compiler.props(src, (*base, "fallback", "props"),
                                                         w.fallback.props))
-            exprs = [w.when, *([w.confidence] if isinstance(w.confidence, str) else []),
+            exprs = [_expr(w.when), *([w.confidence] if isinstance(w.confidence, str) else []),
                      *_strings(w.props), *_strings(w.why.summary), *w.why.drivers]
             compiled = CompiledWidget(
                 spec=w, slot=slot.id, order=order, when=when, confidence=confidence, props=props,

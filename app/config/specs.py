@@ -42,7 +42,7 @@ class FrictionSpec(Spec, kw_only=True):
 
 class LifecycleStageSpec(Spec, kw_only=True):
     stage: str
-    when: str
+    when: str | bool
 
 
 class PlanSpec(Spec, kw_only=True):
@@ -135,7 +135,7 @@ class FallbackSpec(Spec, kw_only=True):
 class WidgetSpec(Spec, kw_only=True):
     id: str
     type: str
-    when: str = "true"
+    when: str | bool = "true"  # a CEL expression; plain YAML true/false are accepted too
     priority: int = 50
     confidence: float | str = 0.8
     views: list[str] = []

@@ -86,7 +86,12 @@ DEFAULT_INTEGRATIONS: Final[tuple[str, ...]] = ("slack", "google_workspace", "hu
 DEFAULT_TEMPLATES: Final[tuple[str, ...]] = ("project_tracker", "weekly_report", "onboarding_plan")
 # Tools some tenants connect beyond their industry's suggestions.
 EXTRA_INTEGRATIONS: Final[tuple[str, ...]] = (
-    "google_workspace", "microsoft_teams", "hubspot", "jira", "zendesk", "quickbooks",
+    "google_workspace",
+    "microsoft_teams",
+    "hubspot",
+    "jira",
+    "zendesk",
+    "quickbooks",
 )
 
 PLANS: Final[tuple[str, ...]] = ("free", "trial", "pro", "enterprise")
@@ -94,8 +99,17 @@ PLAN_FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "free": ("reports", "templates"),
     "trial": ("reports", "templates", "automations", "integrations"),
     "pro": ("reports", "templates", "automations", "integrations", "api", "custom_fields"),
-    "enterprise": ("reports", "templates", "automations", "integrations", "api", "custom_fields",
-                   "sso", "audit_log", "advanced_permissions"),
+    "enterprise": (
+        "reports",
+        "templates",
+        "automations",
+        "integrations",
+        "api",
+        "custom_fields",
+        "sso",
+        "audit_log",
+        "advanced_permissions",
+    ),
 }
 PLAN_LIMITS: Final[Mapping[str, Mapping[str, int]]] = {
     "free": {"seats": 3, "automations": 2, "reports": 5},
@@ -189,17 +203,29 @@ ERROR_MESSAGES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 # The screen on which a feature is used, attempted or fails.
 FEATURE_SCREEN: Final[Mapping[str, str]] = {
-    "reports": "editor", "templates": "editor", "automations": "editor",
-    "custom_fields": "editor", "integrations": "settings", "api": "settings", "sso": "settings",
-    "audit_log": "settings", "advanced_permissions": "settings",
+    "reports": "editor",
+    "templates": "editor",
+    "automations": "editor",
+    "custom_fields": "editor",
+    "integrations": "settings",
+    "api": "settings",
+    "sso": "settings",
+    "audit_log": "settings",
+    "advanced_permissions": "settings",
 }
 # Pages of the host app per screen: (path, title).
 PAGES: Final[Mapping[str, tuple[tuple[str, str], ...]]] = {
     "home": (("/", "Home"),),
-    "editor": (("/reports/new", "New report"), ("/automations/new", "New automation"),
-               ("/templates", "Templates")),
-    "settings": (("/settings", "Settings"), ("/settings/team", "Team"),
-                 ("/settings/integrations", "Integrations")),
+    "editor": (
+        ("/reports/new", "New report"),
+        ("/automations/new", "New automation"),
+        ("/templates", "Templates"),
+    ),
+    "settings": (
+        ("/settings", "Settings"),
+        ("/settings/team", "Team"),
+        ("/settings/integrations", "Integrations"),
+    ),
     "billing": (("/billing", "Billing"),),
 }
 
@@ -226,20 +252,59 @@ _HEALTH_TILT: Final[Mapping[str, Mapping[str, float]]] = {
 # Filler events per active day, before scaling to the requested total.
 _DAILY_RATE: Final = {"quick": 4.0, "slow": 2.5, "churned": 3.0, "power": 10.0}
 _FILLER_WEIGHTS: Final[Mapping[str, Mapping[str, float]]] = {
-    "admin": {"feature_used": 30, "report_created": 9, "automation_created": 6, "template_used": 6,
-              "help_article_viewed": 5, "feature_attempted": 3, "error_shown": 3,
-              "teammate_invited": 1, "page": 8, "screen": 3},
-    "maker": {"feature_used": 36, "report_created": 9, "automation_created": 9, "template_used": 8,
-              "help_article_viewed": 5, "feature_attempted": 3, "error_shown": 4, "page": 8,
-              "screen": 4},
-    "end_user": {"feature_used": 46, "report_created": 6, "help_article_viewed": 7,
-                 "feature_attempted": 2, "error_shown": 3, "page": 12, "screen": 8},
+    "admin": {
+        "feature_used": 30,
+        "report_created": 9,
+        "automation_created": 6,
+        "template_used": 6,
+        "help_article_viewed": 5,
+        "feature_attempted": 3,
+        "error_shown": 3,
+        "teammate_invited": 1,
+        "page": 8,
+        "screen": 3,
+    },
+    "maker": {
+        "feature_used": 36,
+        "report_created": 9,
+        "automation_created": 9,
+        "template_used": 8,
+        "help_article_viewed": 5,
+        "feature_attempted": 3,
+        "error_shown": 4,
+        "page": 8,
+        "screen": 4,
+    },
+    "end_user": {
+        "feature_used": 46,
+        "report_created": 6,
+        "help_article_viewed": 7,
+        "feature_attempted": 2,
+        "error_shown": 3,
+        "page": 12,
+        "screen": 8,
+    },
 }
 _ROLE_FEATURES: Final[Mapping[str, Mapping[str, float]]] = {
-    "admin": {"reports": 25, "templates": 12, "automations": 14, "integrations": 12, "api": 6,
-              "custom_fields": 8, "sso": 5, "audit_log": 8, "advanced_permissions": 6},
-    "maker": {"reports": 30, "templates": 20, "automations": 25, "integrations": 6, "api": 8,
-              "custom_fields": 10},
+    "admin": {
+        "reports": 25,
+        "templates": 12,
+        "automations": 14,
+        "integrations": 12,
+        "api": 6,
+        "custom_fields": 8,
+        "sso": 5,
+        "audit_log": 8,
+        "advanced_permissions": 6,
+    },
+    "maker": {
+        "reports": 30,
+        "templates": 20,
+        "automations": 25,
+        "integrations": 6,
+        "api": 8,
+        "custom_fields": 10,
+    },
     "end_user": {"reports": 60, "templates": 25, "custom_fields": 5},
 }
 _SCREEN_WEIGHTS: Final[Mapping[str, Mapping[str, float]]] = {
@@ -247,6 +312,7 @@ _SCREEN_WEIGHTS: Final[Mapping[str, Mapping[str, float]]] = {
     "maker": {"home": 50, "editor": 38, "settings": 12},
     "end_user": {"home": 65, "editor": 25, "settings": 10},
 }
+# fmt: off
 _SLUG_WORDS: Final = (
     "acme", "northwind", "bluebird", "cedar", "summit", "granite", "willow", "copper", "juniper",
     "aurora", "beacon", "falcon", "meadow", "orchid", "pioneer", "quartz", "redwood", "sierra",
@@ -256,6 +322,7 @@ _SLUG_WORDS: Final = (
     "canyon", "dune", "elm", "fern", "grove", "heron", "iris", "kelp", "larch", "moss", "oak",
     "pine", "reef", "sage", "thistle", "violet", "wharf",
 )
+# fmt: on
 _SLUG_SUFFIXES: Final[Mapping[str | None, tuple[str, ...]]] = {
     "healthcare": ("health", "clinic", "care", "medical"),
     "fintech": ("capital", "pay", "finance", "lending"),
@@ -265,6 +332,7 @@ _SLUG_SUFFIXES: Final[Mapping[str | None, tuple[str, ...]]] = {
     "manufacturing": ("works", "industries", "manufacturing", "fabrication"),
     None: ("co", "group", "partners", "team"),
 }
+# fmt: off
 _FIRST_NAMES: Final = (
     "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
     "Liam", "Maya", "Nikhil", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara", "Umar", "Vera",
@@ -272,6 +340,8 @@ _FIRST_NAMES: Final = (
     "Gabriel", "Hana", "Ivan", "Jade", "Kofi", "Lena", "Mateo", "Nora", "Oscar", "Priya",
     "Rafael", "Sofia", "Tomas", "Uma", "Viktor", "Wanjiru",
 )
+# fmt: on
+# fmt: off
 _LAST_NAMES: Final = (
     "Okafor", "Lindqvist", "Tanaka", "Moreau", "Schmidt", "Rossi", "Kowalski", "Haddad", "Nguyen",
     "Patel", "Garcia", "Johansson", "Murphy", "Silva", "Kim", "Novak", "Adeyemi", "Fischer",
@@ -280,6 +350,7 @@ _LAST_NAMES: Final = (
     "Virtanen", "Santos", "Hughes", "Bauer", "Nakamura", "Petrov", "Alvarez", "Byrne", "Osei",
     "Lopez", "Khan",
 )
+# fmt: on
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,8 +489,12 @@ def _iso(ms: int) -> str:
 
 def _render(event: _Event, message_id: str) -> dict[str, Any]:
     ts, _seq, kind, tenant_id, user_id, name, payload = event
-    out: dict[str, Any] = {"type": kind, "messageId": message_id, "tenantId": tenant_id,
-                           "userId": user_id}
+    out: dict[str, Any] = {
+        "type": kind,
+        "messageId": message_id,
+        "tenantId": tenant_id,
+        "userId": user_id,
+    }
     if kind == "track":
         out["event"] = name
         out["properties"] = dict(payload)
@@ -523,6 +598,7 @@ class _PersonaTenant:
     description: str
 
 
+# fmt: off
 _PERSONA_TENANTS: Final = (
     _PersonaTenant(
         "new_admin", "lumen-labs", "Lumen Labs", "software", "trial", "trial", "us", 10, 2 * HOUR,
@@ -566,6 +642,7 @@ _PERSONA_TENANTS: Final = (
         "Was active for weeks, but has done nothing in the last eleven days.",
     ),
 )
+# fmt: on
 _PERSONA_MIN_USERS: Final = sum(p.users for p in _PERSONA_TENANTS)
 _AT_RISK_QUIET: Final = 11 * DAY + 3 * HOUR  # the at-risk persona's last event, before `now`
 
@@ -595,8 +672,9 @@ class _Builder:
         items, cum = list(table), _cumulative(list(table.values()))
         return items[bisect.bisect_right(cum, self.rng.random() * cum[-1])]
 
-    def table(self, key: tuple[str, ...],
-              build: Callable[[], Mapping[str, float]]) -> tuple[list[str], list[float]]:
+    def table(
+        self, key: tuple[str, ...], build: Callable[[], Mapping[str, float]]
+    ) -> tuple[list[str], list[float]]:
         """A weighted table, built once per key."""
         cached = self._tables.get(key)
         if cached is None:
@@ -615,21 +693,45 @@ class _Builder:
         """`when`, or a time drawn from [lo, hi] when `when` falls after `hi`."""
         return when if when <= hi else self.between(lo, hi)
 
-    def emit(self, t: int, kind: str, user: _User, name: str, payload: dict[str, Any],
-             *, fixed: bool = False) -> None:
+    def emit(
+        self,
+        t: int,
+        kind: str,
+        user: _User,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        fixed: bool = False,
+    ) -> None:
         event = (t, self.seq, kind, user.tenant.tenant_id, user.user_id, name, payload)
         self.seq += 1
         (self.fixed if fixed else self.events).append(event)
 
-    def track(self, t: int, user: _User, event: str, props: dict[str, Any] | None = None,
-              *, fixed: bool = False) -> None:
+    def track(
+        self,
+        t: int,
+        user: _User,
+        event: str,
+        props: dict[str, Any] | None = None,
+        *,
+        fixed: bool = False,
+    ) -> None:
         self.emit(t, "track", user, event, props or {}, fixed=fixed)
 
-    def page(self, t: int, user: _User, screen: str, *, kind: str = "page",
-             path_index: int | None = None, fixed: bool = False) -> None:
+    def page(
+        self,
+        t: int,
+        user: _User,
+        screen: str,
+        *,
+        kind: str = "page",
+        path_index: int | None = None,
+        fixed: bool = False,
+    ) -> None:
         pages = PAGES[screen]
-        path, title = pages[path_index if path_index is not None
-                            else self.rng.randrange(len(pages))]
+        path, title = pages[
+            path_index if path_index is not None else self.rng.randrange(len(pages))
+        ]
         props: dict[str, Any] = {"screen": screen}
         if kind == "page":
             props = {"path": path, "title": title, "screen": screen}
@@ -667,9 +769,18 @@ class _Builder:
             created = self.now - age
             self.slugs.add(p.slug)
             tenant = _Tenant(
-                index=len(self.tenants), tenant_id=p.slug, name=p.name, industry=p.industry,
-                region=p.region, plan=p.plan, initial_plan=p.initial_plan, seats=p.seats,
-                created_at=created, health=p.health, persona=p.persona, min_users=p.users,
+                index=len(self.tenants),
+                tenant_id=p.slug,
+                name=p.name,
+                industry=p.industry,
+                region=p.region,
+                plan=p.plan,
+                initial_plan=p.initial_plan,
+                seats=p.seats,
+                created_at=created,
+                health=p.health,
+                persona=p.persona,
+                min_users=p.users,
                 fixed_users=p.fixed,
                 upgraded_at=created + p.upgrade_after if p.upgrade_after is not None else None,
             )
@@ -684,8 +795,9 @@ class _Builder:
 
     def random_tenant(self) -> _Tenant:
         rng = self.rng
-        industry_i = bisect.bisect_right(_cumulative(_INDUSTRY_WEIGHTS),
-                                         rng.random() * sum(_INDUSTRY_WEIGHTS))
+        industry_i = bisect.bisect_right(
+            _cumulative(_INDUSTRY_WEIGHTS), rng.random() * sum(_INDUSTRY_WEIGHTS)
+        )
         industry = INDUSTRIES[industry_i] if industry_i < len(INDUSTRIES) else None
         plan = self.pick(_PLAN_SHARES)
         region = self.pick(_REGION_WEIGHTS)
@@ -720,8 +832,16 @@ class _Builder:
             upgraded_after = self.between(14 * DAY, self.now - created - 5 * DAY)
         slug, name = self.tenant_name(industry)
         return _Tenant(
-            index=len(self.tenants), tenant_id=slug, name=name, industry=industry, region=region,
-            plan=plan, initial_plan=initial, seats=seats, created_at=created, health=health,
+            index=len(self.tenants),
+            tenant_id=slug,
+            name=name,
+            industry=industry,
+            region=region,
+            plan=plan,
+            initial_plan=initial,
+            seats=seats,
+            created_at=created,
+            health=health,
             upgraded_at=created + upgraded_after if upgraded_after is not None else None,
         )
 
@@ -743,9 +863,11 @@ class _Builder:
         if "integrations" not in PLAN_FEATURES[tenant.plan]:
             return ()
         rng = self.rng
-        counts = {"trial": ([0, 1, 2], [40, 40, 20]),
-                  "pro": ([0, 1, 2, 3, 4], [15, 25, 30, 20, 10]),
-                  "enterprise": ([1, 2, 3, 4], [10, 25, 35, 30])}[tenant.plan]
+        counts = {
+            "trial": ([0, 1, 2], [40, 40, 20]),
+            "pro": ([0, 1, 2, 3, 4], [15, 25, 30, 20, 10]),
+            "enterprise": ([1, 2, 3, 4], [10, 25, 35, 30]),
+        }[tenant.plan]
         n = rng.choices(counts[0], weights=counts[1])[0]
         if tenant.health == "thriving":
             n += 1
@@ -812,9 +934,15 @@ class _Builder:
                     email = f"{local}{n}@{tenant.tenant_id}.example"
                     n += 1
                 emails.add(email)
-                user = _User(index=len(self.users), user_id=f"u_{len(self.users) + 1}",
-                             tenant=tenant, role=role, first_name=first, last_name=last,
-                             email=email)
+                user = _User(
+                    index=len(self.users),
+                    user_id=f"u_{len(self.users) + 1}",
+                    tenant=tenant,
+                    role=role,
+                    first_name=first,
+                    last_name=last,
+                    email=email,
+                )
                 if seed is not None and k < len(seed.archetypes):
                     archetype = seed.archetypes[k]
                     if archetype is not None:
@@ -865,8 +993,9 @@ class _Builder:
                 pass
         user.active_end = max(user.active_end, s)
         user.filler_to = max(user.filler_to, user.filler_from)
-        user.stuck_prone = (user.role != "end_user" and user.archetype != "stalled"
-                            and self.rng.random() < 0.12)
+        user.stuck_prone = (
+            user.role != "end_user" and user.archetype != "stalled" and self.rng.random() < 0.12
+        )
 
     def schedule_tenant(self, tenant: _Tenant) -> None:
         admin = tenant.users[0]
@@ -874,7 +1003,8 @@ class _Builder:
         if not admin.fixed_archetype:
             must_stay = len(tenant.users) > 1 or tenant.upgraded_at is not None
             admin.archetype = self.pick_archetype(
-                admin, ("quick", "slow", "power") if must_stay else ARCHETYPES)
+                admin, ("quick", "slow", "power") if must_stay else ARCHETYPES
+            )
         self.set_window(admin)
         self.schedule_joins(tenant, admin)
         for user in tenant.users[1:]:
@@ -892,8 +1022,11 @@ class _Builder:
             return
         rng = self.rng
         end = max(admin.signup + HOUR, min(admin.active_end, self.now) - 30 * MINUTE)
-        pace = self.between(0.05 * DAY, DAY) if admin.archetype != "slow" else self.between(
-            DAY, 6 * DAY)
+        pace = (
+            self.between(0.05 * DAY, DAY)
+            if admin.archetype != "slow"
+            else self.between(DAY, 6 * DAY)
+        )
         anchor = admin.signup + min(pace, (end - admin.signup) * 3 // 10)
         waves: list[list[_User]] = []
         pending = list(others)
@@ -909,7 +1042,7 @@ class _Builder:
         plan: list[tuple[int, list[_User]]] = []
         for wave, when in zip(waves, times, strict=True):
             if upgrade is not None and when < upgrade:
-                keep, move = wave[:max(room, 0)], wave[max(room, 0):]
+                keep, move = wave[: max(room, 0)], wave[max(room, 0) :]
                 room -= len(keep)
                 if keep:
                     plan.append((when, keep))
@@ -924,9 +1057,13 @@ class _Builder:
             self.track(when, admin, "teammate_invited", {"count": len(wave) + extra})
             for user in wave:
                 r = rng.random()
-                delay = (self.between(5 * MINUTE, 4 * HOUR) if r < 0.7
-                         else self.between(4 * HOUR, 2 * DAY) if r < 0.95
-                         else self.between(2 * DAY, 6 * DAY))
+                delay = (
+                    self.between(5 * MINUTE, 4 * HOUR)
+                    if r < 0.7
+                    else self.between(4 * HOUR, 2 * DAY)
+                    if r < 0.95
+                    else self.between(2 * DAY, 6 * DAY)
+                )
                 latest = self.now - self.between(10 * MINUTE, 3 * HOUR)
                 user.signup = max(when + MINUTE, min(when + delay, latest))
 
@@ -937,17 +1074,23 @@ class _Builder:
         slow = admin.archetype in ("slow", "churned")
         upgrade = tenant.upgraded_at
         # Integrations.
-        first = admin.signup + (self.between(DAY, 10 * DAY) if slow
-                                else self.between(5 * MINUTE, 6 * HOUR))
+        first = admin.signup + (
+            self.between(DAY, 10 * DAY) if slow else self.between(5 * MINUTE, 6 * HOUR)
+        )
         first = self.within(first, admin.signup + MINUTE, end)
         if "integrations" not in PLAN_FEATURES[tenant.plan_at(first)] and (
-                tenant.targets or rng.random() < 0.6):
-            self.track(first, admin, "feature_attempted",
-                       {"feature": "integrations", "screen": "settings"})
+            tenant.targets or rng.random() < 0.6
+        ):
+            self.track(
+                first, admin, "feature_attempted", {"feature": "integrations", "screen": "settings"}
+            )
             if upgrade is not None and tenant.targets:
                 first = upgrade + self.between(10 * MINUTE, DAY)
-        if tenant.targets and first <= end and "integrations" in PLAN_FEATURES[
-                tenant.plan_at(first)]:
+        if (
+            tenant.targets
+            and first <= end
+            and "integrations" in PLAN_FEATURES[tenant.plan_at(first)]
+        ):
             horizon = min(end, first + 45 * DAY)
             later = (self.between(first + 30 * MINUTE, horizon) for _ in tenant.targets[1:])
             times = [first, *sorted(later)]
@@ -958,55 +1101,80 @@ class _Builder:
                 tenant.connected.add(integration)
                 if not tenant.no_disconnects and rng.random() < 0.1 and when + DAY < end:
                     gone = self.between(when + DAY, end)
-                    self.track(gone, admin, "integration_disconnected",
-                               {"integration": integration})
+                    self.track(
+                        gone, admin, "integration_disconnected", {"integration": integration}
+                    )
                     tenant.connected.discard(integration)
                     if rng.random() < 0.5 and gone + HOUR < end:
-                        self.track(self.between(gone + HOUR, end), admin,
-                                   "integration_connected", {"integration": integration})
+                        self.track(
+                            self.between(gone + HOUR, end),
+                            admin,
+                            "integration_connected",
+                            {"integration": integration},
+                        )
                         tenant.connected.add(integration)
         # Alone in the tenant: invites sent, not (yet) accepted.
         if len(tenant.users) == 1 and rng.random() < 0.5:
-            invited = self.within(admin.signup + (self.between(DAY, 7 * DAY) if slow
-                                                  else self.between(10 * MINUTE, DAY)),
-                                  admin.signup + MINUTE, end)
+            invited = self.within(
+                admin.signup
+                + (self.between(DAY, 7 * DAY) if slow else self.between(10 * MINUTE, DAY)),
+                admin.signup + MINUTE,
+                end,
+            )
             self.track(invited, admin, "teammate_invited", {"count": rng.randint(1, 2)})
         # Billing, and the upgrade.
         if upgrade is not None and upgrade <= now:
             if tenant.initial_plan in ("pro", "enterprise"):
                 self.billing(tenant, admin, slow, end)
             else:
-                self.track(upgrade - self.between(2 * MINUTE, 30 * MINUTE), admin,
-                           "billing_connected")
+                self.track(
+                    upgrade - self.between(2 * MINUTE, 30 * MINUTE), admin, "billing_connected"
+                )
             self.track(upgrade, admin, "plan_upgraded", {"plan": tenant.plan})
             joined = sum(1 for u in tenant.users if u.signup <= upgrade)
-            self.emit(upgrade + 1500, "group", admin, "", self.group_traits(tenant, upgrade,
-                                                                             joined))
+            self.emit(
+                upgrade + 1500, "group", admin, "", self.group_traits(tenant, upgrade, joined)
+            )
             pre = [u.signup for u in tenant.users if u.signup < upgrade]
             if len(pre) >= tenant.seats_at(tenant.created_at):
                 hit = max(max(pre) + MINUTE, upgrade - self.between(30 * MINUTE, 2 * DAY))
-                self.seat_limit(tenant, admin, min(hit, upgrade - MINUTE),
-                                tenant.seats_at(tenant.created_at))
-        elif tenant.plan in ("pro", "enterprise") or (
-                tenant.plan == "trial" and rng.random() < 0.3) or rng.random() < 0.05:
+                self.seat_limit(
+                    tenant, admin, min(hit, upgrade - MINUTE), tenant.seats_at(tenant.created_at)
+                )
+        elif (
+            tenant.plan in ("pro", "enterprise")
+            or (tenant.plan == "trial" and rng.random() < 0.3)
+            or rng.random() < 0.05
+        ):
             self.billing(tenant, admin, slow, end)
         # At the seat limit on a plan that limits seats: trying to add one more.
-        if tenant.plan in ("free", "trial") and tenant.seats_used >= tenant.seats and (
-                tenant.users[-1].signup + 5 * MINUTE < end):
+        if (
+            tenant.plan in ("free", "trial")
+            and tenant.seats_used >= tenant.seats
+            and (tenant.users[-1].signup + 5 * MINUTE < end)
+        ):
             last_join = max(u.signup for u in tenant.users)
             for _ in range(rng.randint(1, 2)):
-                self.seat_limit(tenant, admin, self.between(last_join + 5 * MINUTE, end),
-                                tenant.seats)
+                self.seat_limit(
+                    tenant, admin, self.between(last_join + 5 * MINUTE, end), tenant.seats
+                )
 
     def billing(self, tenant: _Tenant, admin: _User, slow: bool, end: int) -> None:
         gap = self.between(DAY, 10 * DAY) if slow else self.between(10 * MINUTE, DAY)
-        self.track(self.within(admin.signup + gap, admin.signup + 5 * MINUTE, end), admin,
-                   "billing_connected")
+        self.track(
+            self.within(admin.signup + gap, admin.signup + 5 * MINUTE, end),
+            admin,
+            "billing_connected",
+        )
 
     def seat_limit(self, tenant: _Tenant, admin: _User, when: int, seats: int) -> None:
         self.page(when - 20 * SECOND, admin, "settings", path_index=1)
-        self.track(when, admin, "limit_reached",
-                   {"limit": "seats", "used": seats, "max": seats, "screen": "settings"})
+        self.track(
+            when,
+            admin,
+            "limit_reached",
+            {"limit": "seats", "used": seats, "max": seats, "screen": "settings"},
+        )
 
     def group_traits(self, tenant: _Tenant, t: int, joined: int) -> dict[str, Any]:
         seats = tenant.seats_at(t)
@@ -1014,8 +1182,12 @@ class _Builder:
         traits: dict[str, Any] = {"plan": tenant.plan_at(t)}
         if tenant.industry:
             traits["industry"] = tenant.industry
-        traits.update(seats=seats, seats_used=min(seats, max(joined, share)),
-                      region=tenant.region, name=tenant.name)
+        traits.update(
+            seats=seats,
+            seats_used=min(seats, max(joined, share)),
+            region=tenant.region,
+            name=tenant.name,
+        )
         return traits
 
     # ------------------------------------------------------------------------------------ users
@@ -1024,9 +1196,13 @@ class _Builder:
         """Signup, identity and group, then the activation steps or the stall."""
         s, tenant = user.signup, user.tenant
         self.track(s, user, "signed_up")
-        self.emit(s + 300, "identify", user, "", {
-            "role": user.role, "email": user.email,
-            "name": f"{user.first_name} {user.last_name}"})
+        self.emit(
+            s + 300,
+            "identify",
+            user,
+            "",
+            {"role": user.role, "email": user.email, "name": f"{user.first_name} {user.last_name}"},
+        )
         joined = 1 + tenant.users.index(user)  # users are in signup order
         self.emit(s + 600, "group", user, "", self.group_traits(tenant, s + 600, joined))
         if user.archetype == NEW:
@@ -1059,8 +1235,9 @@ class _Builder:
         cursor = user.signup
         for n, step in enumerate(steps):
             if fast:
-                cursor += self.between(3 * MINUTE, 4 * HOUR) if n == 0 else self.between(
-                    5 * MINUTE, DAY)
+                cursor += (
+                    self.between(3 * MINUTE, 4 * HOUR) if n == 0 else self.between(5 * MINUTE, DAY)
+                )
             else:
                 cursor += self.between(0.3 * DAY, 7 * DAY)
             if cursor > min(user.active_end, self.now - MINUTE):
@@ -1068,10 +1245,13 @@ class _Builder:
             if rng.random() < skip:
                 continue
             when = cursor
-            if step.event == "automation_created" and "automations" not in PLAN_FEATURES[
-                    tenant.plan_at(when)]:
-                self.track(when, user, "feature_attempted",
-                           {"feature": "automations", "screen": "editor"})
+            if (
+                step.event == "automation_created"
+                and "automations" not in PLAN_FEATURES[tenant.plan_at(when)]
+            ):
+                self.track(
+                    when, user, "feature_attempted", {"feature": "automations", "screen": "editor"}
+                )
                 if tenant.upgraded_at is None or tenant.upgraded_at > user.active_end:
                     continue
                 when = max(when, tenant.upgraded_at) + self.between(HOUR, 5 * DAY)
@@ -1087,8 +1267,9 @@ class _Builder:
 
     def template(self, tenant: _Tenant) -> str:
         templates = tenant.templates
-        return self.pick_cached(("template", *templates),
-                                lambda: dict(zip(templates, (50.0, 30.0, 20.0), strict=True)))
+        return self.pick_cached(
+            ("template", *templates), lambda: dict(zip(templates, (50.0, 30.0, 20.0), strict=True))
+        )
 
     def screen(self, user: _User) -> str:
         return self.pick_cached(("screen", user.role), lambda: _SCREEN_WEIGHTS[user.role])
@@ -1099,28 +1280,39 @@ class _Builder:
 
         def lacking() -> dict[str, float]:
             upgrade = PLAN_FEATURES.get(PLAN_NEXT.get(plan, plan), ())
-            return {f: (3.0 if f in upgrade else 1.0) for f in _ROLE_FEATURES[role]
-                    if f not in PLAN_FEATURES[plan]}
+            return {
+                f: (3.0 if f in upgrade else 1.0)
+                for f in _ROLE_FEATURES[role]
+                if f not in PLAN_FEATURES[plan]
+            }
 
         key = ("attempt", role, plan)
         if not self.table(key, lacking)[0]:
             return False
         feature = self.pick_cached(key, lacking)
-        self.track(t, user, "feature_attempted",
-                   {"feature": feature, "screen": FEATURE_SCREEN[feature]})
+        self.track(
+            t, user, "feature_attempted", {"feature": feature, "screen": FEATURE_SCREEN[feature]}
+        )
         return True
 
     def feature(self, t: int, user: _User) -> str:
         """A feature the user's plan has at `t`, weighted by what their role uses."""
         role, plan = user.role, user.tenant.plan_at(t)
-        return self.pick_cached(("feature", role, plan), lambda: {
-            f: w for f, w in _ROLE_FEATURES[role].items() if f in PLAN_FEATURES[plan]})
+        return self.pick_cached(
+            ("feature", role, plan),
+            lambda: {f: w for f, w in _ROLE_FEATURES[role].items() if f in PLAN_FEATURES[plan]},
+        )
 
     def error_feature(self, t: int, user: _User) -> str:
         role, plan = user.role, user.tenant.plan_at(t)
-        return self.pick_cached(("error", role, plan), lambda: {
-            f: w for f, w in _ROLE_FEATURES[role].items()
-            if f in PLAN_FEATURES[plan] and f in ERROR_MESSAGES})
+        return self.pick_cached(
+            ("error", role, plan),
+            lambda: {
+                f: w
+                for f, w in _ROLE_FEATURES[role].items()
+                if f in PLAN_FEATURES[plan] and f in ERROR_MESSAGES
+            },
+        )
 
     def article(self, user: _User, t: int, topic: str | None = None) -> str:
         if topic is None:
@@ -1183,28 +1375,39 @@ class _Builder:
         rng = self.rng
         n = min(len(times), rng.randint(3, 5))
         help_after = n < len(times) and rng.random() < 0.6
-        offsets = list(itertools.accumulate(
-            [0] + [self.between(20 * SECOND, 150 * SECOND) for _ in range(n - 1 + help_after)]))
+        offsets = list(
+            itertools.accumulate(
+                [0] + [self.between(20 * SECOND, 150 * SECOND) for _ in range(n - 1 + help_after)]
+            )
+        )
         base = max(user.filler_from, min(times[0], user.filler_to - offsets[-1]))
         feature = self.error_feature(base, user)
         message = rng.choice(ERROR_MESSAGES[feature])
         for offset in offsets[:n]:
-            self.track(base + offset, user, "error_shown",
-                       {"feature": feature, "message": message, "screen": FEATURE_SCREEN[feature]})
+            self.track(
+                base + offset,
+                user,
+                "error_shown",
+                {"feature": feature, "message": message, "screen": FEATURE_SCREEN[feature]},
+            )
         if help_after:
             t = base + offsets[-1]
             self.track(t, user, "help_article_viewed", {"article": self.article(user, t, feature)})
         end = base + offsets[-1]
-        rest = times[n + help_after:]
+        rest = times[n + help_after :]
         return [min(max(x, end + SECOND * (k + 1)), user.filler_to) for k, x in enumerate(rest)]
 
     def filler_event(self, user: _User, t: int) -> None:
         role, tenant = user.role, user.tenant
         table = _FILLER_WEIGHTS[role]
         power = user.archetype == "power"
-        kind = self.pick_cached(("filler", role, "power" if power else ""), lambda: {
-            k: w * (2.5 if power and k in ("report_created", "automation_created") else 1.0)
-            for k, w in table.items()})
+        kind = self.pick_cached(
+            ("filler", role, "power" if power else ""),
+            lambda: {
+                k: w * (2.5 if power and k in ("report_created", "automation_created") else 1.0)
+                for k, w in table.items()
+            },
+        )
         plan = tenant.plan_at(t)
         if kind in ("report_created", "template_used", "automation_created"):
             done = user.steps.get(kind)
@@ -1228,9 +1431,16 @@ class _Builder:
                     self.track(t, user, "feature_used", {"feature": self.feature(t, user)})
             case "error_shown":
                 feature = self.error_feature(t, user)
-                self.track(t, user, kind, {
-                    "feature": feature, "message": self.rng.choice(ERROR_MESSAGES[feature]),
-                    "screen": FEATURE_SCREEN[feature]})
+                self.track(
+                    t,
+                    user,
+                    kind,
+                    {
+                        "feature": feature,
+                        "message": self.rng.choice(ERROR_MESSAGES[feature]),
+                        "screen": FEATURE_SCREEN[feature],
+                    },
+                )
             case "teammate_invited":
                 self.track(t, user, kind, {"count": self.rng.randint(1, 3)})
             case _:  # page, screen
@@ -1247,19 +1457,28 @@ class _Builder:
         s = u.signup
         self.page(s + 40 * SECOND, u, "home", fixed=True)
         self.page(s + 6 * MINUTE, u, "editor", path_index=2, fixed=True)
-        self.track(s + 9 * MINUTE, u, "help_article_viewed", {"article": "getting-started"},
-                   fixed=True)
+        self.track(
+            s + 9 * MINUTE, u, "help_article_viewed", {"article": "getting-started"}, fixed=True
+        )
         self.page(s + 15 * MINUTE, u, "settings", path_index=2, fixed=True)
         self.page(now - 4 * MINUTE, u, "home", fixed=True)
         # A maker stuck on one automation error, four times in the last ten minutes.
         u = by_key["stuck_maker"]
         self.page(now - 12 * MINUTE, u, "editor", path_index=1, fixed=True)
         message = ERROR_MESSAGES["automations"][0]
-        for ago in (9 * MINUTE + 30 * SECOND, 6 * MINUTE + 40 * SECOND, 4 * MINUTE,
-                    MINUTE + 10 * SECOND):
-            self.track(now - ago, u, "error_shown", {"feature": "automations",
-                                                     "message": message, "screen": "editor"},
-                       fixed=True)
+        for ago in (
+            9 * MINUTE + 30 * SECOND,
+            6 * MINUTE + 40 * SECOND,
+            4 * MINUTE,
+            MINUTE + 10 * SECOND,
+        ):
+            self.track(
+                now - ago,
+                u,
+                "error_shown",
+                {"feature": "automations", "message": message, "screen": "editor"},
+                fixed=True,
+            )
         # An end user at a clinic, reading reports.
         u = by_key["healthcare_end_user"]
         self.page(now - 6 * MINUTE, u, "home", fixed=True)
@@ -1269,9 +1488,13 @@ class _Builder:
         seats = u.tenant.seats
         self.page(now - 50 * MINUTE, u, "home", fixed=True)
         self.page(now - 26 * MINUTE, u, "settings", path_index=1, fixed=True)
-        self.track(now - 25 * MINUTE, u, "limit_reached",
-                   {"limit": "seats", "used": seats, "max": seats, "screen": "settings"},
-                   fixed=True)
+        self.track(
+            now - 25 * MINUTE,
+            u,
+            "limit_reached",
+            {"limit": "seats", "used": seats, "max": seats, "screen": "settings"},
+            fixed=True,
+        )
         # A fintech power user: automations, reports, the API and custom fields all week.
         u = by_key["fintech_power_user"]
         week: list[tuple[int, str, dict[str, Any]]] = [
@@ -1289,8 +1512,9 @@ class _Builder:
         for ago, event, props in week:
             self.track(now - ago, u, event, props, fixed=True)
         admin = u.tenant.users[0]  # the tenant is engaged, not just its power user
-        self.track(now - 3 * DAY - 4 * HOUR, admin, "feature_used", {"feature": "audit_log"},
-                   fixed=True)
+        self.track(
+            now - 3 * DAY - 4 * HOUR, admin, "feature_used", {"feature": "audit_log"}, fixed=True
+        )
         self.track(now - 2 * DAY - 6 * HOUR, admin, "report_created", fixed=True)
         # An at-risk user: weeks of steady use, the last visit eleven days ago.
         u = by_key["at_risk"]
@@ -1324,12 +1548,25 @@ class _Builder:
                 continue
             if key not in hit or self.rng.random() < 0.25:
                 hit.add(key)
-                self.events[i] = (ts, seq, "track", tenant_id, user_id, "limit_reached",
-                                  {"limit": resource, "used": cap, "max": cap,
-                                   "screen": "editor"})
+                self.events[i] = (
+                    ts,
+                    seq,
+                    "track",
+                    tenant_id,
+                    user_id,
+                    "limit_reached",
+                    {"limit": resource, "used": cap, "max": cap, "screen": "editor"},
+                )
             else:
-                self.events[i] = (ts, seq, "track", tenant_id, user_id, "feature_used",
-                                  {"feature": resource})
+                self.events[i] = (
+                    ts,
+                    seq,
+                    "track",
+                    tenant_id,
+                    user_id,
+                    "feature_used",
+                    {"feature": resource},
+                )
 
     def finish(self) -> Population:
         self.events.sort()
@@ -1347,43 +1584,62 @@ class _Builder:
             counts[e[4]] = counts.get(e[4], 0) + 1
         tenants = [
             TenantInfo(
-                tenant_id=t.tenant_id, name=t.name, plan=t.plan, industry=t.industry,
-                seats=t.seats, seats_used=t.seats_used, region=t.region,
-                created_at=_to_datetime(t.created_at), users=t.n_users,
-                integrations=tuple(sorted(t.connected)), initial_plan=t.initial_plan,
+                tenant_id=t.tenant_id,
+                name=t.name,
+                plan=t.plan,
+                industry=t.industry,
+                seats=t.seats,
+                seats_used=t.seats_used,
+                region=t.region,
+                created_at=_to_datetime(t.created_at),
+                users=t.n_users,
+                integrations=tuple(sorted(t.connected)),
+                initial_plan=t.initial_plan,
                 upgraded_at=_to_datetime(t.upgraded_at) if t.upgraded_at is not None else None,
             )
             for t in self.tenants
         ]
         users = [
             UserInfo(
-                user_id=u.user_id, tenant_id=u.tenant.tenant_id, role=u.role,
-                archetype=u.archetype, signed_up_at=_to_datetime(u.signup),
+                user_id=u.user_id,
+                tenant_id=u.tenant.tenant_id,
+                role=u.role,
+                archetype=u.archetype,
+                signed_up_at=_to_datetime(u.signup),
                 last_seen_at=_to_datetime(last_seen[u.user_id]),
-                name=f"{u.first_name} {u.last_name}", email=u.email, events=counts[u.user_id],
+                name=f"{u.first_name} {u.last_name}",
+                email=u.email,
+                events=counts[u.user_id],
             )
             for u in sorted(self.users, key=lambda u: u.index)
         ]
         by_key = {u.persona: u for u in self.users if u.persona}
         personas = [
-            Persona(key=p.persona, label=p.label, description=p.description,
-                    tenant_id=by_key[p.persona].tenant.tenant_id,
-                    user_id=by_key[p.persona].user_id, role=by_key[p.persona].role)
+            Persona(
+                key=p.persona,
+                label=p.label,
+                description=p.description,
+                tenant_id=by_key[p.persona].tenant.tenant_id,
+                user_id=by_key[p.persona].user_id,
+                role=by_key[p.persona].role,
+            )
             for p in _PERSONA_TENANTS
         ]
-        return Population(spec=self.spec, tenants=tenants, users=users, personas=personas,
-                          log=log)
+        return Population(spec=self.spec, tenants=tenants, users=users, personas=personas, log=log)
 
 
 def _check(spec: PopulationSpec) -> None:
     if spec.days < 30:
         raise ValueError("spec.days must be at least 30")
     if spec.tenants < len(_PERSONA_TENANTS):
-        raise ValueError(f"spec.tenants must be at least {len(_PERSONA_TENANTS)} (the personas' "
-                         "tenants)")
+        raise ValueError(
+            f"spec.tenants must be at least {len(_PERSONA_TENANTS)} (the personas' tenants)"
+        )
     needed = _PERSONA_MIN_USERS + spec.tenants - len(_PERSONA_TENANTS)
     if spec.users < needed:
-        raise ValueError(f"spec.users must be at least {needed}: every tenant needs an admin, "
-                         "and the personas' tenants need their users")
+        raise ValueError(
+            f"spec.users must be at least {needed}: every tenant needs an admin, "
+            "and the personas' tenants need their users"
+        )
     if spec.events < 0:
         raise ValueError("spec.events must not be negative")

@@ -39,9 +39,20 @@ FULL = PopulationSpec(now=NOW)
 
 Event = dict[str, Any]
 TRACK_EVENTS = {
-    "signed_up", "teammate_invited", "integration_connected", "integration_disconnected",
-    "feature_used", "template_used", "report_created", "automation_created", "billing_connected",
-    "limit_reached", "feature_attempted", "error_shown", "help_article_viewed", "plan_upgraded",
+    "signed_up",
+    "teammate_invited",
+    "integration_connected",
+    "integration_disconnected",
+    "feature_used",
+    "template_used",
+    "report_created",
+    "automation_created",
+    "billing_connected",
+    "limit_reached",
+    "feature_attempted",
+    "error_shown",
+    "help_article_viewed",
+    "plan_upgraded",
 }
 # The properties each track event must carry.
 REQUIRED_PROPS = {
@@ -119,8 +130,9 @@ def test_the_same_seed_gives_identical_batches() -> None:
     first = list(generate(SMALL).batches())
     again = list(generate(SMALL).batches())
     assert first == again
-    other = list(generate(PopulationSpec(tenants=10, users=60, events=3000, now=NOW,
-                                         seed=8)).batches())
+    other = list(
+        generate(PopulationSpec(tenants=10, users=60, events=3000, now=NOW, seed=8)).batches()
+    )
     assert other != first
 
 
@@ -182,13 +194,13 @@ def test_every_event_is_a_valid_segment_call(both: tuple[Population, list[Event]
         else:
             assert event["name"]
             assert event["properties"]["screen"] in SCREENS
-        for prop in ("screen",):
-            if kind == "track" and prop in event["properties"]:
-                assert event["properties"][prop] in SCREENS
+        if kind == "track" and "screen" in event["properties"]:
+            assert event["properties"]["screen"] in SCREENS
 
 
 def test_every_user_starts_with_signed_up_then_identify_and_group(
-        both: tuple[Population, list[Event]]) -> None:
+    both: tuple[Population, list[Event]],
+) -> None:
     _, events = both
     by_user: dict[str, list[Event]] = defaultdict(list)
     for event in events:
@@ -218,7 +230,8 @@ def test_a_naive_or_odd_now_is_taken_as_utc() -> None:
 
 
 def test_the_vocabulary_mirrors_the_shipped_configuration(
-        presets: dict[str, Any], signals: dict[str, Any]) -> None:
+    presets: dict[str, Any], signals: dict[str, Any]
+) -> None:
     industries = presets["industries"]
     assert set(INDUSTRY_INTEGRATIONS) == set(industries) == set(INDUSTRY_TEMPLATES)
     for name, industry in industries.items():
@@ -233,8 +246,10 @@ def test_the_vocabulary_mirrors_the_shipped_configuration(
         assert PLAN_FEATURES[name] == tuple(plan["features"])
         assert dict(PLAN_LIMITS[name]) == plan["limits"]
         assert pop_module.PLAN_NEXT.get(name) == plan.get("next")
-    shipped = [(s["id"], s["event"], tuple(s.get("for_roles", ROLES)), s.get("scope") == "tenant")
-               for s in signals["activation"]]
+    shipped = [
+        (s["id"], s["event"], tuple(s.get("for_roles", ROLES)), s.get("scope") == "tenant")
+        for s in signals["activation"]
+    ]
     assert [(s.id, s.event, s.roles, s.tenant_scope) for s in ACTIVATION] == shipped
     assert signals["friction"]["window_minutes"] == pop_module.FRICTION_WINDOW_MINUTES
     assert signals["friction"]["repeat_threshold"] == pop_module.FRICTION_REPEAT_THRESHOLD
@@ -243,8 +258,8 @@ def test_the_vocabulary_mirrors_the_shipped_configuration(
 
 
 def test_every_name_used_exists_in_the_configuration(
-        full: Population, full_events: list[Event], presets: dict[str, Any],
-        signals: dict[str, Any]) -> None:
+    full: Population, full_events: list[Event], presets: dict[str, Any], signals: dict[str, Any]
+) -> None:
     integrations = set(presets["integrations"])
     industries = set(presets["industries"])
     plans = set(signals["plans"])
@@ -335,7 +350,8 @@ def test_creations_stay_within_the_plan_limits(full_events: list[Event]) -> None
 
 
 def test_the_last_group_call_describes_the_tenant_as_it_is(
-        both: tuple[Population, list[Event]]) -> None:
+    both: tuple[Population, list[Event]],
+) -> None:
     population, events = both
     last = {e["tenantId"]: e["traits"] for e in events if e["type"] == "group"}
     for tenant in population.tenants:
@@ -417,7 +433,8 @@ def test_tenants_look_like_a_saas_customer_base(full: Population) -> None:
 
 
 def test_users_spread_over_tenants_by_size_with_an_admin_each(
-        full: Population, full_events: list[Event]) -> None:
+    full: Population, full_events: list[Event]
+) -> None:
     roles = {e["userId"]: e["traits"]["role"] for e in full_events if e["type"] == "identify"}
     by_tenant: dict[str, list[str]] = defaultdict(list)
     for user in full.users:
@@ -435,13 +452,16 @@ def test_users_spread_over_tenants_by_size_with_an_admin_each(
     assert len(set(emails)) == len(emails)
 
 
-def test_archetypes_shape_activity(full: Population, full_events: list[Event],
-                                   signals: dict[str, Any]) -> None:
+def test_archetypes_shape_activity(
+    full: Population, full_events: list[Event], signals: dict[str, Any]
+) -> None:
     now = full.spec.now
     archetypes = Counter(u.archetype for u in full.users)
     assert {"quick", "slow", "stalled", "churned", "power"} <= set(archetypes)
-    assert all(archetypes[a] >= 0.05 * len(full.users)
-               for a in ("quick", "slow", "stalled", "churned", "power"))
+    assert all(
+        archetypes[a] >= 0.05 * len(full.users)
+        for a in ("quick", "slow", "stalled", "churned", "power")
+    )
     value = value_events(signals)
     valued = {e["userId"] for e in full_events if e["type"] == "track" and e["event"] in value}
     churned_days: list[float] = []
@@ -455,8 +475,11 @@ def test_archetypes_shape_activity(full: Population, full_events: list[Event],
     assert statistics.median(churned_days) >= 10  # active for weeks, then gone
 
     def per_day(archetype: str) -> float:
-        rates = [u.events / max((now - u.signed_up_at).days, 1) for u in full.users
-                 if u.archetype == archetype and now - u.signed_up_at > timedelta(days=14)]
+        rates = [
+            u.events / max((now - u.signed_up_at).days, 1)
+            for u in full.users
+            if u.archetype == archetype and now - u.signed_up_at > timedelta(days=14)
+        ]
         return statistics.mean(rates)
 
     assert per_day("power") > 1.5 * per_day("quick") > per_day("stalled")
@@ -474,15 +497,19 @@ def test_event_mix_is_plausible(full_events: list[Event]) -> None:
 
 
 def test_stuck_users_show_error_bursts_beyond_the_personas(
-        full: Population, full_events: list[Event]) -> None:
+    full: Population, full_events: list[Event]
+) -> None:
     personas = {p.user_id for p in full.personas}
     errors: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for event in tracks(full_events, "error_shown"):
         if event["userId"] not in personas:
             errors[(event["userId"], event["properties"]["feature"])].append(ts(event))
     window = timedelta(minutes=10)
-    bursts = {user for (user, _), times in errors.items()
-              if any(times[i + 2] - times[i] <= window for i in range(len(times) - 2))}
+    bursts = {
+        user
+        for (user, _), times in errors.items()
+        if any(times[i + 2] - times[i] <= window for i in range(len(times) - 2))
+    }
     assert len(bursts) >= 20
 
 
@@ -497,8 +524,9 @@ def test_limits_and_attempts_name_their_screen(full_events: list[Event]) -> None
 # --- personas -------------------------------------------------------------------------------------
 
 
-def test_personas_are_in_their_stated_state(both: tuple[Population, list[Event]],
-                                            signals: dict[str, Any]) -> None:
+def test_personas_are_in_their_stated_state(
+    both: tuple[Population, list[Event]], signals: dict[str, Any]
+) -> None:
     population, events = both
     now = population.spec.now
     value = value_events(signals)
@@ -514,8 +542,14 @@ def test_personas_are_in_their_stated_state(both: tuple[Population, list[Event]]
         elif event["type"] == "identify":
             roles[event["userId"]] = event["traits"]["role"]
     keys = [p.key for p in population.personas]
-    assert keys == ["new_admin", "stuck_maker", "healthcare_end_user", "seat_limit_admin",
-                    "fintech_power_user", "at_risk"]
+    assert keys == [
+        "new_admin",
+        "stuck_maker",
+        "healthcare_end_user",
+        "seat_limit_admin",
+        "fintech_power_user",
+        "at_risk",
+    ]
     for persona in population.personas:
         assert persona.label
         assert persona.description
@@ -541,8 +575,10 @@ def test_personas_are_in_their_stated_state(both: tuple[Population, list[Event]]
     # (2) a maker stuck on errors: three or more for one feature in the last ten minutes.
     p = population.persona("stuck_maker")
     assert p.role == "maker"
-    recent = Counter(e["properties"]["feature"]
-                     for e in tracks(since(p.user_id, timedelta(minutes=10)), "error_shown"))
+    recent = Counter(
+        e["properties"]["feature"]
+        for e in tracks(since(p.user_id, timedelta(minutes=10)), "error_shown")
+    )
     assert recent
     assert max(recent.values()) >= 3
     feature = recent.most_common(1)[0][0]
@@ -570,11 +606,14 @@ def test_personas_are_in_their_stated_state(both: tuple[Population, list[Event]]
     assert len(info.integrations) >= 3
     week = since(p.user_id, timedelta(days=7))
     assert len(valued(week)) >= 5
-    assert len([e for e in week if e["type"] == "track"
-                and e["event"] in signals["events"]["power"]]) >= 3
+    assert (
+        len([e for e in week if e["type"] == "track" and e["event"] in signals["events"]["power"]])
+        >= 3
+    )
     assert len({e["properties"]["feature"] for e in tracks(week, "feature_used")}) >= 3
-    active = {e["userId"] for e in valued(by_tenant[p.tenant_id])
-              if ts(e) >= now - timedelta(days=7)}
+    active = {
+        e["userId"] for e in valued(by_tenant[p.tenant_id]) if ts(e) >= now - timedelta(days=7)
+    }
     assert len(active) >= 2
 
     # (6) an at-risk user: active weeks ago, nothing in the last seven days.
