@@ -143,7 +143,8 @@ async def seed(dsn: str, settings: Settings, *, tenants: int, users: int, events
     return stored
 
 
-async def _seeded(dsn: str) -> bool:
+async def _seeded(dsn: str, *, clear: bool = False) -> bool:
+    """Whether the database holds events; with `clear`, empty it first (demo reseeding)."""
     import asyncpg
 
     from app.storage.db import migrate
@@ -151,6 +152,12 @@ async def _seeded(dsn: str) -> bool:
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
+        if clear:
+            tables = await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'schema_migrations'"
+            )
+            await conn.execute("TRUNCATE " + ", ".join(f'"{r["tablename"]}"' for r in tables))
         return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events)"))
     finally:
         await conn.close()
@@ -170,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         dsn = embedded.start()
         os.environ["DATABASE_URL"] = dsn
     try:
-        if args.reseed or not asyncio.run(_seeded(dsn)):
+        if not asyncio.run(_seeded(dsn, clear=args.reseed)):
             print(f"Seeding the demo population ({args.tenants} tenants, {args.users} users, "
                   f"{args.events:,} events)...", file=sys.stderr)
             asyncio.run(seed(dsn, settings, tenants=args.tenants, users=args.users,
@@ -219,6 +226,28 @@ def cmd_user_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from app.storage.db import create_pool, migrate
+    from app.storage.keys import create_api_key
+
+    dsn = os.environ.get("DATABASE_URL", "")
+    if not dsn:
+        print("cairn keys: set DATABASE_URL", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        pool = await create_pool(dsn, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            return await create_api_key(pool, args.tenant, args.kind)
+        finally:
+            await pool.close()
+
+    print(asyncio.run(run()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cairn", description="Cairn personalization engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -235,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tenants", type=int, default=200)
     p.add_argument("--users", type=int, default=2000)
     p.add_argument("--events", type=int, default=200_000)
-    p.add_argument("--reseed", action="store_true", help="seed again even if data exists")
+    p.add_argument("--reseed", action="store_true", help="empty the demo database and seed it again")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("validate", help="check layout YAML; problems as file:line:col: message")
@@ -256,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("tenant_id")
     p.add_argument("user_id")
     p.set_defaults(func=cmd_user_hash)
+
+    p = sub.add_parser("keys", help="create a key scoped to one tenant (shown once)")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--kind", choices=["secret", "publishable"], default="secret")
+    p.set_defaults(func=cmd_keys)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

@@ -1,0 +1,103 @@
+"""Tenants never see each other's data; browser callers prove who they are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.settings import Settings
+from app.storage.db import Pool
+from app.storage.keys import create_api_key
+
+pytestmark = pytest.mark.integration
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+def event(tenant: str, user: str, message_id: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "track", "messageId": message_id, "tenantId": tenant, "userId": user,
+            "event": "report_created", **extra}
+
+
+async def seed_two_tenants(client: Client, settings: Settings) -> None:
+    headers = {"Authorization": f"Bearer {settings.secret_key}"}
+    batch = [
+        {"type": "identify", "messageId": "a1", "tenantId": "acme", "userId": "u1",
+         "traits": {"role": "admin"}},
+        {"type": "identify", "messageId": "g1", "tenantId": "globex", "userId": "u1",
+         "traits": {"role": "admin"}},
+    ]
+    r = await client.post("/v1/events", json={"batch": batch}, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+async def test_a_tenant_key_gets_404_for_another_tenant(
+    client: Client, settings: Settings, pool: Pool
+) -> None:
+    await seed_two_tenants(client, settings)
+    acme_key = await create_api_key(pool, "acme", "secret")
+    acme = {"Authorization": f"Bearer {acme_key}"}
+    mine = {"tenant_id": "acme", "user_id": "u1"}
+    theirs = {"tenant_id": "globex", "user_id": "u1"}
+
+    assert (await client.get("/v1/layouts/home", params=mine, headers=acme)).status_code == 200
+    for method, path, params, body in (
+        ("GET", "/v1/layouts/home", theirs, None),
+        ("GET", "/v1/layouts/home/stream", theirs, None),
+        ("GET", "/v1/preferences", theirs, None),
+        ("PUT", "/v1/preferences", theirs, {"personalization": "off"}),
+    ):
+        r = await client.request(method, path, params=params, headers=acme, json=body)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.json()["error"]["code"] == "not_found"
+    r = await client.post("/v1/events", headers=acme,
+                          json={"batch": [event("acme", "u1", "ok1"),
+                                          event("globex", "u1", "x1")]})
+    assert r.status_code == 404
+    assert r.json()["error"]["field"].startswith("batch[1]")
+    # Nothing of the rejected batch was stored, not even the acme event.
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE message_id = 'ok1'") == 0
+    # globex's preferences are untouched.
+    assert await pool.fetchval("SELECT count(*) FROM preferences") == 0
+
+
+async def test_publishable_key_acts_only_for_the_verified_user(
+    client: Client, settings: Settings, pool: Pool,
+    browser_headers: Callable[[str, str], dict[str, str]],
+) -> None:
+    await seed_two_tenants(client, settings)
+    as_u1 = browser_headers("acme", "u1")
+    ok = await client.post("/v1/events", headers=as_u1,
+                           json={"batch": [event("acme", "u1", "b1")]})
+    assert ok.status_code == 200, ok.text
+    for params in ({"tenant_id": "acme", "user_id": "u2"},
+                   {"tenant_id": "globex", "user_id": "u1"}):
+        r = await client.get("/v1/layouts/home", params=params, headers=as_u1)
+        assert r.status_code == 403
+        r = await client.get("/v1/preferences", params=params, headers=as_u1)
+        assert r.status_code == 403
+    r = await client.post("/v1/events", headers=as_u1,
+                          json={"batch": [event("acme", "u2", "b2")]})
+    assert r.status_code == 403
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE message_id = 'b2'") == 0
+    # A publishable key cannot reach secret-only features, with or without a hash.
+    missing = {"Authorization": f"Bearer {settings.publishable_key}"}
+    r = await client.get("/v1/layouts/home", params={"tenant_id": "acme", "user_id": "u1"},
+                         headers=missing)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "user_hash_required"
+
+
+async def test_unknown_and_revoked_keys_are_refused(client: Client, pool: Pool) -> None:
+    from app.storage.keys import revoke_api_key
+
+    params = {"tenant_id": "acme", "user_id": "u1"}
+    r = await client.get("/v1/layouts/home", params=params, headers={"Authorization": "Bearer x"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    key = await create_api_key(pool, "acme", "secret")
+    assert await revoke_api_key(pool, key)
+    r = await client.get("/v1/layouts/home", params=params,
+                         headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 401
