@@ -12,6 +12,8 @@ from app.settings import Settings
 
 
 def create() -> Litestar:
-    logging.basicConfig(level=os.environ.get("CAIRN_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("CAIRN_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return create_app(Settings.from_env(), demo=os.environ.get("CAIRN_DEMO") == "1")

@@ -42,11 +42,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _validate_or_report(root: Path) -> int:
-    from app.config.compile import ConfigInvalid, load_layouts
+    from app.config.compile import LayoutConfigError, load_layouts
 
     try:
         load_layouts(root)
-    except ConfigInvalid as exc:
+    except LayoutConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
@@ -57,8 +57,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     roots = [Path(p) for p in (args.paths or [os.environ.get("CAIRN_LAYOUTS_DIR", "layouts")])]
     failed = 0
     for root in roots:
-        target = root if root.is_dir() else root.parent.parent if root.parent.name == "screens" \
+        target = (
+            root
+            if root.is_dir()
+            else root.parent.parent
+            if root.parent.name == "screens"
             else root.parent
+        )
         failed |= _validate_or_report(target)
         if not failed:
             print(f"{root}: ok")
@@ -87,8 +92,11 @@ def _demo_settings(data_dir: Path) -> Settings:
     key_file = data_dir / "demo-keys.json"
     saved: dict[str, str] = json.loads(key_file.read_text()) if key_file.exists() else {}
     env = dict(os.environ)
-    for name, prefix in (("CAIRN_SECRET_KEY", "sk_"), ("CAIRN_PUBLISHABLE_KEY", "pk_"),
-                         ("CAIRN_IDENTITY_SECRET", "whsec_")):
+    for name, prefix in (
+        ("CAIRN_SECRET_KEY", "sk_"),
+        ("CAIRN_PUBLISHABLE_KEY", "pk_"),
+        ("CAIRN_IDENTITY_SECRET", "whsec_"),
+    ):
         if not env.get(name):
             env[name] = saved.get(name) or prefix + secrets.token_urlsafe(24)
             saved[name] = env[name]
@@ -99,8 +107,9 @@ def _demo_settings(data_dir: Path) -> Settings:
     return Settings.from_env(env)
 
 
-async def seed(dsn: str, settings: Settings, *, tenants: int, users: int, events: int,
-               progress: bool = True) -> int:
+async def seed(
+    dsn: str, settings: Settings, *, tenants: int, users: int, events: int, progress: bool = True
+) -> int:
     """Generate the demo population and ingest it through the normal ingestion path."""
     from app.config.compile import load_layouts
     from app.demo.population import PopulationSpec, generate
@@ -109,8 +118,9 @@ async def seed(dsn: str, settings: Settings, *, tenants: int, users: int, events
     from app.storage.events import store_events
 
     vocab = load_layouts(settings.layouts_dir).vocabulary
-    population = generate(PopulationSpec(tenants=tenants, users=users, events=events,
-                                         now=datetime.now(UTC)))
+    population = generate(
+        PopulationSpec(tenants=tenants, users=users, events=events, now=datetime.now(UTC))
+    )
     pool = await create_pool(dsn)
     stored = 0
     try:
@@ -120,22 +130,36 @@ async def seed(dsn: str, settings: Settings, *, tenants: int, users: int, events
 
         key = pii_key(settings.identity_secret)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        (settings.data_dir / "demo-personas.json").write_bytes(msgspec.json.encode([
-            {"tenant_id": p.tenant_id, "user_id": p.user_id, "label": p.label,
-             "description": p.description} for p in population.personas
-        ]))
+        (settings.data_dir / "demo-personas.json").write_bytes(
+            msgspec.json.encode(
+                [
+                    {
+                        "tenant_id": p.tenant_id,
+                        "user_id": p.user_id,
+                        "label": p.label,
+                        "description": p.description,
+                    }
+                    for p in population.personas
+                ]
+            )
+        )
         total = population.count
         for batch in population.batches(500):
             body = msgspec.json.encode(batch)
-            rows = parse_batch(body, received_at=datetime.now(UTC), pii_mode=settings.pii_mode,
-                               pii_key=key).rows
+            rows = parse_batch(
+                body, received_at=datetime.now(UTC), pii_mode=settings.pii_mode, pii_key=key
+            ).rows
             result = await store_events(pool, rows, facets=vocab.facets)
             stored += result.accepted + result.duplicates
             if progress:
                 done = min(stored / max(total, 1), 1.0)
                 bar = "#" * int(done * 40)
-                print(f"\rseeding [{bar:<40}] {stored:,}/{total:,} events", end="",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"\rseeding [{bar:<40}] {stored:,}/{total:,} events",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
         if progress:
             print(file=sys.stderr)
     finally:
@@ -178,10 +202,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         os.environ["DATABASE_URL"] = dsn
     try:
         if not asyncio.run(_seeded(dsn, clear=args.reseed)):
-            print(f"Seeding the demo population ({args.tenants} tenants, {args.users} users, "
-                  f"{args.events:,} events)...", file=sys.stderr)
-            asyncio.run(seed(dsn, settings, tenants=args.tenants, users=args.users,
-                             events=args.events))
+            print(
+                f"Seeding the demo population ({args.tenants} tenants, {args.users} users, "
+                f"{args.events:,} events)...",
+                file=sys.stderr,
+            )
+            asyncio.run(
+                seed(dsn, settings, tenants=args.tenants, users=args.users, events=args.events)
+            )
         host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host  # noqa: S104
         base = f"http://{host}:{args.port}"
         print(
@@ -209,8 +237,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
     if not dsn:
         print("cairn seed: set DATABASE_URL", file=sys.stderr)
         return 2
-    stored = asyncio.run(seed(dsn, settings, tenants=args.tenants, users=args.users,
-                              events=args.events))
+    stored = asyncio.run(
+        seed(dsn, settings, tenants=args.tenants, users=args.users, events=args.events)
+    )
     print(f"stored {stored:,} events")
     return 0
 
@@ -264,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tenants", type=int, default=200)
     p.add_argument("--users", type=int, default=2000)
     p.add_argument("--events", type=int, default=200_000)
-    p.add_argument("--reseed", action="store_true", help="empty the demo database and seed it again")
+    p.add_argument(
+        "--reseed", action="store_true", help="empty the demo database and seed it again"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("validate", help="check layout YAML; problems as file:line:col: message")

@@ -20,7 +20,9 @@ from app.settings import Settings
 log = logging.getLogger("cairn")
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None, demo: bool = False) -> Litestar:
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, demo: bool = False
+) -> Litestar:
     """The Cairn API. `runtime` may be passed in (tests); otherwise it starts in the lifespan."""
 
     @contextlib.asynccontextmanager
@@ -39,7 +41,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, demo: bool
             if owned:
                 await rt.stop()
 
-    route_handlers: list[object] = [*ops.ROUTES, *events.ROUTES, *layouts.ROUTES, *preferences.ROUTES]
+    route_handlers: list[object] = [
+        *ops.ROUTES,
+        *events.ROUTES,
+        *layouts.ROUTES,
+        *preferences.ROUTES,
+    ]
     if demo:
         from app.http import demo as demo_pages
 
@@ -47,8 +54,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, demo: bool
     cors = (
         CORSConfig(
             allow_origins=list(settings.cors_origins),
-            allow_headers=["authorization", "content-type", "x-cairn-user-hash", "x-cairn-client",
-                           "if-none-match"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "x-cairn-user-hash",
+                "x-cairn-client",
+                "if-none-match",
+            ],
             expose_headers=["etag"],
             allow_methods=["GET", "POST", "PUT", "OPTIONS"],
         )

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from app.config.compile import ConfigInvalid, load_layouts
+from app.config.compile import LayoutConfigError, load_layouts
 from app.engine.model import Layouts
 from app.engine.profile import PeerStats
 from app.engine.vocabulary import Vocabulary
@@ -112,8 +112,9 @@ class Runtime:
         self._pool = await create_pool(dsn)
         async with self._pool.acquire() as conn:
             await migrate(conn)
-        self._profiles = ProfileStore(self._pool, self.vocabulary,
-                                      cache_size=self.settings.profile_cache_size)
+        self._profiles = ProfileStore(
+            self._pool, self.vocabulary, cache_size=self.settings.profile_cache_size
+        )
         self._listener = await asyncpg.connect(dsn)
         await self._listener.add_listener("cairn_profile", self._on_profile)
         await self.refresh_peers()
@@ -173,7 +174,7 @@ class Runtime:
         """Load layouts/ again; a broken file keeps the last good version live."""
         try:
             layouts = load_layouts(self.settings.layouts_dir)
-        except ConfigInvalid as exc:
+        except LayoutConfigError as exc:
             self.layout_error = str(exc)
             log.error("layouts not reloaded, the last good version stays live:\n%s", exc)
             return False

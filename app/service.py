@@ -45,8 +45,12 @@ def parse_client(header: str | None) -> ClientCaps:
     try:
         schema = int(caps.get("schema", SCHEMA_VERSION))
     except ValueError as exc:
-        raise ApiError(400, "invalid_client_header", "schema= in X-Cairn-Client must be a "
-                       "whole number.", "X-Cairn-Client") from exc
+        raise ApiError(
+            400,
+            "invalid_client_header",
+            "schema= in X-Cairn-Client must be a whole number.",
+            "X-Cairn-Client",
+        ) from exc
     return ClientCaps(platform=parts[0], schema=schema, widgets=widgets)
 
 
@@ -78,19 +82,30 @@ async def decide_layout(
 ) -> Served:
     layouts = rt.layouts
     if screen not in layouts.screens:
-        raise ApiError(404, "unknown_screen", f"There is no layout for screen '{screen}'.",
-                       "screen")
+        raise ApiError(
+            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
+        )
     if caps.schema < 1:
-        raise ApiError(400, "unsupported_schema", "This server speaks layout schema version 1.",
-                       "X-Cairn-Client")
+        raise ApiError(
+            400,
+            "unsupported_schema",
+            "This server speaks layout schema version 1.",
+            "X-Cairn-Client",
+        )
     now = rt.now()
     degraded = False
     profile: ProfileData
     try:
-        profile = await asyncio.wait_for(rt.profiles.load(tenant_id, user_id, now),
-                                         PROFILE_BUDGET_S)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
-            RuntimeError) as exc:
+        profile = await asyncio.wait_for(
+            rt.profiles.load(tenant_id, user_id, now), PROFILE_BUDGET_S
+        )
+    except (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        TimeoutError,
+        RuntimeError,
+    ) as exc:
         log.warning("profile store unavailable, serving the default layout: %r", exc)
         profile = anonymous_profile(tenant_id, user_id)
         degraded = True
@@ -99,10 +114,23 @@ async def decide_layout(
         mode = "default"
     elif profile.preferences.personalization == "basic":
         mode = "basic"
-    decision = decide(layouts, DecisionInput(
-        screen=screen, profile=profile, mode=mode, now=now, seed=secrets.randbits(64),
-        view=view, peers=rt.peers, degraded=degraded,
-    ))
+    decision = decide(
+        layouts,
+        DecisionInput(
+            screen=screen,
+            profile=profile,
+            mode=mode,
+            now=now,
+            seed=secrets.randbits(64),
+            view=view,
+            peers=rt.peers,
+            degraded=degraded,
+        ),
+    )
     descriptor = negotiate(decision.descriptor, caps.widgets)
-    return Served(descriptor=descriptor, body=_ENCODER.encode(descriptor),
-                  etag=etag_of(descriptor), trace=decision.trace)
+    return Served(
+        descriptor=descriptor,
+        body=_ENCODER.encode(descriptor),
+        etag=etag_of(descriptor),
+        trace=decision.trace,
+    )

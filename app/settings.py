@@ -30,7 +30,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reload_layouts: bool = True
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, *, generate_keys: bool = False) -> Settings:
+    def from_env(
+        cls, env: dict[str, str] | None = None, *, generate_keys: bool = False
+    ) -> Settings:
         """Read `CAIRN_*` and `DATABASE_URL`; with `generate_keys`, missing keys are created."""
         env = dict(os.environ if env is None else env)
         keys = {}
@@ -52,7 +54,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             budget = float(env.get("CAIRN_RECOMMENDER_BUDGET_MS", "20"))
         except ValueError as exc:
             raise ConfigError("CAIRN_RECOMMENDER_BUDGET_MS must be a number") from exc
-        origins = tuple(o.strip() for o in env.get("CAIRN_CORS_ORIGINS", "").split(",") if o.strip())
+        origins = tuple(
+            o.strip() for o in env.get("CAIRN_CORS_ORIGINS", "").split(",") if o.strip()
+        )
         return cls(
             secret_key=keys["CAIRN_SECRET_KEY"],
             publishable_key=keys["CAIRN_PUBLISHABLE_KEY"],

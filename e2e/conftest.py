@@ -21,9 +21,15 @@ __all__ = ["database_dsn", "pg_server_dsn"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CAIRN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ARTIFACTS = ROOT / "test-results"
 
 
@@ -40,7 +46,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - localhost
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -72,11 +78,12 @@ def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "CAIRN_RELOAD_LAYOUTS": "0",
     }
     settings = Settings.from_env(env)
-    run_sync(seed(database_dsn, settings, tenants=20, users=150, events=6000,
-                     progress=False))
+    run_sync(seed(database_dsn, settings, tenants=20, users=150, events=6000, progress=False))
     port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -51,8 +51,11 @@ def test_clicking_the_next_step_moves_it_on(page: Page, server: Server) -> None:
     card.locator("a").first.click()
     expect(page.locator("#demo-status")).to_contain_text("reported as")
     expect(heading).not_to_have_text(before, timeout=5000)
-    expect(page.locator("#cairn-root .cairn-next_step_card h2, #cairn-root .cairn-next_step_card h3")
-           .first).not_to_have_text(before)
+    expect(
+        page.locator(
+            "#cairn-root .cairn-next_step_card h2, #cairn-root .cairn-next_step_card h3"
+        ).first
+    ).not_to_have_text(before)
 
 
 def test_the_view_switch_changes_the_home(page: Page, server: Server) -> None:

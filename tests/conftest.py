@@ -76,7 +76,7 @@ def database_dsn(pg_server_dsn: str) -> Iterator[str]:
 
 def _with_database(dsn: str, name: str) -> str:
     """The same server DSN pointing at database `name` (works for URLs and unix-socket DSNs)."""
-    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+    from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
@@ -127,9 +127,7 @@ def settings(database_dsn: str) -> Settings:
 
 
 @pytest_asyncio.fixture
-async def client(
-    settings: Settings, pool: Pool
-) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+async def client(settings: Settings, pool: Pool) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     """The API on the (emptied) test database; its runtime starts in the app's own lifespan."""
     del pool  # requested so that tables are emptied first
     app = create_app(settings)

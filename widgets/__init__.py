@@ -6,6 +6,7 @@ A widget type's id is the same in layout YAML, Python, the JSON Schema and the w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -31,9 +32,9 @@ from widgets.descriptor import (
 class WidgetKind:
     """What the engine needs to know of a widget type."""
 
-    type: str
+    name: str
     props: type[msgspec.Struct]
-    widget: type[WidgetBase]
+    widget: type[Any]  # the tagged WidgetBase subclass
     modal: bool
 
 
@@ -49,7 +50,7 @@ def _kinds() -> dict[str, WidgetKind]:
     )
     by_tag = {cls.__struct_config__.tag: cls for cls in WidgetBase.__subclasses__()}
     return {
-        m.TYPE: WidgetKind(type=m.TYPE, props=m.PROPS, widget=by_tag[m.TYPE], modal=m.MODAL)
+        m.TYPE: WidgetKind(name=m.TYPE, props=m.PROPS, widget=by_tag[m.TYPE], modal=m.MODAL)
         for m in modules
     }
 

@@ -9,7 +9,7 @@ import msgspec
 WhySource = Literal["rule", "recommender", "experiment", "default"]
 
 
-class Wire(msgspec.Struct, omit_defaults=False, forbid_unknown_fields=False):
+class Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """Base of everything Cairn sends on the wire: tolerant to new fields when decoded."""
 
 
@@ -17,7 +17,7 @@ class Driver(Wire, frozen=True):
     """One signal an explanation rests on, with the value it had for this user."""
 
     signal: str
-    value: str | int | float | bool | None | list[str]
+    value: str | int | float | bool | list[str] | None
 
 
 class Why(Wire, frozen=True):

@@ -30,7 +30,7 @@ from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
 from widgets import WIDGET_KINDS
 
 
-class ConfigInvalid(Exception):
+class LayoutConfigError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
@@ -40,8 +40,27 @@ _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _CHAIN = re.compile(r"(?<![\w.])([A-Za-z_]\w*)((?:\s*\.\s*[A-Za-z_]\w*)*)(\s*\()?")
 _BOUND = re.compile(r"\.\s*(?:map|filter|exists|exists_one|all)\s*\(\s*([A-Za-z_]\w*)\s*,")
-_KEYWORDS = {"true", "false", "null", "in", "int", "uint", "double", "string", "bool", "bytes",
-             "list", "map", "type", "dyn", "has", "size", "matches", "timestamp", "duration"}
+_KEYWORDS = {
+    "true",
+    "false",
+    "null",
+    "in",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "bytes",
+    "list",
+    "map",
+    "type",
+    "dyn",
+    "has",
+    "size",
+    "matches",
+    "timestamp",
+    "duration",
+}
 _CEL_POS = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 
 
@@ -88,8 +107,14 @@ class _Compiler:
             m = _CEL_POS.search(str(exc))
             if m:
                 err_line, err_col, what = int(m.group(1)), int(m.group(2)), m.group(3)
-                self.problems.append(Problem(src.file, line + err_line, (col if err_line == 1 else 0)
-                                             + offset + err_col + 1, f"CEL: {what}"))
+                self.problems.append(
+                    Problem(
+                        src.file,
+                        line + err_line,
+                        (col if err_line == 1 else 0) + offset + err_col + 1,
+                        f"CEL: {what}",
+                    )
+                )
             else:
                 self.problems.append(src.at(path, f"CEL: {exc}"))
             return None
@@ -109,8 +134,14 @@ class _Compiler:
         for m in matches:
             if m.start() > pos:
                 parts.append(text[pos : m.start()])
-            parts.append(self.program(src, path, m.group(1).strip(), quote + m.start(1)
-                                      + (len(m.group(1)) - len(m.group(1).lstrip()))))
+            parts.append(
+                self.program(
+                    src,
+                    path,
+                    m.group(1).strip(),
+                    quote + m.start(1) + (len(m.group(1)) - len(m.group(1).lstrip())),
+                )
+            )
             pos = m.end()
         if pos < len(text):
             parts.append(text[pos:])
@@ -161,7 +192,9 @@ def _load(src: Source, spec: type[Any], problems: list[Problem]) -> Any:
 
 def _read(path: Path, root: Path, problems: list[Problem]) -> Source | None:
     try:
-        display = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+        display = (
+            str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+        )
         return read_source(path, display=display)
     except SourceError as exc:
         problems.append(exc.problem)
@@ -171,7 +204,7 @@ def _read(path: Path, root: Path, problems: list[Problem]) -> Source | None:
 
 
 def load_layouts(root: Path) -> Layouts:
-    """Read and compile every file under `root`; raise ConfigInvalid listing all problems."""
+    """Read and compile every file under `root`; raise LayoutConfigError listing all problems."""
     problems: list[Problem] = []
     digest = hashlib.sha256()
     sources: dict[str, Source | None] = {}
@@ -191,17 +224,19 @@ def load_layouts(root: Path) -> Layouts:
         digest.update(path.name.encode() + path.read_bytes())
         screen_sources.append(_read(path, root, problems))
 
-    signals_src, presets_src, help_src = (sources[n] for n in ("signals.yaml", "presets.yaml",
-                                                               "help.yaml"))
+    signals_src, presets_src, help_src = (
+        sources[n] for n in ("signals.yaml", "presets.yaml", "help.yaml")
+    )
     signals = _load(signals_src, SignalsSpec, problems) if signals_src else None
     presets = _load(presets_src, PresetsSpec, problems) if presets_src else None
     helps = _load(help_src, HelpSpec, problems) if help_src else None
     if signals is None or presets is None or helps is None:
-        raise ConfigInvalid(sorted(problems))
+        raise LayoutConfigError(sorted(problems))
 
     _check_presets(presets, presets_src, problems)  # type: ignore[arg-type]
-    vocab = Vocabulary(signals=signals, presets=presets, help=helps,
-                       tracked_events=tracked_events(signals))
+    vocab = Vocabulary(
+        signals=signals, presets=presets, help=helps, tracked_events=tracked_events(signals)
+    )
     compiler = _Compiler(schema=signal_schema(vocab))
     stages = []
     assert signals_src is not None
@@ -209,8 +244,13 @@ def load_layouts(root: Path) -> Layouts:
         prog = compiler.program(signals_src, ("lifecycle", i, "when"), _expr(stage.when))
         if prog is not None:
             stages.append(CompiledStage(stage.stage, prog))
-    vocab = Vocabulary(signals=signals, presets=presets, help=helps, stages=tuple(stages),
-                       tracked_events=vocab.tracked_events)
+    vocab = Vocabulary(
+        signals=signals,
+        presets=presets,
+        help=helps,
+        stages=tuple(stages),
+        tracked_events=vocab.tracked_events,
+    )
 
     screens: dict[str, CompiledScreen] = {}
     for src in screen_sources:
@@ -220,15 +260,19 @@ def load_layouts(root: Path) -> Layouts:
         if spec is None:
             continue
         if spec.screen in screens:
-            problems.append(src.at(("screen",), f"screen '{spec.screen}' is also defined in "
-                                   f"{screens[spec.screen].source}"))
+            problems.append(
+                src.at(
+                    ("screen",),
+                    f"screen '{spec.screen}' is also defined in {screens[spec.screen].source}",
+                )
+            )
             continue
         screen = _compile_screen(src, spec, compiler, vocab)
         if screen is not None:
             screens[spec.screen] = screen
     problems.extend(compiler.problems)
     if problems:
-        raise ConfigInvalid(sorted(set(problems)))
+        raise LayoutConfigError(sorted(set(problems)))
     return Layouts(vocabulary=vocab, screens=screens, version=digest.hexdigest()[:16])
 
 
@@ -237,8 +281,9 @@ def _check_presets(presets: PresetsSpec, src: Source, problems: list[Problem]) -
         base: Path_ = ("default",) if name == "default" else ("industries", name)
         for i, integration in enumerate(industry.integrations):
             if integration not in presets.integrations:
-                problems.append(src.at((*base, "integrations", i),
-                                       f"unknown integration '{integration}'"))
+                problems.append(
+                    src.at((*base, "integrations", i), f"unknown integration '{integration}'")
+                )
 
 
 def _compile_screen(
@@ -247,8 +292,9 @@ def _compile_screen(
     view_ids = [v.id for v in spec.views]
     before = len(compiler.problems)
     if spec.default_view not in view_ids:
-        compiler.problems.append(src.at(("default_view",),
-                                        f"default_view '{spec.default_view}' is not a view"))
+        compiler.problems.append(
+            src.at(("default_view",), f"default_view '{spec.default_view}' is not a view")
+        )
     seen: dict[str, Path_] = {}
     slots = []
     order = 0
@@ -262,8 +308,12 @@ def _compile_screen(
             seen[w.id] = base
             kind = WIDGET_KINDS.get(w.type)
             if kind is None:
-                compiler.problems.append(src.at((*base, "type"), f"unknown widget type '{w.type}' "
-                                                f"(known: {', '.join(WIDGET_KINDS)})"))
+                compiler.problems.append(
+                    src.at(
+                        (*base, "type"),
+                        f"unknown widget type '{w.type}' (known: {', '.join(WIDGET_KINDS)})",
+                    )
+                )
                 continue
             for vi, v in enumerate(w.views):
                 if v not in view_ids:
@@ -282,18 +332,34 @@ def _compile_screen(
             if not isinstance(w.fallback, str):
                 fb_kind = WIDGET_KINDS.get(w.fallback.type)
                 if fb_kind is None:
-                    compiler.problems.append(src.at((*base, "fallback", "type"),
-                                                    f"unknown widget type '{w.fallback.type}'"))
+                    compiler.problems.append(
+                        src.at(
+                            (*base, "fallback", "type"), f"unknown widget type '{w.fallback.type}'"
+                        )
+                    )
                 else:
                     fallback = CompiledFallback(
-                        w.fallback.type, compiler.props(src, (*base, "fallback", "props"),
-                                                        w.fallback.props))
-            exprs = [_expr(w.when), *([w.confidence] if isinstance(w.confidence, str) else []),
-                     *_strings(w.props), *_strings(w.why.summary), *w.why.drivers]
+                        w.fallback.type,
+                        compiler.props(src, (*base, "fallback", "props"), w.fallback.props),
+                    )
+            exprs = [
+                _expr(w.when),
+                *([w.confidence] if isinstance(w.confidence, str) else []),
+                *_strings(w.props),
+                *_strings(w.why.summary),
+                *w.why.drivers,
+            ]
             compiled = CompiledWidget(
-                spec=w, slot=slot.id, order=order, when=when, confidence=confidence, props=props,
+                spec=w,
+                slot=slot.id,
+                order=order,
+                when=when,
+                confidence=confidence,
+                props=props,
                 summary=summary if isinstance(summary, Template) else Template((summary,)),
-                drivers=drivers, behavioural=compiler.behavioural(exprs), fallback=fallback,
+                drivers=drivers,
+                behavioural=compiler.behavioural(exprs),
+                fallback=fallback,
                 modal=kind.modal,
             )
             if len(compiler.problems) == before:
@@ -305,17 +371,24 @@ def _compile_screen(
     return CompiledScreen(spec=spec, source=src.file, slots=tuple(slots))
 
 
-def _check_props(src: Source, base: Path_, widget: CompiledWidget, compiler: _Compiler,
-                 vocab: Vocabulary) -> None:
+def _check_props(
+    src: Source, base: Path_, widget: CompiledWidget, compiler: _Compiler, vocab: Vocabulary
+) -> None:
     """Render the props for a sample user and check them against the widget type's schema."""
     import msgspec
 
     from app.engine.profile import ProfileData
 
-    sample = ProfileData(tenant_id="t", user_id="u", known=True, user_traits={"role": "admin"},
-                         tenant_traits={"plan": "trial", "industry": "healthcare"})
-    ctx = build_context(sample, vocab, now=__import__("datetime").datetime(2026, 1, 1),
-                        mode="full", screen="home")
+    sample = ProfileData(
+        tenant_id="t",
+        user_id="u",
+        known=True,
+        user_traits={"role": "admin"},
+        tenant_traits={"plan": "trial", "industry": "healthcare"},
+    )
+    ctx = build_context(
+        sample, vocab, now=__import__("datetime").datetime(2026, 1, 1), mode="full", screen="home"
+    )
     env = cel.Context(ctx)
     targets = [((*base, "props"), widget.type, widget.props)]
     if widget.fallback is not None:

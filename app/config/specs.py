@@ -18,13 +18,13 @@ class Spec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True
 # --- signals.yaml -------------------------------------------------------------------------------
 
 
-class EventClassesSpec(Spec, kw_only=True):
+class EventClassesSpec(Spec, frozen=True, kw_only=True):
     value: list[str] = []
     power: list[str] = []
     friction: list[str] = []
 
 
-class ActivationStepSpec(Spec, kw_only=True):
+class ActivationStepSpec(Spec, frozen=True, kw_only=True):
     id: str
     label: str
     body: str = ""
@@ -34,25 +34,25 @@ class ActivationStepSpec(Spec, kw_only=True):
     scope: Literal["user", "tenant"] = "user"
 
 
-class FrictionSpec(Spec, kw_only=True):
+class FrictionSpec(Spec, frozen=True, kw_only=True):
     window_minutes: int = 10
     repeat_threshold: int = 3
     trigger_hours: int = 24
 
 
-class LifecycleStageSpec(Spec, kw_only=True):
+class LifecycleStageSpec(Spec, frozen=True, kw_only=True):
     stage: str
     when: str | bool
 
 
-class PlanSpec(Spec, kw_only=True):
+class PlanSpec(Spec, frozen=True, kw_only=True):
     label: str
     features: list[str] = []
     limits: dict[str, int] = {}
     next: str | None = None
 
 
-class SignalsSpec(Spec, kw_only=True):
+class SignalsSpec(Spec, frozen=True, kw_only=True):
     events: EventClassesSpec = EventClassesSpec()
     facets: dict[str, str] = {}
     activation: list[ActivationStepSpec] = []
@@ -65,18 +65,18 @@ class SignalsSpec(Spec, kw_only=True):
 # --- presets.yaml -------------------------------------------------------------------------------
 
 
-class IntegrationSpec(Spec, kw_only=True):
+class IntegrationSpec(Spec, frozen=True, kw_only=True):
     name: str
     connect_href: str = ""
 
 
-class TemplateRefSpec(Spec, kw_only=True):
+class TemplateRefSpec(Spec, frozen=True, kw_only=True):
     id: str
     name: str
     href: str = ""
 
 
-class IndustrySpec(Spec, kw_only=True):
+class IndustrySpec(Spec, frozen=True, kw_only=True):
     label: str
     terms: dict[str, str] = {}
     default_fields: list[str] = []
@@ -85,7 +85,7 @@ class IndustrySpec(Spec, kw_only=True):
     templates: list[TemplateRefSpec] = []
 
 
-class PresetsSpec(Spec, kw_only=True):
+class PresetsSpec(Spec, frozen=True, kw_only=True):
     integrations: dict[str, IntegrationSpec] = {}
     industries: dict[str, IndustrySpec] = {}
     default: IndustrySpec
@@ -94,7 +94,7 @@ class PresetsSpec(Spec, kw_only=True):
 # --- help.yaml ----------------------------------------------------------------------------------
 
 
-class HelpArticleSpec(Spec, kw_only=True):
+class HelpArticleSpec(Spec, frozen=True, kw_only=True):
     id: str
     title: str
     href: str
@@ -103,36 +103,36 @@ class HelpArticleSpec(Spec, kw_only=True):
     summary: str = ""
 
 
-class HelpSpec(Spec, kw_only=True):
+class HelpSpec(Spec, frozen=True, kw_only=True):
     articles: list[HelpArticleSpec] = []
 
 
 # --- screens/*.yaml -----------------------------------------------------------------------------
 
 
-class ViewSpec(Spec, kw_only=True):
+class ViewSpec(Spec, frozen=True, kw_only=True):
     id: str
     label: str
     roles: list[str] = []
 
 
-class WhySpec(Spec, kw_only=True):
+class WhySpec(Spec, frozen=True, kw_only=True):
     summary: str
     drivers: list[str] = []
 
 
-class SuppressSpec(Spec, kw_only=True):
+class SuppressSpec(Spec, frozen=True, kw_only=True):
     cooldown_days: float = 7.0  # after a dismissal
     hide_when_completed: bool = True
     max_views: int | None = None  # total views before the widget rests
 
 
-class FallbackSpec(Spec, kw_only=True):
+class FallbackSpec(Spec, frozen=True, kw_only=True):
     type: str
     props: dict[str, Any]
 
 
-class WidgetSpec(Spec, kw_only=True):
+class WidgetSpec(Spec, frozen=True, kw_only=True):
     id: str
     type: str
     when: str | bool = "true"  # a CEL expression; plain YAML true/false are accepted too
@@ -146,13 +146,13 @@ class WidgetSpec(Spec, kw_only=True):
     fallback: Literal["drop"] | FallbackSpec = "drop"
 
 
-class SlotSpec(Spec, kw_only=True):
+class SlotSpec(Spec, frozen=True, kw_only=True):
     id: str
     max: int = 3
     widgets: list[WidgetSpec] = []
 
 
-class ScreenSpec(Spec, kw_only=True):
+class ScreenSpec(Spec, frozen=True, kw_only=True):
     screen: str
     views: list[ViewSpec]
     default_view: str

@@ -66,13 +66,21 @@ def _build(node: yaml.Node, path: Path_, src: Source) -> Any:
             key = key_node.value
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SourceError(
-                    Problem(src.file, key_node.start_mark.line + 1,
-                            key_node.start_mark.column + 1, "mapping keys must be plain strings")
+                    Problem(
+                        src.file,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        "mapping keys must be plain strings",
+                    )
                 )
             if key in out:
                 raise SourceError(
-                    Problem(src.file, key_node.start_mark.line + 1,
-                            key_node.start_mark.column + 1, f"duplicate key '{key}'")
+                    Problem(
+                        src.file,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        f"duplicate key '{key}'",
+                    )
                 )
             src.keys[(*path, key)] = (key_node.start_mark.line, key_node.start_mark.column)
             out[key] = _build(value_node, (*path, key), src)

@@ -49,7 +49,7 @@ class Decision:
     trace: list[tuple[str, str]] = field(default_factory=list)  # (widget id, why it was left out)
 
 
-class UnknownScreen(LookupError):
+class UnknownScreenError(LookupError):
     pass
 
 
@@ -60,10 +60,11 @@ def decision_id(seed: int) -> str:
 def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     screen = layouts.screens.get(inp.screen)
     if screen is None:
-        raise UnknownScreen(inp.screen)
+        raise UnknownScreenError(inp.screen)
     vocab = layouts.vocabulary
-    ctx = build_context(inp.profile, vocab, now=inp.now, mode=inp.mode, peers=inp.peers,
-                        screen=inp.screen)
+    ctx = build_context(
+        inp.profile, vocab, now=inp.now, mode=inp.mode, peers=inp.peers, screen=inp.screen
+    )
     role = ctx["user"]["role"]
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
     ctx["view"] = view.id
@@ -120,7 +121,9 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         view=ViewDescriptor(
             id=view.id,
             label=view.label,
-            options=[ViewOption(id=v.id, label=v.label) for v in screen.spec.views if v.id != view.id],
+            options=[
+                ViewOption(id=v.id, label=v.label) for v in screen.spec.views if v.id != view.id
+            ],
         ),
         presets=_presets(ctx, layouts) if inp.mode != "default" else None,
         slots=slots,
@@ -132,9 +135,12 @@ def _presets(ctx: dict[str, Any], layouts: Layouts) -> PresetsDescriptor | None:
     industry_id, industry = layouts.vocabulary.industry(ctx["tenant"]["industry"])
     if industry_id == "default":
         return None
-    return PresetsDescriptor(industry=industry_id, terms=dict(industry.terms),
-                             default_fields=list(industry.default_fields),
-                             reports=list(industry.reports))
+    return PresetsDescriptor(
+        industry=industry_id,
+        terms=dict(industry.terms),
+        default_fields=list(industry.default_fields),
+        reports=list(industry.reports),
+    )
 
 
 def _excluded(w: CompiledWidget, inp: DecisionInput, view: str, env: Any, floor: float) -> str:
@@ -158,8 +164,11 @@ def _excluded(w: CompiledWidget, inp: DecisionInput, view: str, env: Any, floor:
     try:
         if w.when.execute(env) is not True:
             return "rule does not hold"
-        confidence = w.confidence if isinstance(w.confidence, (int, float)) else float(
-            w.confidence.execute(env))
+        confidence = (
+            w.confidence
+            if isinstance(w.confidence, (int, float))
+            else float(w.confidence.execute(env))
+        )
     except _EVAL_ERRORS as exc:
         return f"rule could not be evaluated: {exc}"
     if confidence < floor:
@@ -171,28 +180,38 @@ def _build(w: CompiledWidget, env: Any, mode: Mode) -> Widget | str:
     """The widget's descriptor, or the reason it could not be built."""
     kind = WIDGET_KINDS[w.type]
     try:
-        props = msgspec.convert(render(w.props, env), kind.props)
+        props: Any = msgspec.convert(render(w.props, env), kind.props)
         summary = render(w.summary, env)
-        drivers = [Driver(signal=name, value=_driver_value(prog.execute(env)))
-                   for name, prog in w.drivers]
-        confidence = w.confidence if isinstance(w.confidence, (int, float)) else float(
-            w.confidence.execute(env))
+        drivers = [
+            Driver(signal=name, value=_driver_value(prog.execute(env))) for name, prog in w.drivers
+        ]
+        confidence = (
+            w.confidence
+            if isinstance(w.confidence, (int, float))
+            else float(w.confidence.execute(env))
+        )
         fallback: Any = "drop"
         if w.fallback is not None:
             fb_kind = WIDGET_KINDS[w.fallback.type]
-            fb_props = msgspec.convert(render(w.fallback.props, env), fb_kind.props)
-            fallback = fb_kind.widget(id=w.id, props=fb_props,  # type: ignore[call-arg]
-                                      why=Why(summary="", source="rule", confidence=0.0))
+            fb_props: Any = msgspec.convert(render(w.fallback.props, env), fb_kind.props)
+            fallback = fb_kind.widget(
+                id=w.id, props=fb_props, why=Why(summary="", source="rule", confidence=0.0)
+            )
     except (*_EVAL_ERRORS, msgspec.ValidationError) as exc:
         return f"props could not be built: {exc}"
-    why = Why(summary=summary, source="rule" if mode != "default" else "default",
-              confidence=round(min(max(confidence, 0.0), 1.0), 2), drivers=drivers)
+    why = Why(
+        summary=summary,
+        source="rule" if mode != "default" else "default",
+        confidence=round(min(max(confidence, 0.0), 1.0), 2),
+        drivers=drivers,
+    )
     if not isinstance(fallback, str):
         fallback = msgspec.structs.replace(fallback, why=why)
-    return kind.widget(id=w.id, props=props, why=why, fallback=fallback)  # type: ignore[call-arg]
+    built: Widget = kind.widget(id=w.id, props=props, why=why, fallback=fallback)
+    return built
 
 
-def _driver_value(value: Any) -> str | int | float | bool | None | list[str]:
+def _driver_value(value: Any) -> str | int | float | bool | list[str] | None:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, list):

@@ -33,8 +33,12 @@ BEHAVIOURAL = (
 ROLES = ("admin", "maker", "end_user")
 
 # Words that layouts may use in text; industry presets override them.
-DEFAULT_TERMS = {"customer": "customer", "customers": "customers", "deal": "deal",
-                 "account": "account"}
+DEFAULT_TERMS = {
+    "customer": "customer",
+    "customers": "customers",
+    "deal": "deal",
+    "account": "account",
+}
 
 
 def _text(value: Any, default: str = "") -> str:
@@ -107,8 +111,9 @@ def build_context(
         if step.for_roles and role and role not in step.for_roles:
             continue
         done = step.event in (seen_tenant | seen_user if step.scope == "tenant" else seen_user)
-        items.append({"id": step.id, "label": step.label, "body": step.body,
-                      "href": step.href, "done": done})
+        items.append(
+            {"id": step.id, "label": step.label, "body": step.body, "href": step.href, "done": done}
+        )
     done_count = sum(1 for item in items if item["done"])
     upcoming = next((item for item in items if not item["done"]), None)
     empty_step = {"id": "", "label": "", "body": "", "href": "", "done": False}
@@ -116,21 +121,28 @@ def build_context(
     # Integrations, features, templates.
     connected = sorted(k for k, v in profile.integrations.items() if v) if behaviour else []
     cohort = (peers.integrations.get(industry_id, {}) if peers else {}) if mode == "full" else {}
-    suggested = []
+    suggested: list[dict[str, Any]] = []
     for integration_id in industry.integrations:
         if integration_id in connected:
             continue
         spec = vocab.presets.integrations.get(integration_id)
         adoption = cohort.get(integration_id)
-        suggested.append({
-            "id": integration_id,
-            "name": spec.name if spec else integration_id,
-            "connect_href": (spec.connect_href if spec and spec.connect_href
-                             else f"/settings/integrations/{integration_id}/connect"),
-            "peer_adoption": (
-                {"share": round(adoption.share, 2), "cohort": adoption.cohort} if adoption else None
-            ),
-        })
+        suggested.append(
+            {
+                "id": integration_id,
+                "name": spec.name if spec else integration_id,
+                "connect_href": (
+                    spec.connect_href
+                    if spec and spec.connect_href
+                    else f"/settings/integrations/{integration_id}/connect"
+                ),
+                "peer_adoption": (
+                    {"share": round(adoption.share, 2), "cohort": adoption.cohort}
+                    if adoption
+                    else None
+                ),
+            }
+        )
     suggested.sort(key=lambda s: -(s["peer_adoption"] or {"share": 0.0})["share"])
     facets: dict[str, list[str]] = {}
     if behaviour:
@@ -140,10 +152,16 @@ def build_context(
     templates_used = sorted(facets.get("template", []))
     industry_label = industry.label.lower() if industry_id != "default" else "teams like yours"
     template_offers = [
-        {"id": t.id, "name": t.name, "href": t.href or f"/templates/{t.id}",
-         "reason": f"Popular with {industry_label} teams" if industry_id != "default"
-         else "Popular with teams like yours"}
-        for t in industry.templates if t.id not in templates_used
+        {
+            "id": t.id,
+            "name": t.name,
+            "href": t.href or f"/templates/{t.id}",
+            "reason": f"Popular with {industry_label} teams"
+            if industry_id != "default"
+            else "Popular with teams like yours",
+        }
+        for t in industry.templates
+        if t.id not in templates_used
     ]
 
     # Friction: errors within the window, by feature.
@@ -162,12 +180,21 @@ def build_context(
     )
 
     # Upgrade triggers: a limit hit or a feature attempted that the plan lacks, recently.
-    upgrade: dict[str, Any] = {"pending": False, "kind": "limit", "name": "", "screen": "",
-                               "plan": "", "plan_label": "", "used": 0, "max": 0}
+    upgrade: dict[str, Any] = {
+        "pending": False,
+        "kind": "limit",
+        "name": "",
+        "screen": "",
+        "plan": "",
+        "plan_label": "",
+        "used": 0,
+        "max": 0,
+    }
     if behaviour and plan is not None:
         horizon = now - timedelta(hours=signals.friction.trigger_hours)
-        upgraded_at = max((ev.ts for ev in profile.recent if ev.event == "plan_upgraded"),
-                          default=None)
+        upgraded_at = max(
+            (ev.ts for ev in profile.recent if ev.event == "plan_upgraded"), default=None
+        )
         for ev in sorted(profile.recent, key=lambda e: e.ts, reverse=True):
             if ev.ts < horizon or (upgraded_at and ev.ts <= upgraded_at):
                 break
@@ -197,8 +224,12 @@ def build_context(
         "screen": screen,
         "view": "",
         "personalization": mode,
-        "user": {"id": profile.user_id if declared else "", "role": role, "stage": "",
-                 "days_since_signup": days_since_signup},
+        "user": {
+            "id": profile.user_id if declared else "",
+            "role": role,
+            "stage": "",
+            "days_since_signup": days_since_signup,
+        },
         "tenant": {
             "id": profile.tenant_id if declared else "",
             "plan": plan_id,
@@ -215,8 +246,14 @@ def build_context(
             "features": list(plan.features) if plan else [],
             "next": (plan.next or "") if plan else "",
         },
-        "value": {"d7": value[0], "d30": value[1], "d90": value[2], "trend_7d": value[0] - value[3],
-                  "days_since_last": days_since_last, "power_d30": power_d30},
+        "value": {
+            "d7": value[0],
+            "d30": value[1],
+            "d90": value[2],
+            "trend_7d": value[0] - value[3],
+            "days_since_last": days_since_last,
+            "power_d30": power_d30,
+        },
         "events": {name: {"d7": w[0], "d30": w[1], "d90": w[2]} for name, w in windows.items()},
         "activation": {
             "done": done_count,
@@ -227,11 +264,18 @@ def build_context(
             "items": items,
             "steps": {item["id"]: item["done"] for item in items},
         },
-        "integrations": {"count": len(connected), "connected": connected,
-                         "suggested": suggested[:3], "has_suggestions": bool(suggested)},
+        "integrations": {
+            "count": len(connected),
+            "connected": connected,
+            "suggested": suggested[:3],
+            "has_suggestions": bool(suggested),
+        },
         "features": {"diversity": len(features_used), "used": features_used},
-        "templates": {"count": len(templates_used), "used": templates_used,
-                      "suggested": template_offers[:3]},
+        "templates": {
+            "count": len(templates_used),
+            "used": templates_used,
+            "suggested": template_offers[:3],
+        },
         "friction": {
             "errors": sum(errors.values()),
             "feature": top_feature,
@@ -239,13 +283,22 @@ def build_context(
             "repeated": top_errors >= signals.friction.repeat_threshold,
             "message": last_message.get(top_feature, ""),
             "has_article": article is not None,
-            "article": {"id": article.id, "title": article.title, "href": article.href,
-                        "kind": article.kind, "summary": article.summary} if article
+            "article": {
+                "id": article.id,
+                "title": article.title,
+                "href": article.href,
+                "kind": article.kind,
+                "summary": article.summary,
+            }
+            if article
             else {"id": "", "title": "", "href": "", "kind": "article", "summary": ""},
         },
         "upgrade": upgrade,
-        "presets": {"industry": industry_id, "label": industry.label,
-                    "terms": {**DEFAULT_TERMS, **industry.terms}},
+        "presets": {
+            "industry": industry_id,
+            "label": industry.label,
+            "terms": {**DEFAULT_TERMS, **industry.terms},
+        },
     }
     if behaviour:
         context["user"]["stage"] = lifecycle_stage(context, vocab)
@@ -268,8 +321,11 @@ def lifecycle_stage(context: dict[str, Any], vocab: Vocabulary) -> str:
 
 def signal_schema(vocab: Vocabulary) -> dict[str, Any]:
     """A full context for a typical user: the names rules may use, and sample values."""
-    from app.engine.profile import ProfileData as _P
-
-    sample = _P(tenant_id="t", user_id="u", known=True, user_traits={"role": "admin"},
-                tenant_traits={"plan": "trial"})
+    sample = ProfileData(
+        tenant_id="t",
+        user_id="u",
+        known=True,
+        user_traits={"role": "admin"},
+        tenant_traits={"plan": "trial"},
+    )
     return build_context(sample, vocab, now=datetime(2026, 1, 1), mode="full", screen="home")

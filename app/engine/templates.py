@@ -17,12 +17,20 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _evaluate(program: Any, env: Any) -> Any:
+    return program.execute(env)
+
+
+def _part(part: Any, env: Any) -> str:
+    return part if isinstance(part, str) else _text(part.execute(env))
+
+
 def render(tree: Any, env: Any) -> Any:
     """Evaluate every Template in a props tree against a cel.Context."""
     if isinstance(tree, Template):
         if tree.whole:
-            return tree.parts[0].execute(env)
-        return "".join(p if isinstance(p, str) else _text(p.execute(env)) for p in tree.parts)
+            return _evaluate(tree.parts[0], env)
+        return "".join(_part(p, env) for p in tree.parts)
     if isinstance(tree, dict):
         return {k: render(v, env) for k, v in tree.items()}
     if isinstance(tree, list):

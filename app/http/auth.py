@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from litestar import Request
@@ -101,7 +101,7 @@ class KeyRing:
         return principal
 
 
-async def authenticate(request: Request[object, object, object]) -> Principal:
+async def authenticate(request: Request[Any, Any, Any]) -> Principal:
     """Litestar dependency `principal`: 401 unless the request carries a known key."""
     key = bearer_key(request.headers.get("authorization", ""))
     if key is None:
@@ -115,7 +115,7 @@ async def authenticate(request: Request[object, object, object]) -> Principal:
 
 def verify_user(
     principal: Principal,
-    request: Request[object, object, object],
+    request: Request[Any, Any, Any],
     tenant_id: str,
     user_id: str,
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get
@@ -18,7 +19,7 @@ from app.settings import Settings
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "demo.html"
 SCREENS = ("home", "editor", "settings", "billing")
 
-Req = Request[object, object, object]
+Req = Request[Any, Any, Any]
 
 
 class Persona(msgspec.Struct, frozen=True):
@@ -54,11 +55,15 @@ async def demo_page(request: Req, persona: int = 0, screen: str = "home") -> Res
         "tenantId": current.tenant_id if current else "",
         "userId": current.user_id if current else "",
         "userHash": user_hash(settings.identity_secret, current.tenant_id, current.user_id)
-        if current else "",
+        if current
+        else "",
     }
     html = template.render(
-        personas=list(enumerate(personas)), current=current, persona_index=persona,
-        screen=screen if screen in SCREENS else "home", screens=SCREENS,
+        personas=list(enumerate(personas)),
+        current=current,
+        persona_index=persona,
+        screen=screen if screen in SCREENS else "home",
+        screens=SCREENS,
         config_json=json.dumps(config).replace("<", "\\u003c"),
     )
     return Response(content=html, media_type=MediaType.HTML)

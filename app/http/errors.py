@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
@@ -32,18 +33,18 @@ class ErrorEnvelope(msgspec.Struct):
     error: ErrorBody
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> Response[bytes]:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None
+) -> Response[bytes]:
     body = msgspec.json.encode(ErrorEnvelope(ErrorBody(code=code, message=message, field=field)))
     return Response(content=body, status_code=status, media_type=MediaType.JSON)
 
 
-def handle_api_error(_: Request[object, object, object], exc: ApiError) -> Response[bytes]:
+def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
     return error_response(exc.status, exc.code, exc.message, exc.field)
 
 
-def handle_http_exception(
-    _: Request[object, object, object], exc: HTTPException
-) -> Response[bytes]:
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if isinstance(exc, NotFoundException):
         return error_response(404, "not_found", "No such resource.")
     if isinstance(exc, ValidationException):
@@ -65,7 +66,7 @@ def handle_http_exception(
     return error_response(exc.status_code, code, str(exc.detail))
 
 
-def handle_unexpected(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "Cairn hit an unexpected error; it was logged.")
 

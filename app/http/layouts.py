@@ -5,31 +5,45 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from app.http.auth import Caller, Principal, verify_user
+from app.http.auth import Caller, verify_user
 from app.runtime import Runtime
 from app.service import decide_layout, parse_client
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "widgets" / "layout.schema.json"
 HEARTBEAT_S = 15.0
 
-Req = Request[object, object, object]
+Req = Request[Any, Any, Any]
 
 
 @get("/v1/layouts/{screen:str}")
 async def get_layout(
-    request: Req, principal: Caller, screen: str, tenant_id: str, user_id: str,
+    request: Req,
+    principal: Caller,
+    screen: str,
+    tenant_id: str,
+    user_id: str,
     view: str | None = None,
 ) -> Response[bytes]:
     verify_user(principal, request, tenant_id, user_id)
     rt: Runtime = request.app.state.runtime
-    served = await decide_layout(rt, screen, tenant_id, user_id, view=view,
-                                 caps=parse_client(request.headers.get("x-cairn-client")))
-    headers = {"ETag": served.etag, "Cache-Control": "private, no-cache", "Vary":
-               "Authorization, X-Cairn-Client, X-Cairn-User-Hash"}
+    served = await decide_layout(
+        rt,
+        screen,
+        tenant_id,
+        user_id,
+        view=view,
+        caps=parse_client(request.headers.get("x-cairn-client")),
+    )
+    headers = {
+        "ETag": served.etag,
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization, X-Cairn-Client, X-Cairn-User-Hash",
+    }
     if served.etag in request.headers.get("if-none-match", ""):
         return Response(content=b"", status_code=304, headers=headers)
     return Response(content=served.body, media_type=MediaType.JSON, headers=headers)
@@ -37,7 +51,11 @@ async def get_layout(
 
 @get("/v1/layouts/{screen:str}/stream")
 async def stream_layout(
-    request: Req, principal: Caller, screen: str, tenant_id: str, user_id: str,
+    request: Req,
+    principal: Caller,
+    screen: str,
+    tenant_id: str,
+    user_id: str,
     view: str | None = None,
 ) -> ServerSentEvent:
     verify_user(principal, request, tenant_id, user_id)
@@ -56,23 +74,27 @@ async def stream_layout(
                 except TimeoutError:
                     yield ServerSentEventMessage(comment="keep-alive")
                     continue
-                served = await decide_layout(rt, screen, tenant_id, user_id, view=view,
-                                             caps=caps)
+                served = await decide_layout(rt, screen, tenant_id, user_id, view=view, caps=caps)
                 if served.etag != last:
                     last = served.etag
-                    yield ServerSentEventMessage(event="layout", data=served.body.decode(),
-                                                 id=served.etag)
+                    yield ServerSentEventMessage(
+                        event="layout", data=served.body.decode(), id=served.etag
+                    )
         finally:
             rt.hub.unsubscribe(tenant_id, user_id, queue)
 
-    return ServerSentEvent(events(), headers={"Cache-Control": "no-cache",
-                                              "X-Accel-Buffering": "no"})
+    return ServerSentEvent(
+        events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 @get("/v1/schema/layout.json")
 async def layout_schema() -> Response[bytes]:
-    return Response(content=SCHEMA_FILE.read_bytes(), media_type=MediaType.JSON,
-                    headers={"Cache-Control": "public, max-age=300"})
+    return Response(
+        content=SCHEMA_FILE.read_bytes(),
+        media_type=MediaType.JSON,
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 ROUTES = [get_layout, stream_layout, layout_schema]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from litestar import MediaType, Request, Response, get
 
@@ -12,7 +13,7 @@ SDK_DIR = Path(__file__).resolve().parents[2] / "web_sdk" / "src"
 # Browsers may keep using a cached SDK for a week while Cairn is unreachable.
 SDK_CACHE = "public, max-age=3600, stale-while-revalidate=86400, stale-if-error=604800"
 
-Req = Request[object, object, object]
+Req = Request[Any, Any, Any]
 
 
 @get("/healthz")
@@ -23,7 +24,10 @@ async def healthz() -> dict[str, str]:
 @get("/readyz")
 async def readyz(request: Req) -> Response[dict[str, object]]:
     rt: Runtime = request.app.state.runtime
-    checks: dict[str, object] = {"layouts": rt.layouts.version, "screens": sorted(rt.layouts.screens)}
+    checks: dict[str, object] = {
+        "layouts": rt.layouts.version,
+        "screens": sorted(rt.layouts.screens),
+    }
     ok = rt.ready
     try:
         await rt.pool.fetchval("SELECT 1", timeout=2)
@@ -38,15 +42,20 @@ async def readyz(request: Req) -> Response[dict[str, object]]:
 
 @get(["/sdk/cairn.js", "/sdk/v1/cairn.js"])
 async def sdk_script() -> Response[bytes]:
-    return Response(content=(SDK_DIR / "cairn.js").read_bytes(),
-                    media_type="text/javascript; charset=utf-8",
-                    headers={"Cache-Control": SDK_CACHE})
+    return Response(
+        content=(SDK_DIR / "cairn.js").read_bytes(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": SDK_CACHE},
+    )
 
 
 @get("/sdk/cairn.d.ts")
 async def sdk_types() -> Response[bytes]:
-    return Response(content=(SDK_DIR / "cairn.d.ts").read_bytes(), media_type=MediaType.TEXT,
-                    headers={"Cache-Control": SDK_CACHE})
+    return Response(
+        content=(SDK_DIR / "cairn.d.ts").read_bytes(),
+        media_type=MediaType.TEXT,
+        headers={"Cache-Control": SDK_CACHE},
+    )
 
 
 ROUTES = [healthz, readyz, sdk_script, sdk_types]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from litestar import MediaType, Request, Response, get, put
 
 from app.engine.profile import Preferences
-from app.http.auth import Caller, Principal, verify_user
+from app.http.auth import Caller, verify_user
 from app.http.errors import ApiError
 from app.runtime import Runtime
 from app.storage.profiles import save_preferences
 
-Req = Request[object, object, object]
+Req = Request[Any, Any, Any]
 
 
 @get("/v1/preferences")
@@ -40,8 +42,7 @@ async def put_preferences(
         field = where.rstrip("`").lstrip(".") or None
         if "unknown field" in message:
             field = message.split("`")[1] if "`" in message else field
-        raise ApiError(400, "invalid_preferences", message.replace("`", "'") + ".",
-                       field) from exc
+        raise ApiError(400, "invalid_preferences", message.replace("`", "'") + ".", field) from exc
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from exc
     rt: Runtime = request.app.state.runtime

@@ -6,14 +6,20 @@ import logging
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger("cairn.db")
 
-Pool = asyncpg.Pool  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+    Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:  # asyncpg's classes are generic for type checkers only
+    Pool = asyncpg.Pool
+    Conn = asyncpg.Connection | PoolConnectionProxy
 
 _MIGRATION_LOCK = 7_242_015  # advisory lock key, so concurrent starters migrate once
 
@@ -27,10 +33,12 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir))
-        import pgserver  # noqa: PLC0415 - heavy import, only when the embedded server is used
+        import pgserver
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(str(self.data_dir / "pg"), cleanup_mode="stop")
+        self._server = pgserver.get_server(  # type: ignore[attr-defined]
+            str(self.data_dir / "pg"), cleanup_mode="stop"
+        )
         uri: str = self._server.get_uri()
         log.info("embedded PostgreSQL running in %s", self.data_dir / "pg")
         return uri
@@ -52,7 +60,7 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:  # type: ignore[type-arg]
+async def migrate(conn: Conn) -> list[str]:
     """Apply every migration not applied yet, each in its own transaction; return their names."""
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
@@ -82,9 +90,11 @@ def _json_text(value: object) -> str:
     return msgspec.json.encode(value).decode()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:  # type: ignore[type-arg]
+async def _init_connection(conn: Conn) -> None:
     for kind in ("jsonb", "json"):
-        await conn.set_type_codec(kind, encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog")
+        await conn.set_type_codec(
+            kind, encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog"
+        )
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:

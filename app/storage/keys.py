@@ -14,12 +14,15 @@ async def create_api_key(pool: Pool, tenant_id: str, kind: Literal["secret", "pu
     key = f"{prefix}{tenant_id[:12]}_{secrets.token_urlsafe(24)}"
     await pool.execute(
         "INSERT INTO api_keys (tenant_id, key_hash, kind) VALUES ($1, $2, $3)",
-        tenant_id, key_fingerprint(key), kind,
+        tenant_id,
+        key_fingerprint(key),
+        kind,
     )
     return key
 
 
 async def revoke_api_key(pool: Pool, key: str) -> bool:
-    status: str = await pool.execute("DELETE FROM api_keys WHERE key_hash = $1",
-                                      key_fingerprint(key))
+    status: str = await pool.execute(
+        "DELETE FROM api_keys WHERE key_hash = $1", key_fingerprint(key)
+    )
     return status.endswith(" 1")

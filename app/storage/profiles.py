@@ -102,8 +102,13 @@ class ProfileStore:
         tenant_steps = [s.event for s in signals.activation if s.scope == "tenant"]
         horizon = now - timedelta(hours=max(signals.friction.trigger_hours, 1))
         row = await self.pool.fetchrow(
-            _PROFILE_SQL, tenant_id, user_id, (now - timedelta(days=90)).date(), tenant_steps,
-            list(TRIGGER_EVENTS), horizon,
+            _PROFILE_SQL,
+            tenant_id,
+            user_id,
+            (now - timedelta(days=90)).date(),
+            tenant_steps,
+            list(TRIGGER_EVENTS),
+            horizon,
         )
         assert row is not None
         user: dict[str, Any] | None = row["u"]
@@ -142,7 +147,9 @@ async def save_preferences(pool: Pool, tenant_id: str, user_id: str, prefs: Pref
         "INSERT INTO preferences (tenant_id, user_id, body, updated_at) VALUES ($1, $2, $3, now())"
         " ON CONFLICT (tenant_id, user_id) DO UPDATE SET body = EXCLUDED.body,"
         " updated_at = now()",
-        tenant_id, user_id, msgspec.to_builtins(prefs),
+        tenant_id,
+        user_id,
+        msgspec.to_builtins(prefs),
     )
     await pool.execute(
         "SELECT pg_notify('cairn_profile', $1)",

