@@ -34,20 +34,37 @@ def test_stream_pushes_a_new_layout_within_a_second_of_an_event(server: Server) 
         "X-Cairn-User-Hash": user_hash(server.settings.identity_secret, tenant, user),
     }
     setup = [
-        {"type": "identify", "messageId": "s1", "tenantId": tenant, "userId": user,
-         "traits": {"role": "admin"}},
-        {"type": "group", "messageId": "s2", "userId": user, "groupId": tenant,
-         "traits": {"plan": "trial", "industry": "fintech"}},
+        {
+            "type": "identify",
+            "messageId": "s1",
+            "tenantId": tenant,
+            "userId": user,
+            "traits": {"role": "admin"},
+        },
+        {
+            "type": "group",
+            "messageId": "s2",
+            "userId": user,
+            "groupId": tenant,
+            "traits": {"plan": "trial", "industry": "fintech"},
+        },
     ]
-    assert httpx.post(f"{server.base}/v1/events", json={"batch": setup},
-                      headers=secret).status_code == 200
+    assert (
+        httpx.post(f"{server.base}/v1/events", json={"batch": setup}, headers=secret).status_code
+        == 200
+    )
     layouts: list[tuple[float, dict[str, Any]]] = []
     opened = threading.Event()
 
     def listen() -> None:
         params = {"tenant_id": tenant, "user_id": user}
-        with httpx.stream("GET", f"{server.base}/v1/layouts/home/stream", params=params,
-                          headers=browser, timeout=10) as response:
+        with httpx.stream(
+            "GET",
+            f"{server.base}/v1/layouts/home/stream",
+            params=params,
+            headers=browser,
+            timeout=10,
+        ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             event = ""
@@ -65,9 +82,22 @@ def test_stream_pushes_a_new_layout_within_a_second_of_an_event(server: Server) 
     assert opened.wait(10), "the stream sent no first layout"
     assert next_step_title(layouts[0][1]) == "Invite a teammate"
     sent = time.monotonic()
-    r = httpx.post(f"{server.base}/v1/events", headers=browser, json={"batch": [
-        {"type": "track", "messageId": "s3", "tenantId": tenant, "userId": user,
-         "event": "teammate_invited", "properties": {"count": 1}}]})
+    r = httpx.post(
+        f"{server.base}/v1/events",
+        headers=browser,
+        json={
+            "batch": [
+                {
+                    "type": "track",
+                    "messageId": "s3",
+                    "tenantId": tenant,
+                    "userId": user,
+                    "event": "teammate_invited",
+                    "properties": {"count": 1},
+                }
+            ]
+        },
+    )
     assert r.status_code == 200, r.text
     reader.join(5)
     assert len(layouts) == 2, "no new layout after the event"
@@ -80,16 +110,21 @@ def test_segment_python_library_works_unchanged(server: Server) -> None:
     import segment.analytics as analytics
 
     tenant = f"seg-{uuid.uuid4().hex[:8]}"
-    client = analytics.Client(write_key=server.settings.secret_key, host=server.base,
-                              sync_mode=True, max_retries=1)
-    client.identify("u9", {"role": "maker", "email": "maker@example.com"},
-                    context={"groupId": tenant})
+    client = analytics.Client(
+        write_key=server.settings.secret_key, host=server.base, sync_mode=True, max_retries=1
+    )
+    client.identify(
+        "u9", {"role": "maker", "email": "maker@example.com"}, context={"groupId": tenant}
+    )
     client.group("u9", tenant, {"plan": "pro", "industry": "education"})
     client.track("u9", "report_created", {"source": "segment"}, context={"groupId": tenant})
     client.flush()
     headers = {"Authorization": f"Bearer {server.settings.secret_key}"}
-    layout = httpx.get(f"{server.base}/v1/layouts/home", headers=headers,
-                       params={"tenant_id": tenant, "user_id": "u9"}).json()
+    layout = httpx.get(
+        f"{server.base}/v1/layouts/home",
+        headers=headers,
+        params={"tenant_id": tenant, "user_id": "u9"},
+    ).json()
     assert layout["personalized"] is True
     assert layout["layout"] == "home/maker"
     assert layout["presets"]["industry"] == "education"

@@ -24,6 +24,7 @@ from app.engine.model import (
     PropsTree,
     Template,
 )
+from app.engine.paths import PLAIN_PATH, PathRef, build_trie
 from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
 from app.engine.templates import render
 from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
@@ -68,6 +69,7 @@ _CEL_POS = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 class _Compiler:
     schema: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
+    cel_paths: set[str] = field(default_factory=set)  # what CEL programs read, for the Context
 
     def references(self, expr: str) -> list[tuple[str, int]]:
         """Dotted variable paths an expression reads, with their offsets."""
@@ -118,10 +120,14 @@ class _Compiler:
             else:
                 self.problems.append(src.at(path, f"CEL: {exc}"))
             return None
-        for dotted, at in self.references(expr):
+        references = self.references(expr)
+        for dotted, at in references:
             problem = self.check_path(dotted)
             if problem:
                 self.problems.append(Problem(src.file, line + 1, col + 1 + offset + at, problem))
+        if PLAIN_PATH.match(expr) and expr.strip() not in ("true", "false", "null"):
+            return PathRef.parse(expr)
+        self.cel_paths.update(dotted for dotted, _ in references)
         return prog
 
     def template(self, src: Source, path: Path_, text: str) -> Template | str:
@@ -250,7 +256,9 @@ def load_layouts(root: Path) -> Layouts:
         help=helps,
         stages=tuple(stages),
         tracked_events=vocab.tracked_events,
+        stage_trie=build_trie(compiler.cel_paths),
     )
+    compiler.cel_paths = set()
 
     screens: dict[str, CompiledScreen] = {}
     for src in screen_sources:
@@ -273,7 +281,12 @@ def load_layouts(root: Path) -> Layouts:
     problems.extend(compiler.problems)
     if problems:
         raise LayoutConfigError(sorted(set(problems)))
-    return Layouts(vocabulary=vocab, screens=screens, version=digest.hexdigest()[:16])
+    return Layouts(
+        vocabulary=vocab,
+        screens=screens,
+        version=digest.hexdigest()[:16],
+        context_trie=build_trie(compiler.cel_paths),
+    )
 
 
 def _check_presets(presets: PresetsSpec, src: Source, problems: list[Problem]) -> None:
@@ -395,7 +408,7 @@ def _check_props(
         targets.append(((*base, "fallback", "props"), widget.fallback.type, widget.fallback.props))
     for path, type_name, tree in targets:
         try:
-            rendered = render(tree, env)
+            rendered = render(tree, env, ctx)
         except (RuntimeError, ValueError, TypeError) as exc:
             compiler.problems.append(src.at(path, f"props cannot be rendered: {exc}"))
             continue

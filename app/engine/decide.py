@@ -14,6 +14,7 @@ import cel
 import msgspec
 
 from app.engine.model import CompiledScreen, CompiledWidget, Layouts
+from app.engine.paths import evaluate, prune
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.signals import Mode, build_context
 from app.engine.templates import render
@@ -68,18 +69,18 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     role = ctx["user"]["role"]
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
     ctx["view"] = view.id
-    env = cel.Context(ctx)
+    env = cel.Context(prune(ctx, layouts.context_trie))
     trace: list[tuple[str, str]] = []
     floor = vocab.signals.confidence_floor
 
     chosen: list[tuple[CompiledWidget, Widget]] = []
     for slot in screen.slots:
         for w in slot.widgets:
-            reason = _excluded(w, inp, view.id, env, floor)
+            reason = _excluded(w, inp, view.id, env, ctx, floor)
             if reason:
                 trace.append((w.id, reason))
                 continue
-            widget = _build(w, env, inp.mode)
+            widget = _build(w, env, ctx, inp.mode)
             if isinstance(widget, str):
                 trace.append((w.id, widget))
                 continue
@@ -143,7 +144,9 @@ def _presets(ctx: dict[str, Any], layouts: Layouts) -> PresetsDescriptor | None:
     )
 
 
-def _excluded(w: CompiledWidget, inp: DecisionInput, view: str, env: Any, floor: float) -> str:
+def _excluded(
+    w: CompiledWidget, inp: DecisionInput, view: str, env: Any, ctx: dict[str, Any], floor: float
+) -> str:
     """Why a widget is left out, or '' when it is a candidate."""
     if w.spec.views and view not in w.spec.views:
         return f"only for views {', '.join(w.spec.views)}"
@@ -162,12 +165,12 @@ def _excluded(w: CompiledWidget, inp: DecisionInput, view: str, env: Any, floor:
         if w.suppress.max_views is not None and state.views >= w.suppress.max_views:
             return "shown often enough"
     try:
-        if w.when.execute(env) is not True:
+        if evaluate(w.when, env, ctx) is not True:
             return "rule does not hold"
         confidence = (
             w.confidence
             if isinstance(w.confidence, (int, float))
-            else float(w.confidence.execute(env))
+            else float(evaluate(w.confidence, env, ctx))
         )
     except _EVAL_ERRORS as exc:
         return f"rule could not be evaluated: {exc}"
@@ -176,24 +179,25 @@ def _excluded(w: CompiledWidget, inp: DecisionInput, view: str, env: Any, floor:
     return ""
 
 
-def _build(w: CompiledWidget, env: Any, mode: Mode) -> Widget | str:
+def _build(w: CompiledWidget, env: Any, ctx: dict[str, Any], mode: Mode) -> Widget | str:
     """The widget's descriptor, or the reason it could not be built."""
     kind = WIDGET_KINDS[w.type]
     try:
-        props: Any = msgspec.convert(render(w.props, env), kind.props)
-        summary = render(w.summary, env)
+        props: Any = msgspec.convert(render(w.props, env, ctx), kind.props)
+        summary = render(w.summary, env, ctx)
         drivers = [
-            Driver(signal=name, value=_driver_value(prog.execute(env))) for name, prog in w.drivers
+            Driver(signal=name, value=_driver_value(evaluate(prog, env, ctx)))
+            for name, prog in w.drivers
         ]
         confidence = (
             w.confidence
             if isinstance(w.confidence, (int, float))
-            else float(w.confidence.execute(env))
+            else float(evaluate(w.confidence, env, ctx))
         )
         fallback: Any = "drop"
         if w.fallback is not None:
             fb_kind = WIDGET_KINDS[w.fallback.type]
-            fb_props: Any = msgspec.convert(render(w.fallback.props, env), fb_kind.props)
+            fb_props: Any = msgspec.convert(render(w.fallback.props, env, ctx), fb_kind.props)
             fallback = fb_kind.widget(
                 id=w.id, props=fb_props, why=Why(summary="", source="rule", confidence=0.0)
             )

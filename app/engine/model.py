@@ -90,3 +90,4 @@ class Layouts:
     vocabulary: Vocabulary
     screens: dict[str, CompiledScreen] = field(default_factory=dict)
     version: str = ""  # content hash of the sources
+    context_trie: dict[str, Any] = field(default_factory=dict)  # what the screens' CEL reads

@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from app.engine.paths import evaluate, prune
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.vocabulary import Vocabulary
 
@@ -106,11 +107,14 @@ def build_context(
     # Activation steps for this role.
     seen_user = {row.event for row in profile.event_days} if behaviour else set()
     seen_tenant = set(profile.tenant_events) if behaviour else set()
+    seen_anyone = seen_tenant | seen_user
     items = []
+    steps: dict[str, bool] = {}  # every step, so rules may name any of them whatever the role
     for step in signals.activation:
+        done = step.event in (seen_anyone if step.scope == "tenant" else seen_user)
+        steps[step.id] = done
         if step.for_roles and role and role not in step.for_roles:
             continue
-        done = step.event in (seen_tenant | seen_user if step.scope == "tenant" else seen_user)
         items.append(
             {"id": step.id, "label": step.label, "body": step.body, "href": step.href, "done": done}
         )
@@ -262,7 +266,7 @@ def build_context(
             "has_next": upcoming is not None,
             "next": upcoming or empty_step,
             "items": items,
-            "steps": {item["id"]: item["done"] for item in items},
+            "steps": steps,
         },
         "integrations": {
             "count": len(connected),
@@ -275,6 +279,7 @@ def build_context(
             "count": len(templates_used),
             "used": templates_used,
             "suggested": template_offers[:3],
+            "has_suggestions": bool(template_offers),
         },
         "friction": {
             "errors": sum(errors.values()),
@@ -309,12 +314,12 @@ def lifecycle_stage(context: dict[str, Any], vocab: Vocabulary) -> str:
     """The first lifecycle stage whose rule holds; rules that fail to evaluate are skipped."""
     import cel
 
-    env = cel.Context(context)
+    env = cel.Context(prune(context, vocab.stage_trie))
     for stage in vocab.stages:
         try:
-            if stage.program.execute(env) is True:
+            if evaluate(stage.program, env, context) is True:
                 return stage.stage
-        except (RuntimeError, ValueError, TypeError):
+        except (RuntimeError, ValueError, TypeError, KeyError):
             continue
     return ""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.engine.model import Template
+from app.engine.paths import evaluate
 
 
 def _text(value: Any) -> str:
@@ -17,22 +18,18 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _evaluate(program: Any, env: Any) -> Any:
-    return program.execute(env)
+def _part(part: Any, env: Any, variables: dict[str, Any]) -> str:
+    return part if isinstance(part, str) else _text(evaluate(part, env, variables))
 
 
-def _part(part: Any, env: Any) -> str:
-    return part if isinstance(part, str) else _text(part.execute(env))
-
-
-def render(tree: Any, env: Any) -> Any:
-    """Evaluate every Template in a props tree against a cel.Context."""
+def render(tree: Any, env: Any, variables: dict[str, Any]) -> Any:
+    """Evaluate every Template in a props tree (CEL on `env`, plain paths on `variables`)."""
     if isinstance(tree, Template):
         if tree.whole:
-            return _evaluate(tree.parts[0], env)
-        return "".join(_part(p, env) for p in tree.parts)
+            return evaluate(tree.parts[0], env, variables)
+        return "".join(_part(p, env, variables) for p in tree.parts)
     if isinstance(tree, dict):
-        return {k: render(v, env) for k, v in tree.items()}
+        return {k: render(v, env, variables) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [render(v, env) for v in tree]
+        return [render(v, env, variables) for v in tree]
     return tree

@@ -21,6 +21,7 @@ class Vocabulary:
     help: HelpSpec
     stages: tuple[CompiledStage, ...] = ()
     tracked_events: tuple[str, ...] = field(default=())
+    stage_trie: dict[str, Any] = field(default_factory=dict)  # what the stage rules read
 
     @property
     def facets(self) -> dict[str, str]:

@@ -49,14 +49,33 @@ CORES = os.cpu_count() or 1
 # Track events of the shipped vocabulary with how often a product sends them (per active day).
 _DAILY_EVENTS: dict[str, tuple[str, ...]] = {
     "quiet": ("feature_used", "help_article_viewed"),
-    "builder": ("feature_used", "report_created", "template_used", "feature_used",
-                "help_article_viewed"),
-    "power": ("feature_used", "feature_used", "report_created", "automation_created",
-              "template_used", "feature_used", "report_created"),
+    "builder": (
+        "feature_used",
+        "report_created",
+        "template_used",
+        "feature_used",
+        "help_article_viewed",
+    ),
+    "power": (
+        "feature_used",
+        "feature_used",
+        "report_created",
+        "automation_created",
+        "template_used",
+        "feature_used",
+        "report_created",
+    ),
 }
 _TENANT_STEPS = ("teammate_invited", "integration_connected", "billing_connected")
-_WIDGET_IDS = ("next_activation_step", "connect_integrations", "industry_templates",
-               "reengage_step", "home_help_tip", "home_upgrade_gate", "activation_checklist")
+_WIDGET_IDS = (
+    "next_activation_step",
+    "connect_integrations",
+    "industry_templates",
+    "reengage_step",
+    "home_help_tip",
+    "home_upgrade_gate",
+    "activation_checklist",
+)
 _EXTRA_FEATURES = ("editor",)
 _SETTINGS: tuple[Personalization, ...] = ("full", "basic", "off")
 
@@ -93,8 +112,10 @@ def median(values: Sequence[float]) -> float:
 def print_table(rows: Sequence[SummaryRow]) -> None:
     header = SummaryRow("bench", "what", "value", "baseline", "ratio", "budget")
     table = [header, *rows]
-    widths = [max(len(getattr(r, f)) for r in table)
-              for f in ("bench", "what", "value", "baseline", "ratio", "budget")]
+    widths = [
+        max(len(getattr(r, f)) for r in table)
+        for f in ("bench", "what", "value", "baseline", "ratio", "budget")
+    ]
     for i, r in enumerate(table):
         cells = (r.bench, r.what, r.value, r.baseline, r.ratio, r.budget)
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
@@ -119,8 +140,9 @@ def synthetic_peers() -> PeerStats:
     for industry, integrations in INDUSTRY_INTEGRATIONS.items():
         tenants = rng.randint(8, 60)
         out[industry] = {
-            name: CohortAdoption(cohort=f"{industry} teams", tenants=tenants,
-                                 share=round(rng.uniform(0.1, 0.9), 2))
+            name: CohortAdoption(
+                cohort=f"{industry} teams", tenants=tenants, share=round(rng.uniform(0.1, 0.9), 2)
+            )
             for name in integrations
         }
     return PeerStats(integrations=out)
@@ -138,15 +160,20 @@ def _profile(rng: random.Random, i: int, now: datetime) -> ProfileData:
     limit = PLAN_LIMITS[plan]["seats"]
     seats = limit if plan in ("free", "trial") else rng.choice((10, 25, 50, 200))
     seats_used = seats if rng.random() < 0.2 else rng.randint(1, seats)
-    tenant_traits: dict[str, Any] = {"plan": plan, "seats": seats, "seats_used": seats_used,
-                                     "region": rng.choice(("us", "eu", "apac"))}
+    tenant_traits: dict[str, Any] = {
+        "plan": plan,
+        "seats": seats,
+        "seats_used": seats_used,
+        "region": rng.choice(("us", "eu", "apac")),
+    }
     if industry is not None:
         tenant_traits["industry"] = industry
 
     age = rng.choice((rng.randint(0, 2), rng.randint(3, 29), rng.randint(30, 400)))
     first_seen = now - timedelta(days=age, hours=rng.uniform(0, 20))
-    archetype = rng.choices(("stalled", "churned", "quiet", "builder", "power"),
-                            weights=(15, 15, 25, 30, 15))[0]
+    archetype = rng.choices(
+        ("stalled", "churned", "quiet", "builder", "power"), weights=(15, 15, 25, 30, 15)
+    )[0]
 
     # Daily counts over the last 90 days.
     counts: dict[tuple[date, str], int] = {}
@@ -167,8 +194,7 @@ def _profile(rng: random.Random, i: int, now: datetime) -> ProfileData:
             counts[(day, rng.choice(("integration_connected", "teammate_invited")))] = 1
     if role != "end_user" and rng.random() < 0.3:
         counts[(first_seen.date(), "signed_up")] = 1
-    event_days = [EventDay(day=day, event=event, n=n)
-                  for (day, event), n in sorted(counts.items())]
+    event_days = [EventDay(day=day, event=event, n=n) for (day, event), n in sorted(counts.items())]
     tenant_events = sorted(e for e in _TENANT_STEPS if rng.random() < 0.45)
 
     facets: list[Facet] = []
@@ -180,37 +206,63 @@ def _profile(rng: random.Random, i: int, now: datetime) -> ProfileData:
         for kind, values in (("feature", used), ("template", used_templates)):
             for value in values:
                 first = first_seen + timedelta(hours=rng.uniform(0, 48))
-                facets.append(Facet(kind=kind, value=value, n=rng.randint(1, 40), first_at=first,
-                                    last_at=max(first, now - timedelta(days=rng.randint(0, 30)))))
+                facets.append(
+                    Facet(
+                        kind=kind,
+                        value=value,
+                        n=rng.randint(1, 40),
+                        first_at=first,
+                        last_at=max(first, now - timedelta(days=rng.randint(0, 30))),
+                    )
+                )
 
     suggested = INDUSTRY_INTEGRATIONS.get(industry or "", ("slack", "google_workspace", "hubspot"))
-    integrations = {name: rng.random() < 0.6
-                    for name in rng.sample(suggested, k=rng.randint(0, len(suggested)))}
+    integrations = {
+        name: rng.random() < 0.6 for name in rng.sample(suggested, k=rng.randint(0, len(suggested)))
+    }
 
     widgets: dict[str, WidgetState] = {}
     for widget_id in rng.sample(_WIDGET_IDS, k=rng.randint(0, 3)):
         dismissed = now - timedelta(days=rng.uniform(0, 20)) if rng.random() < 0.4 else None
-        widgets[widget_id] = WidgetState(views=rng.randint(1, 30),
-                                         last_viewed=now - timedelta(hours=rng.uniform(0, 200)),
-                                         dismissed_at=dismissed)
+        widgets[widget_id] = WidgetState(
+            views=rng.randint(1, 30),
+            last_viewed=now - timedelta(hours=rng.uniform(0, 200)),
+            dismissed_at=dismissed,
+        )
 
     recent: list[RecentEvent] = []
     if rng.random() < 0.25:  # a burst of errors for one feature, minutes ago
         feature = rng.choice(("reports", "automations", "templates", "integrations", "api"))
         recent.extend(
-            RecentEvent(event="error_shown", ts=now - timedelta(minutes=rng.uniform(0, 12)),
-                        properties={"feature": feature, "message": "Something went wrong"})
-            for _ in range(rng.randint(1, 5)))
+            RecentEvent(
+                event="error_shown",
+                ts=now - timedelta(minutes=rng.uniform(0, 12)),
+                properties={"feature": feature, "message": "Something went wrong"},
+            )
+            for _ in range(rng.randint(1, 5))
+        )
     if rng.random() < 0.15:
-        recent.append(RecentEvent(
-            event="limit_reached", ts=now - timedelta(hours=rng.uniform(0, 30)),
-            properties={"limit": rng.choice(("reports", "automations", "seats")),
-                        "used": 5, "max": 5, "screen": rng.choice(SCREENS)}))
+        recent.append(
+            RecentEvent(
+                event="limit_reached",
+                ts=now - timedelta(hours=rng.uniform(0, 30)),
+                properties={
+                    "limit": rng.choice(("reports", "automations", "seats")),
+                    "used": 5,
+                    "max": 5,
+                    "screen": rng.choice(SCREENS),
+                },
+            )
+        )
     if rng.random() < 0.15:
         lacking = [f for f in FEATURES if f not in PLAN_FEATURES[plan]] or list(FEATURES)
-        recent.append(RecentEvent(
-            event="feature_attempted", ts=now - timedelta(hours=rng.uniform(0, 30)),
-            properties={"feature": rng.choice(lacking), "screen": rng.choice(SCREENS)}))
+        recent.append(
+            RecentEvent(
+                event="feature_attempted",
+                ts=now - timedelta(hours=rng.uniform(0, 30)),
+                properties={"feature": rng.choice(lacking), "screen": rng.choice(SCREENS)},
+            )
+        )
     recent.sort(key=lambda e: e.ts, reverse=True)
 
     setting = rng.choices(_SETTINGS, weights=(85, 10, 5))[0]

@@ -44,15 +44,26 @@ SCREENS = ("home", "editor", "settings", "billing")
 _NS_PER_US = 1000.0
 
 
-def _inputs(screen: str, profiles: Sequence[ProfileData], peers: PeerStats, seed: int
-            ) -> list[DecisionInput]:
+def _inputs(
+    screen: str, profiles: Sequence[ProfileData], peers: PeerStats, seed: int
+) -> list[DecisionInput]:
     rng = random.Random(seed)
-    return [DecisionInput(screen=screen, profile=p, mode=mode_of(p), now=NOW,
-                          seed=rng.getrandbits(64), peers=peers) for p in profiles]
+    return [
+        DecisionInput(
+            screen=screen,
+            profile=p,
+            mode=mode_of(p),
+            now=NOW,
+            seed=rng.getrandbits(64),
+            peers=peers,
+        )
+        for p in profiles
+    ]
 
 
-def _sample(layouts: Layouts, inputs: Sequence[DecisionInput], passes: int
-            ) -> tuple[list[float], list[float], list[Any]]:
+def _sample(
+    layouts: Layouts, inputs: Sequence[DecisionInput], passes: int
+) -> tuple[list[float], list[float], list[Any]]:
     """µs per decide() and per encode of its descriptor, one sample per call."""
     decide_us: list[float] = []
     encode_us: list[float] = []
@@ -82,8 +93,9 @@ def _parts(layouts: Layouts, inputs: Sequence[DecisionInput]) -> tuple[list[floa
     clock = time.perf_counter_ns
     for inp in inputs:
         t0 = clock()
-        ctx = build_context(inp.profile, vocab, now=inp.now, mode=inp.mode, peers=inp.peers,
-                            screen=inp.screen)
+        ctx = build_context(
+            inp.profile, vocab, now=inp.now, mode=inp.mode, peers=inp.peers, screen=inp.screen
+        )
         t1 = clock()
         cel.Context(ctx)
         t2 = clock()
@@ -98,12 +110,18 @@ def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
     peers = synthetic_peers()
     modes = Counter(mode_of(p) for p in people)
     mix = ", ".join(f"{m} {n}" for m, n in sorted(modes.items()))
-    print(f"decide(): {profiles} profiles ({mix}) x {passes} passes per screen, one timing per "
-          f"call; layouts {layouts.version}.")
-    print(f"CPU: {CORES} cores, shared with whatever else runs. Baseline: msgspec.json.encode of "
-          f"the descriptor decide() returned.")
-    print(f"{'screen':<9} {'decide p50':>11} {'p99':>9} {'encode p50':>11} {'p99':>7} "
-          f"{'ratio p50':>10} {'ratio p99':>10}  widgets/decision  layouts  rule errors")
+    print(
+        f"decide(): {profiles} profiles ({mix}) x {passes} passes per screen, one timing per "
+        f"call; layouts {layouts.version}."
+    )
+    print(
+        f"CPU: {CORES} cores, shared with whatever else runs. Baseline: msgspec.json.encode of "
+        f"the descriptor decide() returned."
+    )
+    print(
+        f"{'screen':<9} {'decide p50':>11} {'p99':>9} {'encode p50':>11} {'p99':>7} "
+        f"{'ratio p50':>10} {'ratio p99':>10}  widgets/decision  layouts  rule errors"
+    )
 
     rows: list[SummaryRow] = []
     all_decide: list[float] = []
@@ -120,28 +138,46 @@ def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
             by_mode.setdefault(inputs[k % len(inputs)].mode, []).append(us)
         all_encode += encode_us
         shown = [sum(len(s.widgets) for s in d.descriptor.slots) for d in decisions]
-        distinct = len({msgspec.json.encode([s.id for s in d.descriptor.slots]
-                                            + [w.id for s in d.descriptor.slots
-                                               for w in s.widgets]) for d in decisions})
+        distinct = len(
+            {
+                msgspec.json.encode(
+                    [s.id for s in d.descriptor.slots]
+                    + [w.id for s in d.descriptor.slots for w in s.widgets]
+                )
+                for d in decisions
+            }
+        )
         failed = 0
         for d in decisions:
             for widget_id, reason in d.trace:
                 if reason.startswith(("rule could not be evaluated", "props could not be built")):
                     failed += 1
-                    errors[f"{screen}/{widget_id}: {reason.split(':', 1)[0]}: "
-                           f"{reason.split(':', 1)[1].strip()[:60]}"] += 1
+                    errors[
+                        f"{screen}/{widget_id}: {reason.split(':', 1)[0]}: "
+                        f"{reason.split(':', 1)[1].strip()[:60]}"
+                    ] += 1
         d50, d99 = percentile(decide_us, 50), percentile(decide_us, 99)
         e50, e99 = percentile(encode_us, 50), percentile(encode_us, 99)
-        print(f"{screen:<9} {d50:9.1f}µs {d99:7.1f}µs {e50:9.1f}µs {e99:5.1f}µs "
-              f"{d50 / e50:9.1f}x {d99 / e99:9.1f}x  {sum(shown) / len(shown):16.2f}  "
-              f"{distinct:7d}  {failed:11d}")
-        rows.append(SummaryRow("decide", f"decide() {screen} p50 / p99",
-                               f"{d50:.0f} / {d99:.0f} µs", f"{e50:.1f} / {e99:.1f} µs",
-                               f"{d50 / e50:.0f}x / {d99 / e99:.0f}x"))
+        print(
+            f"{screen:<9} {d50:9.1f}µs {d99:7.1f}µs {e50:9.1f}µs {e99:5.1f}µs "
+            f"{d50 / e50:9.1f}x {d99 / e99:9.1f}x  {sum(shown) / len(shown):16.2f}  "
+            f"{distinct:7d}  {failed:11d}"
+        )
+        rows.append(
+            SummaryRow(
+                "decide",
+                f"decide() {screen} p50 / p99",
+                f"{d50:.0f} / {d99:.0f} µs",
+                f"{e50:.1f} / {e99:.1f} µs",
+                f"{d50 / e50:.0f}x / {d99 / e99:.0f}x",
+            )
+        )
     d50, d99 = percentile(all_decide, 50), percentile(all_decide, 99)
     e50, e99 = percentile(all_encode, 50), percentile(all_encode, 99)
-    print(f"{'all':<9} {d50:9.1f}µs {d99:7.1f}µs {e50:9.1f}µs {e99:5.1f}µs "
-          f"{d50 / e50:9.1f}x {d99 / e99:9.1f}x")
+    print(
+        f"{'all':<9} {d50:9.1f}µs {d99:7.1f}µs {e50:9.1f}µs {e99:5.1f}µs "
+        f"{d50 / e50:9.1f}x {d99 / e99:9.1f}x"
+    )
     if errors:
         print("rules or props that failed to evaluate (the widget was left out with this reason):")
         for what, n in errors.most_common(8):
@@ -150,15 +186,30 @@ def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
     inputs = _inputs("home", people, peers, seed=99)
     build_us, env_us = _parts(layouts, inputs)
     b50, c50 = percentile(build_us, 50), percentile(env_us, 50)
-    print("decide() p50 by personalization, all screens: " + ", ".join(
-        f"{mode} {percentile(samples, 50):.1f} µs" for mode, samples in sorted(by_mode.items())))
-    print(f"where home's time goes (p50): build_context {b50:.1f} µs (includes the lifecycle "
-          f"stage, which builds its own cel.Context), cel.Context(context) {c50:.1f} µs")
-    rows.append(SummaryRow("decide", "decide() all screens p50 / p99",
-                           f"{d50:.0f} / {d99:.0f} µs", f"{e50:.1f} / {e99:.1f} µs",
-                           f"{d50 / e50:.0f}x / {d99 / e99:.0f}x"))
-    rows.append(SummaryRow("decide", "home: build_context / cel.Context p50",
-                           f"{b50:.0f} / {c50:.0f} µs", "", ""))
+    print(
+        "decide() p50 by personalization, all screens: "
+        + ", ".join(
+            f"{mode} {percentile(samples, 50):.1f} µs" for mode, samples in sorted(by_mode.items())
+        )
+    )
+    print(
+        f"where home's time goes (p50): build_context {b50:.1f} µs (includes the lifecycle "
+        f"stage, which builds its own cel.Context), cel.Context(context) {c50:.1f} µs"
+    )
+    rows.append(
+        SummaryRow(
+            "decide",
+            "decide() all screens p50 / p99",
+            f"{d50:.0f} / {d99:.0f} µs",
+            f"{e50:.1f} / {e99:.1f} µs",
+            f"{d50 / e50:.0f}x / {d99 / e99:.0f}x",
+        )
+    )
+    rows.append(
+        SummaryRow(
+            "decide", "home: build_context / cel.Context p50", f"{b50:.0f} / {c50:.0f} µs", "", ""
+        )
+    )
     return rows
 
 

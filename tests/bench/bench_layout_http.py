@@ -59,7 +59,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _DEGRADED = b'"degraded":true'
 
 
-
 # --- A minimal HTTP/1.1 keep-alive client --------------------------------------------------------
 
 
@@ -178,9 +177,10 @@ def get_request(port: int, path: str, key: str | None = None) -> bytes:
 
 
 def post_request(port: int, path: str, key: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 # --- The open-loop load generator -----------------------------------------------------------------
@@ -208,9 +208,17 @@ class LoadResult:
         return percentile(self.latencies_ms, q)
 
 
-async def open_loop(client: Client, requests: Sequence[bytes], *, target: str, rate: int,
-                    warmup_s: float, measure_s: float, timeout_s: float,
-                    server_cpu: Callable[[], float]) -> LoadResult:
+async def open_loop(
+    client: Client,
+    requests: Sequence[bytes],
+    *,
+    target: str,
+    rate: int,
+    warmup_s: float,
+    measure_s: float,
+    timeout_s: float,
+    server_cpu: Callable[[], float],
+) -> LoadResult:
     """Fire request k at start + k / rate whatever happened to the earlier ones.
 
     A latency runs from the moment the request is fired, waiting for a free connection included,
@@ -239,8 +247,13 @@ async def open_loop(client: Client, requests: Sequence[bytes], *, target: str, r
             if measured:
                 result.errors[f"timeout>{timeout_s:g}s"] += 1
             return
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError,
-                ValueError) as exc:
+        except (
+            OSError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            HttpError,
+            ValueError,
+        ) as exc:
             if measured:
                 result.errors[type(exc).__name__] += 1
             return
@@ -329,9 +342,23 @@ class Server:
         self.log = log
         self.stopped = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", HOST, "--port", str(port),
-             "--workers", str(workers)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def cpu(self) -> float:
@@ -346,7 +373,8 @@ class Server:
                     raise RuntimeError(f"the server exited with {self.proc.returncode}")
                 try:
                     status, _ = await asyncio.wait_for(
-                        conn.exchange(get_request(self.port, "/readyz")), 2.0)
+                        conn.exchange(get_request(self.port, "/readyz")), 2.0
+                    )
                     if status == 200:
                         return
                 except (OSError, TimeoutError, asyncio.IncompleteReadError, HttpError):
@@ -404,11 +432,22 @@ _STEP_PROPERTIES: dict[str, dict[str, Any]] = {
 
 def event_body(tenant_id: str, user_id: str, event: str) -> bytes:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return json.dumps({"batch": [{
-        "type": "track", "messageId": f"bench-{uuid.uuid4().hex}", "tenantId": tenant_id,
-        "userId": user_id, "event": event, "properties": _STEP_PROPERTIES.get(event, {}),
-        "timestamp": now,
-    }], "sentAt": now}).encode()
+    return json.dumps(
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "messageId": f"bench-{uuid.uuid4().hex}",
+                    "tenantId": tenant_id,
+                    "userId": user_id,
+                    "event": event,
+                    "properties": _STEP_PROPERTIES.get(event, {}),
+                    "timestamp": now,
+                }
+            ],
+            "sentAt": now,
+        }
+    ).encode()
 
 
 @dataclass
@@ -420,9 +459,15 @@ class EventResult:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-async def event_to_layout(port: int, users: Sequence[tuple[str, str]], steps: dict[str, str],
-                          *, samples: int, budget_s: float, poll_timeout_s: float = 3.0
-                          ) -> EventResult:
+async def event_to_layout(
+    port: int,
+    users: Sequence[tuple[str, str]],
+    steps: dict[str, str],
+    *,
+    samples: int,
+    budget_s: float,
+    poll_timeout_s: float = 3.0,
+) -> EventResult:
     """Complete users' next activation steps one event at a time; time until the layout moves."""
     conn = Connection(port)
     out = EventResult()
@@ -436,8 +481,9 @@ async def event_to_layout(port: int, users: Sequence[tuple[str, str]], steps: di
                 step = next_step(body) if status == 200 else None
                 if step is None or step not in steps:
                     break
-                post = post_request(port, "/v1/events", SECRET_KEY,
-                                    event_body(tenant_id, user_id, steps[step]))
+                post = post_request(
+                    port, "/v1/events", SECRET_KEY, event_body(tenant_id, user_id, steps[step])
+                )
                 t0 = time.perf_counter()
                 status, _ = await asyncio.wait_for(conn.exchange(post), 5.0)
                 out.post_ms.append((time.perf_counter() - t0) * 1000)
@@ -531,35 +577,60 @@ def _print_load(r: LoadResult, note: str = "") -> None:
     errors = sum(r.errors.values())
     detail = f" ({', '.join(f'{k} {v}' for k, v in r.errors.most_common(3))})" if errors else ""
     served = len(r.latencies_ms)
-    cpu = (f"{r.server_cpu_s / served * 1000:6.2f} {r.client_cpu_s / served * 1000:6.2f}"
-           if served else f"{'-':>6} {'-':>6}")
-    print(f"  {r.target:<8} {r.rate:>6} {r.achieved:>9.0f} {r.p(50):>8.2f} {r.p(95):>8.2f} "
-          f"{r.p(99):>8.2f} {max(r.latencies_ms, default=float('nan')):>8.2f} "
-          f"{percentile(r.lag_ms, 99):>8.2f} {cpu} {r.degraded:>8} {errors:>7}{detail}{note}")
+    cpu = (
+        f"{r.server_cpu_s / served * 1000:6.2f} {r.client_cpu_s / served * 1000:6.2f}"
+        if served
+        else f"{'-':>6} {'-':>6}"
+    )
+    print(
+        f"  {r.target:<8} {r.rate:>6} {r.achieved:>9.0f} {r.p(50):>8.2f} {r.p(95):>8.2f} "
+        f"{r.p(99):>8.2f} {max(r.latencies_ms, default=float('nan')):>8.2f} "
+        f"{percentile(r.lag_ms, 99):>8.2f} {cpu} {r.degraded:>8} {errors:>7}{detail}{note}"
+    )
 
 
 async def bench(plan: Plan, server_dsn: str) -> list[SummaryRow]:
-    print(f"Layout over HTTP: open loop, {plan.connections} keep-alive connections, "
-          f"{plan.warmup_s:g} s warm-up + {plan.measure_s:g} s per rate, request timeout "
-          f"{plan.timeout_s:g} s; server: cairn serve, {plan.workers} worker(s).")
-    print(f"NOTE: the load generator runs on the same {CORES}-core machine and shares the cores "
-          f"with the server (and its PostgreSQL); latencies include the client's share.")
+    print(
+        f"Layout over HTTP: open loop, {plan.connections} keep-alive connections, "
+        f"{plan.warmup_s:g} s warm-up + {plan.measure_s:g} s per rate, request timeout "
+        f"{plan.timeout_s:g} s; server: cairn serve, {plan.workers} worker(s)."
+    )
+    print(
+        f"NOTE: the load generator runs on the same {CORES}-core machine and shares the cores "
+        f"with the server (and its PostgreSQL); latencies include the client's share."
+    )
     rows: list[SummaryRow] = []
     name, dsn = await _create_database(server_dsn)
     server: Server | None = None
     client: Client | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
-            settings = Settings(secret_key=SECRET_KEY, publishable_key=PUBLISHABLE_KEY,
-                                identity_secret=IDENTITY_SECRET, database_url=dsn,
-                                data_dir=Path(tmp), layouts_dir=LAYOUTS_DIR, reload_layouts=False)
+            settings = Settings(
+                secret_key=SECRET_KEY,
+                publishable_key=PUBLISHABLE_KEY,
+                identity_secret=IDENTITY_SECRET,
+                database_url=dsn,
+                data_dir=Path(tmp),
+                layouts_dir=LAYOUTS_DIR,
+                reload_layouts=False,
+            )
             t0 = time.perf_counter()
             stored = await asyncio.wait_for(
-                seed(dsn, settings, tenants=plan.tenants, users=plan.users, events=plan.events,
-                     progress=False), 300)
+                seed(
+                    dsn,
+                    settings,
+                    tenants=plan.tenants,
+                    users=plan.users,
+                    events=plan.events,
+                    progress=False,
+                ),
+                300,
+            )
             users = await _seeded_users(dsn)
-            print(f"seeded {plan.tenants} tenants, {len(users)} users, {stored:,} events into "
-                  f"{name} in {time.perf_counter() - t0:.1f} s")
+            print(
+                f"seeded {plan.tenants} tenants, {len(users)} users, {stored:,} events into "
+                f"{name} in {time.perf_counter() - t0:.1f} s"
+            )
             if not users:
                 raise RuntimeError("seeding produced no users")
             random.Random(5).shuffle(users)
@@ -578,80 +649,124 @@ async def bench(plan: Plan, server_dsn: str) -> list[SummaryRow]:
                 client = Client(port, plan.connections)
                 await client.open_all()
 
-                layout_reqs = [get_request(port, f"/v1/layouts/home?tenant_id={quote(t)}"
-                                                 f"&user_id={quote(u)}", SECRET_KEY)
-                               for t, u in users]
+                layout_reqs = [
+                    get_request(
+                        port,
+                        f"/v1/layouts/home?tenant_id={quote(t)}&user_id={quote(u)}",
+                        SECRET_KEY,
+                    )
+                    for t, u in users
+                ]
                 health_reqs = [get_request(port, "/healthz")]
                 # Cold burst: every user once, all at once, over the pool's connections.
                 burst = await asyncio.wait_for(_burst(client, layout_reqs), 120)
                 b50, b99 = percentile(burst.latencies_ms, 50), percentile(burst.latencies_ms, 99)
-                print(f"cold burst: {len(layout_reqs)} users' layouts at once over "
-                      f"{plan.connections} connections: p50 {b50:.1f} ms, p99 {b99:.1f} ms, "
-                      f"{burst.degraded} degraded (the profile store missed its budget), "
-                      f"{sum(burst.errors.values())} errors")
-                rows.append(SummaryRow(
-                    "layout_http", f"cold burst of {len(layout_reqs)} users p50 / p99",
-                    f"{b50:.1f} / {b99:.1f} ms", "", "",
-                    f"{burst.degraded} degraded, {sum(burst.errors.values())} errors"))
+                print(
+                    f"cold burst: {len(layout_reqs)} users' layouts at once over "
+                    f"{plan.connections} connections: p50 {b50:.1f} ms, p99 {b99:.1f} ms, "
+                    f"{burst.degraded} degraded (the profile store missed its budget), "
+                    f"{sum(burst.errors.values())} errors"
+                )
+                rows.append(
+                    SummaryRow(
+                        "layout_http",
+                        f"cold burst of {len(layout_reqs)} users p50 / p99",
+                        f"{b50:.1f} / {b99:.1f} ms",
+                        "",
+                        "",
+                        f"{burst.degraded} degraded, {sum(burst.errors.values())} errors",
+                    )
+                )
                 # Warm: every user's profile into the server's cache, 8 at a time.
                 await asyncio.wait_for(_burst(client, layout_reqs, concurrency=8), 120)
                 await asyncio.sleep(1.0)  # let the server settle before the first rate
-                print(f"\n  {'target':<8} {'rate':>6} {'achieved':>9} {'p50 ms':>8} "
-                      f"{'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'lag p99':>8} "
-                      f"{'srv cpu':>6} {'cli cpu':>6} {'degraded':>8} {'errors':>7}")
-                print(f"  {'':<8} {'req/s':>6} {'req/s':>9} {'':>8} {'':>8} {'':>8} {'':>8} "
-                      f"{'ms':>8} {'ms/req':>6} {'ms/req':>6}")
+                print(
+                    f"\n  {'target':<8} {'rate':>6} {'achieved':>9} {'p50 ms':>8} "
+                    f"{'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'lag p99':>8} "
+                    f"{'srv cpu':>6} {'cli cpu':>6} {'degraded':>8} {'errors':>7}"
+                )
+                print(
+                    f"  {'':<8} {'req/s':>6} {'req/s':>9} {'':>8} {'':>8} {'':>8} {'':>8} "
+                    f"{'ms':>8} {'ms/req':>6} {'ms/req':>6}"
+                )
                 for rate in plan.rates:
                     results = {}
                     for target, reqs in (("healthz", health_reqs), ("layout", layout_reqs)):
                         results[target] = await open_loop(
-                            client, reqs, target=target, rate=rate, warmup_s=plan.warmup_s,
-                            measure_s=plan.measure_s, timeout_s=plan.timeout_s,
-                            server_cpu=server.cpu)
+                            client,
+                            reqs,
+                            target=target,
+                            rate=rate,
+                            warmup_s=plan.warmup_s,
+                            measure_s=plan.measure_s,
+                            timeout_s=plan.timeout_s,
+                            server_cpu=server.cpu,
+                        )
                         await asyncio.sleep(0.5)
                     health, layout = results["healthz"], results["layout"]
                     ratio = layout.p(99) / health.p(99)
                     _print_load(health)
                     _print_load(layout, f"   p99 ratio layout / healthz {ratio:.2f}x")
-                    met = (layout.p(99) < 5.0 and not layout.errors and not layout.degraded
-                           and layout.achieved >= 0.95 * rate)
-                    rows.append(SummaryRow(
-                        "layout_http", f"GET /v1/layouts/home p99 @ {rate} req/s",
-                        f"{layout.p(99):.2f} ms", f"{health.p(99):.2f} ms (healthz)",
-                        f"{ratio:.2f}x",
-                        ("p99 < 5 ms: " + ("met" if met else "MISSED")) if rate == 2000 else ""))
-                print("  lag p99: how late the client fired (its share of the latency); srv/cli "
-                      "cpu: CPU time per served request of the server process tree / the client;\n"
-                      "  degraded: 200s carrying the default layout (the profile store missed its "
-                      "budget), counted in the latencies too")
+                    met = (
+                        layout.p(99) < 5.0
+                        and not layout.errors
+                        and not layout.degraded
+                        and layout.achieved >= 0.95 * rate
+                    )
+                    rows.append(
+                        SummaryRow(
+                            "layout_http",
+                            f"GET /v1/layouts/home p99 @ {rate} req/s",
+                            f"{layout.p(99):.2f} ms",
+                            f"{health.p(99):.2f} ms (healthz)",
+                            f"{ratio:.2f}x",
+                            ("p99 < 5 ms: " + ("met" if met else "MISSED")) if rate == 2000 else "",
+                        )
+                    )
+                print(
+                    "  lag p99: how late the client fired (its share of the latency); srv/cli "
+                    "cpu: CPU time per served request of the server process tree / the client;\n"
+                    "  degraded: 200s carrying the default layout (the profile store missed its "
+                    "budget), counted in the latencies too"
+                )
 
                 layouts = load_layouts(LAYOUTS_DIR)
                 steps = {s.id: s.event for s in layouts.vocabulary.signals.activation}
-                ev = await event_to_layout(port, users, steps, samples=plan.samples,
-                                           budget_s=120)
+                ev = await event_to_layout(port, users, steps, samples=plan.samples, budget_s=120)
                 n = len(ev.latencies_ms)
-                print(f"\nevent -> next layout ({n} samples, {ev.timeouts} timeouts > 3 s): "
-                      f"p50 {percentile(ev.latencies_ms, 50):.1f} ms, "
-                      f"p95 {percentile(ev.latencies_ms, 95):.1f} ms, "
-                      f"max {max(ev.latencies_ms, default=float('nan')):.1f} ms; the POST alone "
-                      f"p50 {percentile(ev.post_ms, 50):.1f} ms; the first GET after the POST "
-                      f"already showed the new step {ev.first_get_changed}/{n} times"
-                      + (f"; errors {dict(ev.errors)}" if ev.errors else ""))
+                print(
+                    f"\nevent -> next layout ({n} samples, {ev.timeouts} timeouts > 3 s): "
+                    f"p50 {percentile(ev.latencies_ms, 50):.1f} ms, "
+                    f"p95 {percentile(ev.latencies_ms, 95):.1f} ms, "
+                    f"max {max(ev.latencies_ms, default=float('nan')):.1f} ms; the POST alone "
+                    f"p50 {percentile(ev.post_ms, 50):.1f} ms; the first GET after the POST "
+                    f"already showed the new step {ev.first_get_changed}/{n} times"
+                    + (f"; errors {dict(ev.errors)}" if ev.errors else "")
+                )
                 if n < plan.samples:
-                    print(f"  (only {n} of {plan.samples}: not enough users with an activation "
-                          "step left)")
+                    print(
+                        f"  (only {n} of {plan.samples}: not enough users with an activation "
+                        "step left)"
+                    )
                 p95 = percentile(ev.latencies_ms, 95)
-                rows.append(SummaryRow(
-                    "layout_http", "event -> next layout p50 / p95",
-                    f"{percentile(ev.latencies_ms, 50):.1f} / {p95:.1f} ms",
-                    f"POST alone {percentile(ev.post_ms, 50):.1f} ms", "",
-                    "p95 < 500 ms: " + ("met" if n and p95 < 500 and not ev.timeouts
-                                        else "MISSED")))
+                rows.append(
+                    SummaryRow(
+                        "layout_http",
+                        "event -> next layout p50 / p95",
+                        f"{percentile(ev.latencies_ms, 50):.1f} / {p95:.1f} ms",
+                        f"POST alone {percentile(ev.post_ms, 50):.1f} ms",
+                        "",
+                        "p95 < 500 ms: "
+                        + ("met" if n and p95 < 500 and not ev.timeouts else "MISSED"),
+                    )
+                )
                 server.stop()
             logged = log_path.read_text(errors="replace").strip().splitlines()
             late = sum("profile store unavailable" in line for line in logged)
-            print(f"server log: {len(logged)} lines, {late} 'profile store unavailable' warnings"
-                  + (":" if logged else ""))
+            print(
+                f"server log: {len(logged)} lines, {late} 'profile store unavailable' warnings"
+                + (":" if logged else "")
+            )
             shown = logged if len(logged) <= 8 else [*logged[:3], "...", *logged[-5:]]
             for line in shown:
                 print(f"  {line[:160]}")
@@ -678,15 +793,31 @@ def run_cli(argv: list[str] | None = None) -> list[SummaryRow]:
     parser.add_argument("--quick", action="store_true", help="two short rates, a small population")
     args = parser.parse_args(argv)
     if args.quick:
-        plan = Plan(rates=(100, 400), warmup_s=0.3, measure_s=1.0, tenants=10, users=60,
-                    events=2000, samples=10, workers=args.workers)
+        plan = Plan(
+            rates=(100, 400),
+            warmup_s=0.3,
+            measure_s=1.0,
+            tenants=10,
+            users=60,
+            events=2000,
+            samples=10,
+            workers=args.workers,
+        )
     else:
-        plan = Plan(rates=tuple(int(r) for r in args.rates.split(",")), warmup_s=args.warmup,
-                    measure_s=args.seconds, tenants=args.tenants, users=args.users,
-                    events=args.events, samples=args.samples, workers=args.workers)
+        plan = Plan(
+            rates=tuple(int(r) for r in args.rates.split(",")),
+            warmup_s=args.warmup,
+            measure_s=args.seconds,
+            tenants=args.tenants,
+            users=args.users,
+            events=args.events,
+            samples=args.samples,
+            workers=args.workers,
+        )
     budget = 120 + len(plan.rates) * 2 * (plan.warmup_s + plan.measure_s + plan.timeout_s + 3) + 240
-    rows = asyncio.run(asyncio.wait_for(
-        bench(plan, os.environ.get("DATABASE_URL") or DEFAULT_DSN), budget))
+    rows = asyncio.run(
+        asyncio.wait_for(bench(plan, os.environ.get("DATABASE_URL") or DEFAULT_DSN), budget)
+    )
     print()
     print_table(rows)
     return rows

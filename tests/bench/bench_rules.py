@@ -60,47 +60,87 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("connect_integrations", "screens/home.yaml",
-         "user.role == 'admin' && integrations.count < 2 && integrations.has_suggestions",
-         {"user.role": "admin", "integrations.count": {"$lt": 2},
-          "integrations.has_suggestions": True}),
-    Rule("seat_limit_upgrade", "screens/billing.yaml (seats)",
-         "tenant.plan in ['free', 'trial', 'pro'] && tenant.seats_used >= tenant.seats",
-         {"tenant.plan": {"$in": ["free", "trial", "pro"]}, "tenant.at_seat_limit": True},
-         note="a GrowthBook condition compares an attribute with constants only, so "
-              "seats_used >= seats is read from the derived attribute tenant.at_seat_limit"),
-    Rule("stage_engaged", "signals.yaml lifecycle",
-         "value.d7 >= 5 && features.diversity >= 3",
-         {"value.d7": {"$gte": 5}, "features.diversity": {"$gte": 3}}),
-    Rule("stage_at_risk", "signals.yaml lifecycle",
-         "user.days_since_signup >= 14 && value.d7 == 0 && value.d30 > 0",
-         {"user.days_since_signup": {"$gte": 14}, "value.d7": 0, "value.d30": {"$gt": 0}}),
-    Rule("activation_checklist", "screens/home.yaml",
-         "value.d90 == 0 || (!activation.complete && user.days_since_signup < 30)",
-         {"$or": [{"value.d90": 0},
-                  {"activation.complete": False, "user.days_since_signup": {"$lt": 30}}]}),
-    Rule("automation_step", "screens/editor.yaml",
-         "!activation.steps.create_automation && 'automations' in plan.features",
-         {"activation.steps.create_automation": False,
-          "plan.features": {"$elemMatch": {"$eq": "automations"}}},
-         note="activation.steps has no create_automation for end users: CEL raises (the engine "
-              "reads that as 'does not hold'), GrowthBook reads a missing attribute"),
-    Rule("industry_templates", "screens/home.yaml",
-         "user.role != 'end_user' && size(templates.suggested) > 0 && templates.count < 3",
-         {"user.role": {"$ne": "end_user"}, "templates.suggested": {"$size": {"$gt": 0}},
-          "templates.count": {"$lt": 3}}),
-    Rule("industry_without_slack", "string membership",
-         "tenant.industry in ['healthcare', 'fintech', 'education'] "
-         "&& !('slack' in integrations.connected)",
-         {"tenant.industry": {"$in": ["healthcare", "fintech", "education"]},
-          "integrations.connected": {"$nin": ["slack"]}}),
+    Rule(
+        "connect_integrations",
+        "screens/home.yaml",
+        "user.role == 'admin' && integrations.count < 2 && integrations.has_suggestions",
+        {
+            "user.role": "admin",
+            "integrations.count": {"$lt": 2},
+            "integrations.has_suggestions": True,
+        },
+    ),
+    Rule(
+        "seat_limit_upgrade",
+        "screens/billing.yaml (seats)",
+        "tenant.plan in ['free', 'trial', 'pro'] && tenant.seats_used >= tenant.seats",
+        {"tenant.plan": {"$in": ["free", "trial", "pro"]}, "tenant.at_seat_limit": True},
+        note="a GrowthBook condition compares an attribute with constants only, so "
+        "seats_used >= seats is read from the derived attribute tenant.at_seat_limit",
+    ),
+    Rule(
+        "stage_engaged",
+        "signals.yaml lifecycle",
+        "value.d7 >= 5 && features.diversity >= 3",
+        {"value.d7": {"$gte": 5}, "features.diversity": {"$gte": 3}},
+    ),
+    Rule(
+        "stage_at_risk",
+        "signals.yaml lifecycle",
+        "user.days_since_signup >= 14 && value.d7 == 0 && value.d30 > 0",
+        {"user.days_since_signup": {"$gte": 14}, "value.d7": 0, "value.d30": {"$gt": 0}},
+    ),
+    Rule(
+        "activation_checklist",
+        "screens/home.yaml",
+        "value.d90 == 0 || (!activation.complete && user.days_since_signup < 30)",
+        {
+            "$or": [
+                {"value.d90": 0},
+                {"activation.complete": False, "user.days_since_signup": {"$lt": 30}},
+            ]
+        },
+    ),
+    Rule(
+        "automation_step",
+        "screens/editor.yaml",
+        "!activation.steps.create_automation && 'automations' in plan.features",
+        {
+            "activation.steps.create_automation": False,
+            "plan.features": {"$elemMatch": {"$eq": "automations"}},
+        },
+        note="activation.steps has no create_automation for end users: CEL raises (the engine "
+        "reads that as 'does not hold'), GrowthBook reads a missing attribute",
+    ),
+    Rule(
+        "industry_templates",
+        "screens/home.yaml",
+        "user.role != 'end_user' && size(templates.suggested) > 0 && templates.count < 3",
+        {
+            "user.role": {"$ne": "end_user"},
+            "templates.suggested": {"$size": {"$gt": 0}},
+            "templates.count": {"$lt": 3},
+        },
+    ),
+    Rule(
+        "industry_without_slack",
+        "string membership",
+        "tenant.industry in ['healthcare', 'fintech', 'education'] "
+        "&& !('slack' in integrations.connected)",
+        {
+            "tenant.industry": {"$in": ["healthcare", "fintech", "education"]},
+            "integrations.connected": {"$nin": ["slack"]},
+        },
+    ),
 )
 
 
 def features_of(rules: Sequence[Rule]) -> dict[str, Any]:
     """The GrowthBook feature definitions: off by default, forced on where the targeting holds."""
-    return {r.key: {"defaultValue": False, "rules": [{"condition": r.condition, "force": True}]}
-            for r in rules}
+    return {
+        r.key: {"defaultValue": False, "rules": [{"condition": r.condition, "force": True}]}
+        for r in rules
+    }
 
 
 def _cel_holds(program: Any, env: Any) -> bool:
@@ -151,8 +191,9 @@ def _time_gb_feature_rule(key: str, instances: Sequence[GrowthBook]) -> float:
     return time.perf_counter() - t0
 
 
-def _time_gb_condition(conditions: Sequence[dict[str, Any]], users: Sequence[dict[str, Any]]
-                       ) -> float:
+def _time_gb_condition(
+    conditions: Sequence[dict[str, Any]], users: Sequence[dict[str, Any]]
+) -> float:
     t0 = time.perf_counter()
     for attributes in users:
         for condition in conditions:
@@ -199,8 +240,9 @@ def _time_decision_cel(programs: Sequence[Any], users: Sequence[dict[str, Any]])
     return time.perf_counter() - t0
 
 
-def _time_decision_gb_new(keys: Sequence[str], features: dict[str, Any],
-                          users: Sequence[dict[str, Any]]) -> float:
+def _time_decision_gb_new(
+    keys: Sequence[str], features: dict[str, Any], users: Sequence[dict[str, Any]]
+) -> float:
     t0 = time.perf_counter()
     for attributes in users:
         gb = GrowthBook(attributes=attributes, features=features)
@@ -209,8 +251,9 @@ def _time_decision_gb_new(keys: Sequence[str], features: dict[str, Any],
     return time.perf_counter() - t0
 
 
-def _time_decision_gb_shared(keys: Sequence[str], gb: GrowthBook,
-                             users: Sequence[dict[str, Any]]) -> float:
+def _time_decision_gb_shared(
+    keys: Sequence[str], gb: GrowthBook, users: Sequence[dict[str, Any]]
+) -> float:
     t0 = time.perf_counter()
     for attributes in users:
         gb.set_attributes(attributes)
@@ -245,8 +288,10 @@ def run(*, users: int = 3000, repeats: int = 5) -> list[SummaryRow]:
     conditions = [r.condition for r in RULES]
     n_rules = len(RULES)
 
-    print(f"Rule evaluation: {n_rules} targeting rules of the shipped layouts x {users} users "
-          f"(the engine's decision contexts for synthetic profiles); {repeats} runs, median.")
+    print(
+        f"Rule evaluation: {n_rules} targeting rules of the shipped layouts x {users} users "
+        f"(the engine's decision contexts for synthetic profiles); {repeats} runs, median."
+    )
     print(f"CPU: {CORES} cores, shared with whatever else runs; numbers are wall clock per call.")
     for r in RULES:
         print(f"  {r.key:<24} {r.origin:<30} {r.cel}")
@@ -272,11 +317,15 @@ def run(*, users: int = 3000, repeats: int = 5) -> list[SummaryRow]:
                 agree += 1
                 holds[i] += by_cel
             elif len(disagreements) < 10:
-                disagreements.append(f"user {u} rule {rule.key}: cel={by_cel} "
-                                     f"evalCondition={by_condition} eval_feature={by_feature}")
+                disagreements.append(
+                    f"user {u} rule {rule.key}: cel={by_cel} "
+                    f"evalCondition={by_condition} eval_feature={by_feature}"
+                )
     total = users * n_rules
-    print(f"agreement: {agree}/{total} (user, rule) results identical in CEL, evalCondition and "
-          f"eval_feature; {raised} CEL evaluations raised (counted as false, as the engine does)")
+    print(
+        f"agreement: {agree}/{total} (user, rule) results identical in CEL, evalCondition and "
+        f"eval_feature; {raised} CEL evaluations raised (counted as false, as the engine does)"
+    )
     print("  holds for: " + ", ".join(f"{r.key} {h}" for r, h in zip(RULES, holds, strict=True)))
     if agree != total:
         print("DISAGREEMENT, aborting:", *disagreements, sep="\n  ", file=sys.stderr)
@@ -293,25 +342,37 @@ def run(*, users: int = 3000, repeats: int = 5) -> list[SummaryRow]:
     us = 1e6 / total
     us_rule = 1e6 / (users * _RUNS)
     cel_us, cel_slim_us, cond_us, feat_us = t_cel * us, t_cel_slim * us, t_cond * us, t_feat * us
-    print("\nper evaluation (one rule, one user; Contexts and GrowthBook instances built "
-          "beforehand):")
+    print(
+        "\nper evaluation (one rule, one user; Contexts and GrowthBook instances built beforehand):"
+    )
     _line("cairn CEL program.execute(cel.Context)", cel_us)
     _line("cairn CEL, Context of only the rules' variables", cel_slim_us)
-    _line("growthbook core.evalCondition (bare condition evaluator)", cond_us,
-          f"growthbook / cel {cond_us / cel_us:5.1f}x")
-    _line("growthbook GrowthBook.eval_feature (full feature path)", feat_us,
-          f"growthbook / cel {feat_us / cel_us:5.1f}x")
+    _line(
+        "growthbook core.evalCondition (bare condition evaluator)",
+        cond_us,
+        f"growthbook / cel {cond_us / cel_us:5.1f}x",
+    )
+    _line(
+        "growthbook GrowthBook.eval_feature (full feature path)",
+        feat_us,
+        f"growthbook / cel {feat_us / cel_us:5.1f}x",
+    )
     print(f"  by rule, each evaluated {_RUNS} times in a row per user (µs per evaluation):")
     print(f"    {'':<24} {'cel':>8} {'evalCondition':>13} {'eval_feature':>13}  growthbook / cel")
     for i, rule in enumerate(RULES):
         one_cel = _median_of(repeats, partial(_time_cel_rule, programs[i], envs)) * us_rule
-        one_cond = _median_of(repeats, partial(_time_gb_condition_rule, conditions[i],
-                                             contexts)) * us_rule
+        one_cond = (
+            _median_of(repeats, partial(_time_gb_condition_rule, conditions[i], contexts)) * us_rule
+        )
         one_feat = _median_of(repeats, partial(_time_gb_feature_rule, keys[i], instances)) * us_rule
-        print(f"    {rule.key:<24} {one_cel:8.2f} {one_cond:13.2f} {one_feat:13.2f}  "
-              f"{one_cond / one_cel:5.1f}x {one_feat / one_cel:5.1f}x")
-    print("  (one rule repeated on one Context is cheaper than the mix above: moving to another "
-          "user's Context costs the first evaluation on it more)")
+        print(
+            f"    {rule.key:<24} {one_cel:8.2f} {one_cond:13.2f} {one_feat:13.2f}  "
+            f"{one_cond / one_cel:5.1f}x {one_feat / one_cel:5.1f}x"
+        )
+    print(
+        "  (one rule repeated on one Context is cheaper than the mix above: moving to another "
+        "user's Context costs the first evaluation on it more)"
+    )
 
     # The Context itself.
     t_ctx = _median_of(repeats, lambda: _time_context(contexts))
@@ -321,10 +382,16 @@ def run(*, users: int = 3000, repeats: int = 5) -> list[SummaryRow]:
     first_us = t_first * 1e6 / users
     print("\ncel.Context, once per user (per decision):")
     _line(f"cel.Context(full decision context: {len(contexts[0])} variables)", ctx_us)
-    _line("first evaluation on that fresh Context", first_us,
-          f"vs {cel_us:.2f} µs warm: the environment is finished on first use")
-    _line(f"cel.Context(the {len(referenced)} variables the rules read)", ctx_slim_us,
-          ", ".join(referenced))
+    _line(
+        "first evaluation on that fresh Context",
+        first_us,
+        f"vs {cel_us:.2f} µs warm: the environment is finished on first use",
+    )
+    _line(
+        f"cel.Context(the {len(referenced)} variables the rules read)",
+        ctx_slim_us,
+        ", ".join(referenced),
+    )
 
     # One decision: the Context (or GrowthBook's per-user setup) and all N rules.
     gb_shared = GrowthBook(features=features)
@@ -343,26 +410,52 @@ def run(*, users: int = 3000, repeats: int = 5) -> list[SummaryRow]:
         (f"growthbook shared, set_attributes + {n_rules} eval_feature", gb_shared_us),
         (f"growthbook {n_rules} x evalCondition (nothing per user)", cond_dec_us),
     ):
-        _line(label, value, f"growthbook / cairn: {value / dec_us:4.2f}x (full context), "
-                            f"{value / dec_slim_us:4.2f}x (rules' variables)")
-    print("budget: rule evaluation >= 10x faster than growthbook-python: "
-          f"{'met' if cond_us / cel_us >= 10 else 'MISSED'} per evaluation against evalCondition "
-          f"({cond_us / cel_us:.1f}x), {'met' if feat_us / cel_us >= 10 else 'MISSED'} against "
-          f"eval_feature ({feat_us / cel_us:.1f}x); per decision with the full context "
-          f"{gb_shared_us / dec_us:.2f}x")
+        _line(
+            label,
+            value,
+            f"growthbook / cairn: {value / dec_us:4.2f}x (full context), "
+            f"{value / dec_slim_us:4.2f}x (rules' variables)",
+        )
+    print(
+        "budget: rule evaluation >= 10x faster than growthbook-python: "
+        f"{'met' if cond_us / cel_us >= 10 else 'MISSED'} per evaluation against evalCondition "
+        f"({cond_us / cel_us:.1f}x), {'met' if feat_us / cel_us >= 10 else 'MISSED'} against "
+        f"eval_feature ({feat_us / cel_us:.1f}x); per decision with the full context "
+        f"{gb_shared_us / dec_us:.2f}x"
+    )
 
     budget = "cel >= 10x faster"
     return [
-        SummaryRow("rules", "CEL eval vs growthbook evalCondition", f"{cel_us:.2f} µs",
-                   f"{cond_us:.2f} µs", f"{cond_us / cel_us:.1f}x", budget),
-        SummaryRow("rules", "CEL eval vs growthbook eval_feature", f"{cel_us:.2f} µs",
-                   f"{feat_us:.2f} µs", f"{feat_us / cel_us:.1f}x", budget),
-        SummaryRow("rules", f"decision: Context + {n_rules} rules vs gb shared",
-                   f"{dec_us:.1f} µs", f"{gb_shared_us:.1f} µs",
-                   f"{gb_shared_us / dec_us:.2f}x"),
-        SummaryRow("rules", f"decision: slim Context + {n_rules} rules vs gb shared",
-                   f"{dec_slim_us:.1f} µs", f"{gb_shared_us:.1f} µs",
-                   f"{gb_shared_us / dec_slim_us:.2f}x"),
+        SummaryRow(
+            "rules",
+            "CEL eval vs growthbook evalCondition",
+            f"{cel_us:.2f} µs",
+            f"{cond_us:.2f} µs",
+            f"{cond_us / cel_us:.1f}x",
+            budget,
+        ),
+        SummaryRow(
+            "rules",
+            "CEL eval vs growthbook eval_feature",
+            f"{cel_us:.2f} µs",
+            f"{feat_us:.2f} µs",
+            f"{feat_us / cel_us:.1f}x",
+            budget,
+        ),
+        SummaryRow(
+            "rules",
+            f"decision: Context + {n_rules} rules vs gb shared",
+            f"{dec_us:.1f} µs",
+            f"{gb_shared_us:.1f} µs",
+            f"{gb_shared_us / dec_us:.2f}x",
+        ),
+        SummaryRow(
+            "rules",
+            f"decision: slim Context + {n_rules} rules vs gb shared",
+            f"{dec_slim_us:.1f} µs",
+            f"{gb_shared_us:.1f} µs",
+            f"{gb_shared_us / dec_slim_us:.2f}x",
+        ),
     ]
 
 

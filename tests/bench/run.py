@@ -38,13 +38,15 @@ def run_ingest(quick: bool) -> list[SummaryRow]:
         return [SummaryRow("ingest", "not present", "", "", "", "")]
     args = [sys.executable, "-m", "tests.bench.bench_ingest"]
     if quick:
-        usage = subprocess.run([*args, "--help"], cwd=ROOT, capture_output=True, text=True,
-                               timeout=60, check=False).stdout
+        usage = subprocess.run(
+            [*args, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        ).stdout
         if "--events" in usage:
             args += ["--events", "10000"]
     lines: list[str] = []
-    with subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as proc:
+    with subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
         watchdog = threading.Timer(_INGEST_TIMEOUT_S[quick], proc.terminate)
         watchdog.start()
         try:
@@ -60,9 +62,16 @@ def run_ingest(quick: bool) -> list[SummaryRow]:
     rates = {m.group(1): m.group(2) for line in lines if (m := _RATE.match(line))}
     ratio = next((m for line in reversed(lines) if (m := _RATIO.search(line))), None)
     if "cairn" in rates and "baseline" in rates and ratio is not None:
-        return [SummaryRow("ingest", "events/s durable vs bare executemany",
-                           f"{rates['cairn']} ev/s", f"{rates['baseline']} ev/s",
-                           ratio.group(1), ratio.group(2).strip())]
+        return [
+            SummaryRow(
+                "ingest",
+                "events/s durable vs bare executemany",
+                f"{rates['cairn']} ev/s",
+                f"{rates['baseline']} ev/s",
+                ratio.group(1),
+                ratio.group(2).strip(),
+            )
+        ]
     last = next((line for line in reversed(lines) if line.strip()), "")
     return [SummaryRow("ingest", last[:90], "", "", "", "")]
 
@@ -70,8 +79,9 @@ def run_ingest(quick: bool) -> list[SummaryRow]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="every Cairn benchmark, then a summary")
     parser.add_argument("--quick", action="store_true", help="shorten everything (smoke test)")
-    parser.add_argument("--only", default=",".join(ORDER),
-                        help=f"comma-separated subset of {', '.join(ORDER)}")
+    parser.add_argument(
+        "--only", default=",".join(ORDER), help=f"comma-separated subset of {', '.join(ORDER)}"
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(ORDER))
@@ -94,14 +104,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(SummaryRow(name, f"FAILED (exit {exc.code})", "", "", "", ""))
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed = True
-            rows.append(SummaryRow(name, f"FAILED: {type(exc).__name__}: {exc}"[:100],
-                                   "", "", "", ""))
+            rows.append(
+                SummaryRow(name, f"FAILED: {type(exc).__name__}: {exc}"[:100], "", "", "", "")
+            )
         timings.append(f"{name} {time.perf_counter() - t0:.0f} s")
         failed |= any(r.what.startswith("FAILED") for r in rows if r.bench == name)
 
     print(f"\n{'=' * 30} summary {'=' * 61}")
-    print(f"{'quick run: smoke test, not a measurement; ' if args.quick else ''}"
-          f"ratios are to the baseline measured in the same run; wall time: {', '.join(timings)}")
+    print(
+        f"{'quick run: smoke test, not a measurement; ' if args.quick else ''}"
+        f"ratios are to the baseline measured in the same run; wall time: {', '.join(timings)}"
+    )
     print_table(rows)
     return 1 if failed else 0
 
