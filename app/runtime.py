@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,12 +141,14 @@ class Runtime:
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
 
-    def forget(self, users: set[tuple[str, str]]) -> None:
+    def forget(self, users: set[tuple[str, str]], tenants: Iterable[str] = ()) -> None:
         """Drop this process's cached profiles at once after a local write (NOTIFY follows)."""
         if self._profiles is None:
             return
-        for tenant_id in {t for t, _ in users}:
+        for tenant_id in tenants:
             self._profiles.invalidate(tenant_id)
+        for tenant_id, user_id in users:
+            self._profiles.invalidate(tenant_id, user_id)
 
     def _on_profile(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:

@@ -18,7 +18,7 @@ from litestar import Request, post
 
 from app.http.auth import Caller, verify_user
 from app.http.errors import ApiError
-from app.ingest import MAX_BATCH_BYTES, ParsedBatch, parse_batch, pii_key
+from app.ingest import MAX_BATCH_BYTES, EventRow, ParsedBatch, parse_batch, pii_key
 from app.settings import Settings
 from app.storage.events import is_unavailable, store_events
 
@@ -54,11 +54,18 @@ async def post_events(request: Request[Any, Any, Any], principal: Caller) -> Ing
             raise  # a bug, not an outage: the error handler logs it
         log.warning("events not stored, the database is unavailable: %r", exc)
         raise _unavailable() from None
-    runtime.forget(result.touched)
+    runtime.forget(result.touched, tenant_wide(batch.rows))
     return IngestAnswer(accepted=result.accepted, duplicates=batch.duplicates + result.duplicates)
 
 
 ROUTES = [post_events]
+
+TENANT_EVENTS = frozenset({"integration_connected", "integration_disconnected"})
+
+
+def tenant_wide(rows: list[EventRow]) -> set[str]:
+    """Tenants whose every user's profile a batch changes (tenant traits, integrations)."""
+    return {r.tenant_id for r in rows if r.type == "group" or r.event in TENANT_EVENTS}
 
 
 def authorize(request: Request[Any, Any, Any], principal: Caller, batch: ParsedBatch) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import zlib
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -62,39 +64,80 @@ class ProfileSource(Protocol):
 
 
 class ProfileStore:
-    """Profiles from PostgreSQL, remembered until an event for the user arrives (LISTEN/NOTIFY)."""
+    """Profiles from PostgreSQL, remembered until an event for the user arrives (LISTEN/NOTIFY).
+
+    Time windows move with the clock, so an entry also expires after about a minute (spread per
+    user, so that users cached together do not all expire together). Concurrent loads of one user
+    share a single query.
+    """
 
     def __init__(self, pool: Pool, vocab: Vocabulary, *, cache_size: int = 50_000) -> None:
         self.pool = pool
         self.vocab = vocab
-        self._cache: OrderedDict[tuple[str, str], ProfileData] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[ProfileData, datetime]] = OrderedDict()
+        self._by_tenant: dict[str, set[str]] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[ProfileData]] = {}
         self._cache_size = cache_size
-        self._cached_at: dict[tuple[str, str], datetime] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        if self._cache.pop(key, None) is not None:
+            users = self._by_tenant.get(key[0])
+            if users is not None:
+                users.discard(key[1])
+                if not users:
+                    del self._by_tenant[key[0]]
 
     def invalidate(self, tenant_id: str | None = None, user_id: str | None = None) -> None:
+        """Forget one user, one tenant's users, or everyone."""
         if tenant_id is None:
             self._cache.clear()
-            self._cached_at.clear()
-            return
-        if user_id is None:
-            for key in [k for k in self._cache if k[0] == tenant_id]:
-                self._cache.pop(key, None)
-            return
-        self._cache.pop((tenant_id, user_id), None)
+            self._by_tenant.clear()
+        elif user_id is None:
+            for user in list(self._by_tenant.get(tenant_id, ())):
+                self._drop((tenant_id, user))
+        else:
+            self._drop((tenant_id, user_id))
+        # A load under way may have read the old state: it must not be remembered.
+        for key in [
+            k for k in self._loading if tenant_id in (None, k[0]) and user_id in (None, k[1])
+        ]:
+            self._loading.pop(key, None)
+
+    @staticmethod
+    def _ttl(key: tuple[str, str]) -> timedelta:
+        spread = zlib.crc32(f"{key[0]}\x1f{key[1]}".encode()) % 30_000
+        return timedelta(milliseconds=45_000 + spread)
 
     async def load(self, tenant_id: str, user_id: str, now: datetime) -> ProfileData:
         key = (tenant_id, user_id)
-        cached = self._cache.get(key)
-        # Recent-event windows move with the clock: keep a cached profile for one minute at most.
-        if cached is not None and now - self._cached_at.get(key, now) < timedelta(minutes=1):
+        entry = self._cache.get(key)
+        if entry is not None and now - entry[1] < self._ttl(key):
             self._cache.move_to_end(key)
-            return cached
-        profile = await self.fetch(tenant_id, user_id, now)
-        self._cache[key] = profile
-        self._cached_at[key] = now
-        if len(self._cache) > self._cache_size:
-            old, _ = self._cache.popitem(last=False)
-            self._cached_at.pop(old, None)
+            return entry[0]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ProfileData] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            profile = await self.fetch(tenant_id, user_id, now)
+        except BaseException as exc:
+            if self._loading.get(key) is future:
+                del self._loading[key]
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else needs to
+            raise
+        if self._loading.get(key) is future:  # not invalidated meanwhile
+            del self._loading[key]
+            self._cache[key] = (profile, now)
+            self._cache.move_to_end(key)
+            self._by_tenant.setdefault(tenant_id, set()).add(user_id)
+            if len(self._cache) > self._cache_size:
+                self._drop(next(iter(self._cache)))
+        future.set_result(profile)
         return profile
 
     async def fetch(self, tenant_id: str, user_id: str, now: datetime) -> ProfileData:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -420,9 +420,11 @@ class _Runtime:
         self._pool = pool
         self.vocabulary = _Vocabulary()
         self.forgotten: list[set[tuple[str, str]]] = []
+        self.forgotten_tenants: list[set[str]] = []
 
-    def forget(self, users: set[tuple[str, str]]) -> None:
+    def forget(self, users: set[tuple[str, str]], tenants: Iterable[str] = ()) -> None:
         self.forgotten.append(users)
+        self.forgotten_tenants.append(set(tenants))
 
     @property
     def pool(self) -> Pool:
