@@ -8,6 +8,7 @@ test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 import uuid
@@ -23,6 +24,9 @@ import pytest_asyncio
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
 
 T = TypeVar("T")
+
+# The embedded server narrates every start and stop, down to interpreter exit; keep it quiet.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -52,6 +52,11 @@ class PlanSpec(Spec, frozen=True, kw_only=True):
     next: str | None = None
 
 
+class FeatureSpec(Spec, frozen=True, kw_only=True):
+    label: str
+    roi: str = ""  # what the feature is worth, said at the moment of need
+
+
 class SignalsSpec(Spec, frozen=True, kw_only=True):
     events: EventClassesSpec = EventClassesSpec()
     facets: dict[str, str] = {}
@@ -59,6 +64,7 @@ class SignalsSpec(Spec, frozen=True, kw_only=True):
     friction: FrictionSpec = FrictionSpec()
     lifecycle: list[LifecycleStageSpec] = []
     plans: dict[str, PlanSpec] = {}
+    features: dict[str, FeatureSpec] = {}
     confidence_floor: float = 0.5
 
 

@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from app.config.specs import PlanSpec
 from app.engine.paths import evaluate, prune
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.vocabulary import Vocabulary
@@ -193,6 +194,9 @@ def build_context(
         "plan_label": "",
         "used": 0,
         "max": 0,
+        "reason": "",
+        "label": "",
+        "roi": "",
     }
     if behaviour and plan is not None:
         horizon = now - timedelta(hours=signals.friction.trigger_hours)
@@ -202,24 +206,37 @@ def build_context(
         for ev in sorted(profile.recent, key=lambda e: e.ts, reverse=True):
             if ev.ts < horizon or (upgraded_at and ev.ts <= upgraded_at):
                 break
+            target_id = plan.next or ""
             if ev.event == "limit_reached" and plan.next:
                 name = _text(ev.properties.get("limit"))
             elif ev.event == "feature_attempted":
                 name = _text(ev.properties.get("feature"))
                 if not name or name in plan.features:
                     continue
+                target_id = _first_plan_with(signals.plans, plan.next, name)
+                if not target_id:
+                    continue  # no plan offers it: nothing to upgrade to
             else:
                 continue
-            target = signals.plans.get(plan.next or "")
+            target = signals.plans.get(target_id)
+            feature = signals.features.get(name)
+            label = feature.label if feature else name
             upgrade = {
                 "pending": True,
                 "kind": "limit" if ev.event == "limit_reached" else "feature",
                 "name": name,
                 "screen": _text(ev.properties.get("screen")),
-                "plan": plan.next or "",
-                "plan_label": target.label if target else (plan.next or ""),
+                "plan": target_id,
+                "plan_label": target.label if target else target_id,
                 "used": _int(ev.properties.get("used")),
                 "max": _int(ev.properties.get("max")),
+                "reason": (
+                    f"You reached the {name} limit of the {plan.label} plan."
+                    if ev.event == "limit_reached"
+                    else f"You tried {label}, which the {plan.label} plan does not include."
+                ),
+                "label": label,
+                "roi": feature.roi if feature else "",
             }
             break
 
@@ -308,6 +325,17 @@ def build_context(
     if behaviour:
         context["user"]["stage"] = lifecycle_stage(context, vocab)
     return context
+
+
+def _first_plan_with(plans: dict[str, PlanSpec], start: str | None, feature: str) -> str:
+    """The first plan up the upgrade path from `start` that includes `feature`, or ''."""
+    seen: set[str] = set()
+    while start and start not in seen and start in plans:
+        if feature in plans[start].features:
+            return start
+        seen.add(start)
+        start = plans[start].next
+    return ""
 
 
 def lifecycle_stage(context: dict[str, Any], vocab: Vocabulary) -> str:
