@@ -316,8 +316,10 @@ class _Normalizer:
 
     def _event_time(self, call: _Call, prefix: str, batch_sent_at: datetime | None) -> datetime:
         received_at = self.received_at
-        name = "timestamp" if call.timestamp is not None else "originalTimestamp"
-        ts = _parse_time(call.timestamp or call.original_timestamp, _at(prefix, name))
+        if call.timestamp:
+            ts = _parse_time(call.timestamp, _at(prefix, name := "timestamp"))
+        else:
+            ts = _parse_time(call.original_timestamp, _at(prefix, name := "originalTimestamp"))
         if ts is None:
             return received_at
         sent_at = (

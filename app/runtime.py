@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +78,7 @@ class Runtime:
         self.layouts: Layouts = layouts or load_layouts(settings.layouts_dir)
         self.layout_error: str | None = None
         self.hub = Hub()
+        self.decisions: OrderedDict[tuple[object, ...], Any] = OrderedDict()  # see app.service
         self.peers = PeerStats()
         self._pool: Pool | None = None
         self._profiles: ProfileStore | None = None

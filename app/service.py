@@ -7,11 +7,12 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import asyncpg
 import msgspec
 
-from app.engine.decide import DecisionInput, decide, negotiate
+from app.engine.decide import DecisionInput, decide, decision_id, negotiate
 from app.engine.profile import ProfileData, anonymous_profile
 from app.engine.signals import Mode
 from app.http.errors import ApiError
@@ -71,6 +72,62 @@ def etag_of(descriptor: LayoutDescriptor) -> str:
     return '"' + hashlib.blake2b(_ENCODER.encode(stable), digest_size=12).hexdigest() + '"'
 
 
+class _Memo(msgspec.Struct):
+    """A decision kept for reuse while its inputs are the very same objects."""
+
+    profile: ProfileData
+    peers: object
+    layouts: object
+    at: datetime
+    descriptor: LayoutDescriptor
+    etag: str
+    trace: list[tuple[str, str]]
+
+
+MEMO_TTL = timedelta(seconds=5)  # time-based signals (cool-downs, windows) move on within this
+MEMO_SIZE = 50_000
+
+
+def _reuse(
+    key: tuple[object, ...], profile: ProfileData, rt: Runtime, now: datetime
+) -> Served | None:
+    """The same profile, peers and layouts a moment ago give the same layout: reuse it."""
+    memo = rt.decisions.get(key)
+    if (
+        memo is None
+        or memo.profile is not profile
+        or memo.peers is not rt.peers
+        or memo.layouts is not rt.layouts
+        or now - memo.at >= MEMO_TTL
+    ):
+        return None
+    rt.decisions.move_to_end(key)
+    descriptor = msgspec.structs.replace(
+        memo.descriptor,
+        decision_id=decision_id(secrets.randbits(64)),
+        generated_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    return Served(descriptor, _ENCODER.encode(descriptor), memo.etag, memo.trace)
+
+
+async def _profile(rt: Runtime, tenant_id: str, user_id: str, now: datetime) -> ProfileData | None:
+    """The user's profile within budget, or None when the profile store cannot answer."""
+    hit = rt.profiles.cached(tenant_id, user_id, now)
+    if hit is not None:
+        return hit
+    try:
+        return await asyncio.wait_for(rt.profiles.load(tenant_id, user_id, now), PROFILE_BUDGET_S)
+    except (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        TimeoutError,
+        RuntimeError,
+    ) as exc:
+        log.warning("profile store unavailable, serving the default layout: %r", exc)
+        return None
+
+
 async def decide_layout(
     rt: Runtime,
     screen: str,
@@ -93,22 +150,14 @@ async def decide_layout(
             "X-Cairn-Client",
         )
     now = rt.now()
-    degraded = False
-    profile: ProfileData
-    try:
-        profile = await asyncio.wait_for(
-            rt.profiles.load(tenant_id, user_id, now), PROFILE_BUDGET_S
-        )
-    except (
-        OSError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        TimeoutError,
-        RuntimeError,
-    ) as exc:
-        log.warning("profile store unavailable, serving the default layout: %r", exc)
-        profile = anonymous_profile(tenant_id, user_id)
-        degraded = True
+    found = await _profile(rt, tenant_id, user_id, now)
+    degraded = found is None
+    profile = found if found is not None else anonymous_profile(tenant_id, user_id)
+    key = (tenant_id, user_id, screen, view, caps.widgets)
+    if not degraded:
+        reused = _reuse(key, profile, rt, now)
+        if reused is not None:
+            return reused
     mode: Mode = "full"
     if degraded or not profile.known or profile.preferences.personalization == "off":
         mode = "default"
@@ -128,9 +177,14 @@ async def decide_layout(
         ),
     )
     descriptor = negotiate(decision.descriptor, caps.widgets)
+    etag = etag_of(descriptor)
+    if not degraded:
+        rt.decisions[key] = _Memo(profile, rt.peers, layouts, now, descriptor, etag, decision.trace)
+        if len(rt.decisions) > MEMO_SIZE:
+            rt.decisions.popitem(last=False)
     return Served(
         descriptor=descriptor,
         body=_ENCODER.encode(descriptor),
-        etag=etag_of(descriptor),
+        etag=etag,
         trace=decision.trace,
     )

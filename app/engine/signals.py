@@ -219,8 +219,8 @@ def build_context(
             else:
                 continue
             target = signals.plans.get(target_id)
-            feature = signals.features.get(name)
-            label = feature.label if feature else name
+            feature_spec = signals.features.get(name)
+            label = feature_spec.label if feature_spec else name
             upgrade = {
                 "pending": True,
                 "kind": "limit" if ev.event == "limit_reached" else "feature",
@@ -236,7 +236,7 @@ def build_context(
                     else f"You tried {label}, which the {plan.label} plan does not include."
                 ),
                 "label": label,
-                "roi": feature.roi if feature else "",
+                "roi": feature_spec.roi if feature_spec else "",
             }
             break
 

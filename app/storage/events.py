@@ -1,21 +1,20 @@
 """The event store: one transaction per batch, idempotent per (tenant, messageId).
 
-A batch is written with a handful of set-based statements whatever its size:
+A batch costs two statements and a commit, whatever its size:
 
-1. the events, in one `INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`, so the rows that
-   were new are known exactly and a retried batch is never counted twice;
-2. the aggregates the profile reads (users, tenants, aliases, daily event counts, facets,
-   integrations, widget history), from the new rows only, pre-aggregated here so that each
-   upsert touches a key once;
-3. one `pg_notify('cairn_profile', '{"t": tenant, "u": user}')` per touched user, and
-   `'{"t": tenant}'` per tenant whose traits or integrations changed, delivered after commit.
+1. the events, in one `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so the rows that were new
+   are known exactly and a retried batch is never counted twice;
+2. from the new rows only, pre-aggregated here so that each upsert touches a key once: the
+   aggregates the profile reads (tenants, aliases, widget history, facets, integrations, tenant
+   traits, daily event counts, users), as chained upserts of one statement, which ends with one
+   `pg_notify('cairn_profile', '{"t": tenant, "u": user}')` per touched user and
+   `'{"t": tenant}'` per tenant whose traits or integrations changed (delivered after commit).
 
-Each statement receives its rows as one JSON array of arrays (`jsonb_array_elements($1)`): for a
-500-event batch that costs a third of the client CPU of binding `unnest` arrays, and less server
-time too (see tests/bench/bench_ingest.py).
-
-Every statement takes its keys in sorted order and the statements always run in the same order,
-so concurrent batches may wait for each other but never deadlock.
+Rows travel as one JSON array of arrays per table (`jsonb_array_elements($n)`): for a 500-event
+batch that costs a third of the client CPU of binding `unnest` arrays, and less server time too.
+Upserts take their keys in sorted order and always in the same table order, so concurrent
+batches may wait for each other but never deadlock; the tables batches share most (users, daily
+counts) come last, and with no round trip between the upserts their row locks are held briefly.
 """
 
 from __future__ import annotations
@@ -43,85 +42,118 @@ class StoreResult(msgspec.Struct, frozen=True):
     touched: set[UserKey]  # (tenant_id, user_id) whose profile changed
 
 
-_ROWS = "jsonb_array_elements($1::text::jsonb) AS a(r)"
-
-_INSERT_EVENTS = f"""
+_INSERT_EVENTS = """
 INSERT INTO events (tenant_id, message_id, user_id, type, event, properties, traits, context, ts)
 SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->5, r->6, r->7, (r->>8)::timestamptz
-FROM {_ROWS}
+FROM jsonb_array_elements($1::text::jsonb) AS a(r)
 ON CONFLICT (tenant_id, message_id) DO NOTHING
 RETURNING tenant_id, message_id
 """
 
-_ENSURE_TENANTS = f"""
-INSERT INTO tenants (tenant_id)
-SELECT r->>0 FROM {_ROWS}
-ON CONFLICT (tenant_id) DO NOTHING
-"""
+# The aggregate upserts, in the order they run: (name, "INSERT INTO" target and SELECT list over
+# the row `r`, "ON CONFLICT" clause). Each reads its own parameter and starts once the one before
+# has finished, so every batch takes its row locks in the same order. Users and daily counts,
+# which concurrent batches share most, come last: their locks are held the shortest.
+# Tenants: every tenant of the batch is created if missing (with its group traits, if any) first;
+# `tenant_traits_merged` then merges group traits into the tenants that existed before. So no
+# statement touches a row twice, and tenant rows are first taken in one sorted pass.
+_AGGREGATES: list[tuple[str, str, str]] = [
+    (
+        "tenants_created",
+        "tenants (tenant_id, traits) SELECT r->>0, r->1",
+        "(tenant_id) DO NOTHING",
+    ),
+    (
+        "aliases_set",
+        "aliases AS x (tenant_id, previous_id, user_id) SELECT r->>0, r->>1, r->>2",
+        """(tenant_id, previous_id) DO UPDATE SET user_id = EXCLUDED.user_id
+        WHERE x.user_id <> EXCLUDED.user_id""",
+    ),
+    (
+        "widgets_seen",
+        """user_widgets AS x
+            (tenant_id, user_id, widget_id, views, last_viewed, dismissed_at, completed_at)
+        SELECT r->>0, r->>1, r->>2, (r->>3)::integer,
+               (r->>4)::timestamptz, (r->>5)::timestamptz, (r->>6)::timestamptz""",
+        """(tenant_id, user_id, widget_id) DO UPDATE SET
+            views = x.views + EXCLUDED.views,
+            last_viewed = GREATEST(x.last_viewed, EXCLUDED.last_viewed),
+            dismissed_at = GREATEST(x.dismissed_at, EXCLUDED.dismissed_at),
+            completed_at = LEAST(x.completed_at, EXCLUDED.completed_at)""",
+    ),
+    (
+        "facets_counted",
+        """user_facets AS x (tenant_id, user_id, kind, value, n, first_at, last_at)
+        SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::integer,
+               (r->>5)::timestamptz, (r->>6)::timestamptz""",
+        """(tenant_id, user_id, kind, value) DO UPDATE SET
+            n = x.n + EXCLUDED.n,
+            first_at = LEAST(x.first_at, EXCLUDED.first_at),
+            last_at = GREATEST(x.last_at, EXCLUDED.last_at)""",
+    ),
+    (
+        "integrations_set",
+        """tenant_integrations AS x (tenant_id, integration, connected, changed_at)
+        SELECT r->>0, r->>1, (r->>2)::boolean, (r->>3)::timestamptz""",
+        """(tenant_id, integration) DO UPDATE SET
+            connected = EXCLUDED.connected, changed_at = EXCLUDED.changed_at
+        WHERE EXCLUDED.changed_at >= x.changed_at""",
+    ),
+    (
+        "tenant_traits_merged",
+        "tenants AS x (tenant_id, traits, updated_at) SELECT r->>0, r->1, now()",
+        "(tenant_id) DO UPDATE SET traits = x.traits || EXCLUDED.traits, updated_at = now()",
+    ),
+    (
+        "event_days_counted",
+        """user_event_days AS x (tenant_id, user_id, day, event, n)
+        SELECT r->>0, r->>1, (r->>2)::date, r->>3, (r->>4)::integer""",
+        "(tenant_id, user_id, day, event) DO UPDATE SET n = x.n + EXCLUDED.n",
+    ),
+    (
+        "users_seen",
+        """users AS x (tenant_id, user_id, traits, first_seen, last_seen)
+        SELECT r->>0, r->>1, r->2, (r->>3)::timestamptz, (r->>4)::timestamptz""",
+        """(tenant_id, user_id) DO UPDATE SET
+            traits = x.traits || EXCLUDED.traits,
+            first_seen = LEAST(x.first_seen, EXCLUDED.first_seen),
+            last_seen = GREATEST(x.last_seen, EXCLUDED.last_seen)
+        WHERE EXCLUDED.traits <> '{}'::jsonb
+           OR EXCLUDED.first_seen < x.first_seen
+           OR EXCLUDED.last_seen > x.last_seen""",
+    ),
+]
 
-_UPSERT_ALIASES = f"""
-INSERT INTO aliases AS x (tenant_id, previous_id, user_id)
-SELECT r->>0, r->>1, r->>2 FROM {_ROWS}
-ON CONFLICT (tenant_id, previous_id) DO UPDATE SET user_id = EXCLUDED.user_id
-WHERE x.user_id <> EXCLUDED.user_id
-"""
 
-_UPSERT_WIDGETS = f"""
-INSERT INTO user_widgets AS x
-    (tenant_id, user_id, widget_id, views, last_viewed, dismissed_at, completed_at)
-SELECT r->>0, r->>1, r->>2, (r->>3)::integer,
-       (r->>4)::timestamptz, (r->>5)::timestamptz, (r->>6)::timestamptz
-FROM {_ROWS}
-ON CONFLICT (tenant_id, user_id, widget_id) DO UPDATE SET
-    views = x.views + EXCLUDED.views,
-    last_viewed = GREATEST(x.last_viewed, EXCLUDED.last_viewed),
-    dismissed_at = GREATEST(x.dismissed_at, EXCLUDED.dismissed_at),
-    completed_at = LEAST(x.completed_at, EXCLUDED.completed_at)
-"""
+def _aggregate_statement() -> str:
+    """Every upsert as a CTE, each waiting for the one before, then the notifications.
 
-_UPSERT_FACETS = f"""
-INSERT INTO user_facets AS x (tenant_id, user_id, kind, value, n, first_at, last_at)
-SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::integer, (r->>5)::timestamptz, (r->>6)::timestamptz
-FROM {_ROWS}
-ON CONFLICT (tenant_id, user_id, kind, value) DO UPDATE SET
-    n = x.n + EXCLUDED.n,
-    first_at = LEAST(x.first_at, EXCLUDED.first_at),
-    last_at = GREATEST(x.last_at, EXCLUDED.last_at)
-"""
+    `WHERE (SELECT count(*) FROM previous) >= 0` is always true, and makes PostgreSQL run the
+    previous upsert to completion first: CTEs have no order of their own.
+    """
+    ctes = []
+    previous = None
+    for number, (name, insert, conflict) in enumerate(_AGGREGATES, start=1):
+        where = [f"(SELECT count(*) FROM {previous}) >= 0"] if previous else []
+        if name == "tenant_traits_merged":  # only into tenants that existed before this batch
+            where.append("r->>0 NOT IN (SELECT tenant_id FROM tenants_created)")
+        ctes.append(
+            f"{name} AS (INSERT INTO {insert}\n"
+            f"    FROM jsonb_array_elements(${number}::text::jsonb) AS a(r)"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f"\n    ON CONFLICT {conflict}\n    RETURNING tenant_id)"
+        )
+        previous = name
+    notices = len(_AGGREGATES) + 1
+    return (
+        "WITH " + ",\n".join(ctes) + "\n"
+        f"SELECT count(pg_notify('{PROFILE_CHANNEL}', r->>0))"
+        f" FROM jsonb_array_elements(${notices}::text::jsonb) AS a(r)"
+        f" WHERE (SELECT count(*) FROM {previous}) >= 0"
+    )
 
-_UPSERT_INTEGRATIONS = f"""
-INSERT INTO tenant_integrations AS x (tenant_id, integration, connected, changed_at)
-SELECT r->>0, r->>1, (r->>2)::boolean, (r->>3)::timestamptz FROM {_ROWS}
-ON CONFLICT (tenant_id, integration) DO UPDATE SET
-    connected = EXCLUDED.connected, changed_at = EXCLUDED.changed_at
-WHERE EXCLUDED.changed_at >= x.changed_at
-"""
 
-_MERGE_TENANT_TRAITS = f"""
-INSERT INTO tenants AS x (tenant_id, traits, updated_at)
-SELECT r->>0, r->1, now() FROM {_ROWS}
-ON CONFLICT (tenant_id) DO UPDATE SET traits = x.traits || EXCLUDED.traits, updated_at = now()
-"""
-
-_COUNT_EVENT_DAYS = f"""
-INSERT INTO user_event_days AS x (tenant_id, user_id, day, event, n)
-SELECT r->>0, r->>1, (r->>2)::date, r->>3, (r->>4)::integer FROM {_ROWS}
-ON CONFLICT (tenant_id, user_id, day, event) DO UPDATE SET n = x.n + EXCLUDED.n
-"""
-
-_UPSERT_USERS = f"""
-INSERT INTO users AS x (tenant_id, user_id, traits, first_seen, last_seen)
-SELECT r->>0, r->>1, r->2, (r->>3)::timestamptz, (r->>4)::timestamptz FROM {_ROWS}
-ON CONFLICT (tenant_id, user_id) DO UPDATE SET
-    traits = x.traits || EXCLUDED.traits,
-    first_seen = LEAST(x.first_seen, EXCLUDED.first_seen),
-    last_seen = GREATEST(x.last_seen, EXCLUDED.last_seen)
-WHERE EXCLUDED.traits <> '{{}}'::jsonb
-   OR EXCLUDED.first_seen < x.first_seen
-   OR EXCLUDED.last_seen > x.last_seen
-"""
-
-_NOTIFY = f"SELECT pg_notify('{PROFILE_CHANNEL}', r->>0) FROM {_ROWS}"
+_AGGREGATE = _aggregate_statement()
 
 _INTEGRATION_EVENTS = {"integration_connected": True, "integration_disconnected": False}
 _WIDGET_EVENTS = frozenset({"widget_viewed", "widget_dismissed", "widget_completed"})
@@ -177,28 +209,31 @@ async def store_events(
         stored = {(r["tenant_id"], r["message_id"]) for r in inserted}
         # In event time, ties in the order sent: traits merge and "latest wins" in that order.
         new = sorted((row for key, row in unique.items() if key in stored), key=_event_time)
-        aggregates = _Aggregates(new, facets)
-        # Computed before the first upsert: row locks are held from there to the commit. The
-        # upserts most likely to wait for a concurrent batch (users, daily counts) come last.
-        statements = [
-            (_ENSURE_TENANTS, [(t,) for t in sorted({row.tenant_id for row in new})]),
-            (_UPSERT_ALIASES, aggregates.aliases()),
-            (_UPSERT_WIDGETS, aggregates.widgets()),
-            (_UPSERT_FACETS, aggregates.facets()),
-            (_UPSERT_INTEGRATIONS, aggregates.integrations()),
-            (_MERGE_TENANT_TRAITS, aggregates.tenant_traits()),
-            (_COUNT_EVENT_DAYS, aggregates.event_days()),
-            (_UPSERT_USERS, aggregates.users()),
-            (_NOTIFY, aggregates.notices()),
-        ]
-        for statement, values in statements:
-            if values:
-                await conn.execute(statement, _json(values))
+        await conn.execute(_AGGREGATE, *_aggregate_parameters(new, facets))
     return StoreResult(
         accepted=len(new),
         duplicates=len(rows) - len(new),
         touched={(row.tenant_id, row.user_id) for row in new},
     )
+
+
+def _aggregate_parameters(rows: list[EventRow], facets: Mapping[str, str]) -> list[str]:
+    """The parameters of `_AGGREGATE`: each upsert's rows, then the notifications."""
+    aggregates = _Aggregates(rows, facets)
+    by_name = {
+        "tenants_created": aggregates.tenants(),
+        "aliases_set": aggregates.aliases(),
+        "widgets_seen": aggregates.widgets(),
+        "facets_counted": aggregates.facets(),
+        "integrations_set": aggregates.integrations(),
+        "tenant_traits_merged": aggregates.tenant_traits(),
+        "event_days_counted": aggregates.event_days(),
+        "users_seen": aggregates.users(),
+    }
+    changed = {t for t, *_ in by_name["integrations_set"]}
+    changed |= {t for t, _ in by_name["tenant_traits_merged"]}
+    notices = aggregates.notices(changed)
+    return [_json(by_name[name]) for name, _, _ in _AGGREGATES] + [_json(notices)]
 
 
 def _json(values: Sequence[tuple[Any, ...]]) -> str:
@@ -228,7 +263,6 @@ class _Aggregates:
     def __init__(self, rows: list[EventRow], facets: Mapping[str, str]) -> None:
         self.rows = rows
         self.facet_of = facets
-        self.tenants_changed: set[str] = set()
 
     def users(self) -> list[tuple[Any, ...]]:
         seen: dict[UserKey, tuple[datetime, datetime, dict[str, Any]]] = {}
@@ -240,12 +274,16 @@ class _Aggregates:
             seen[key] = (first, row.ts, traits)
         return [(*key, traits, first, last) for key, (first, last, traits) in sorted(seen.items())]
 
+    def tenants(self) -> list[tuple[Any, ...]]:
+        """Every tenant of the batch, with the traits a new tenant starts with."""
+        traits = dict(self.tenant_traits())
+        return [(t, traits.get(t, {})) for t in sorted({row.tenant_id for row in self.rows})]
+
     def tenant_traits(self) -> list[tuple[Any, ...]]:
         merged: dict[str, dict[str, Any]] = {}
         for row in self.rows:
             if row.type == "group" and row.traits:
                 merged[row.tenant_id] = {**merged.get(row.tenant_id, {}), **row.traits}
-        self.tenants_changed.update(merged)
         return sorted(merged.items())
 
     def aliases(self) -> list[tuple[Any, ...]]:
@@ -286,7 +324,6 @@ class _Aggregates:
             integration = _key_value(row.properties.get("integration"))
             if integration is not None:
                 latest[(row.tenant_id, integration)] = (connected, row.ts)
-        self.tenants_changed.update(tenant for tenant, _ in latest)
         return [(*key, *state) for key, state in sorted(latest.items())]
 
     def widgets(self) -> list[tuple[Any, ...]]:
@@ -308,14 +345,11 @@ class _Aggregates:
             seen[key] = (views, viewed, dismissed, completed)
         return [(*key, *state) for key, state in sorted(seen.items())]
 
-    def notices(self) -> list[tuple[Any, ...]]:
-        """Payloads for LISTENers: every touched user, and tenants whose shared data changed.
-
-        Call last: tenant-wide changes (traits, integrations) are known once those are computed.
-        """
+    def notices(self, tenants_changed: set[str]) -> list[tuple[Any, ...]]:
+        """Payloads for LISTENers: each changed tenant as a whole, then each touched user."""
         encode = msgspec.json.encode
         users = sorted({(row.tenant_id, row.user_id) for row in self.rows})
         return [
-            *((encode({"t": t}).decode(),) for t in sorted(self.tenants_changed)),
+            *((encode({"t": t}).decode(),) for t in sorted(tenants_changed)),
             *((encode({"t": t, "u": u}).decode(),) for t, u in users),
         ]

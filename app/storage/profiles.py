@@ -111,12 +111,20 @@ class ProfileStore:
         spread = zlib.crc32(f"{key[0]}\x1f{key[1]}".encode()) % 30_000
         return timedelta(milliseconds=45_000 + spread)
 
-    async def load(self, tenant_id: str, user_id: str, now: datetime) -> ProfileData:
+    def cached(self, tenant_id: str, user_id: str, now: datetime) -> ProfileData | None:
+        """The remembered profile, if it is still fresh (no I/O, no awaiting)."""
         key = (tenant_id, user_id)
         entry = self._cache.get(key)
         if entry is not None and now - entry[1] < self._ttl(key):
             self._cache.move_to_end(key)
             return entry[0]
+        return None
+
+    async def load(self, tenant_id: str, user_id: str, now: datetime) -> ProfileData:
+        key = (tenant_id, user_id)
+        hit = self.cached(tenant_id, user_id, now)
+        if hit is not None:
+            return hit
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)

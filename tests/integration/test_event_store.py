@@ -406,6 +406,38 @@ async def test_overlapping_concurrent_batches_count_every_event_once(pool: Pool)
     assert await pool.fetchval("SELECT count(*) FROM users") == 21
 
 
+async def test_concurrent_batches_creating_and_updating_tenants(pool: Pool) -> None:
+    # New tenants met at once by group calls in one batch and plain events in others: each
+    # tenant is created once, traits merge, and no batch fails.
+    for round_ in range(5):
+        x, y = f"x{round_}", f"y{round_}"
+        batches = [
+            [
+                row(f"a{round_}", type="group", tenant=x, traits={"plan": "team"}),
+                row(f"b{round_}", tenant=y),
+            ],
+            [row(f"c{round_}", tenant=x), row(f"d{round_}", tenant=y)],
+            [
+                row(f"e{round_}", type="group", tenant=y, traits={"seats": 5}),
+                row(
+                    f"f{round_}",
+                    tenant=x,
+                    event="integration_connected",
+                    properties={"integration": "slack"},
+                ),
+            ],
+            [row(f"g{round_}", type="group", tenant=x, traits={"industry": "fintech"})],
+        ]
+        results = await asyncio.gather(*(store(pool, *b) for b in batches))
+        assert sum(r.accepted for r in results) == 7
+    tenants = {r["tenant_id"]: r["traits"] for r in await pool.fetch("SELECT * FROM tenants")}
+    assert tenants == {
+        **{f"x{n}": {"plan": "team", "industry": "fintech"} for n in range(5)},
+        **{f"y{n}": {"seats": 5} for n in range(5)},
+    }
+    assert await pool.fetchval("SELECT count(*) FROM tenant_integrations") == 5
+
+
 # --- POST /v1/events --------------------------------------------------------------------------
 
 
