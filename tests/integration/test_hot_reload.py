@@ -1,0 +1,70 @@
+"""A running server picks up layout edits; a broken edit keeps the last good layouts live."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.main import create_app
+from app.settings import Settings
+from app.storage.db import Pool
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def shortcut_title(client: AsyncTestClient[Any]) -> str:
+    r = await client.get(
+        "/v1/layouts/home",
+        params={"tenant_id": "acme", "user_id": "nobody"},
+        headers={"Authorization": "Bearer sk_test_secret"},
+    )
+    assert r.status_code == 200, r.text
+    title: str = r.json()["slots"][0]["widgets"][0]["props"]["title"]
+    return title
+
+
+async def wait_for(predicate: Any, seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.1)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("not reached in time")
+
+
+async def test_edits_are_picked_up_and_broken_edits_do_not_go_live(
+    settings: Settings, pool: Pool, tmp_path: Path
+) -> None:
+    del pool  # empty tables
+    layouts = tmp_path / "layouts"
+    shutil.copytree(ROOT / "layouts", layouts)
+    home = layouts / "screens" / "home.yaml"
+    live = msgspec.structs.replace(settings, layouts_dir=layouts, reload_layouts=True)
+    async with AsyncTestClient(app=create_app(live)) as client:
+        assert await shortcut_title(client) == "Your work"
+        home.write_text(home.read_text().replace("title: Your work", "title: Today"))
+
+        async def edited() -> bool:
+            return await shortcut_title(client) == "Today"
+
+        await wait_for(edited)
+        home.write_text(
+            home.read_text().replace("when: activation.has_next", "when: activation.has_nxt")
+        )
+
+        async def reported() -> bool:
+            r = await client.get("/readyz")
+            return "layout_error" in r.json()["checks"]
+
+        await wait_for(reported)
+        ready = (await client.get("/readyz")).json()
+        assert "screens/home.yaml" in ready["checks"]["layout_error"]
+        assert "unknown signal 'activation.has_nxt'" in ready["checks"]["layout_error"]
+        assert await shortcut_title(client) == "Today"  # the last good version is still live
