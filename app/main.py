@@ -11,7 +11,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from app.http import events, layouts, ops, preferences
+from app.http import admin, events, layouts, ops, preferences
 from app.http.auth import KeyRing, authenticate
 from app.http.errors import EXCEPTION_HANDLERS
 from app.runtime import Runtime
@@ -46,6 +46,7 @@ def create_app(
         *events.ROUTES,
         *layouts.ROUTES,
         *preferences.ROUTES,
+        *admin.ROUTES,
     ]
     if demo:
         from app.http import demo as demo_pages

@@ -14,7 +14,7 @@ import msgspec
 
 from app.engine.decide import DecisionInput, decide, decision_id, negotiate
 from app.engine.profile import ProfileData, anonymous_profile
-from app.engine.signals import Mode
+from app.engine.signals import Mode, build_context
 from app.http.errors import ApiError
 from app.runtime import Runtime
 from widgets import SCHEMA_VERSION, LayoutDescriptor
@@ -188,3 +188,48 @@ async def decide_layout(
         etag=etag,
         trace=decision.trace,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """A decision with everything behind it, for the admin "why" inspector."""
+
+    profile: ProfileData
+    mode: Mode
+    signals: dict[str, object]
+    descriptor: LayoutDescriptor
+    trace: list[tuple[str, str]]
+
+
+async def inspect_decision(
+    rt: Runtime, screen: str, tenant_id: str, user_id: str, view: str | None = None
+) -> Inspection:
+    """Decide afresh (no reuse) and keep the signals and the reasons for every widget left out."""
+    layouts = rt.layouts
+    if screen not in layouts.screens:
+        raise ApiError(
+            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
+        )
+    now = rt.now()
+    profile = await rt.profiles.fetch(tenant_id, user_id, now)
+    mode: Mode = "full"
+    if not profile.known or profile.preferences.personalization == "off":
+        mode = "default"
+    elif profile.preferences.personalization == "basic":
+        mode = "basic"
+    signals = build_context(
+        profile, layouts.vocabulary, now=now, mode=mode, peers=rt.peers, screen=screen
+    )
+    decision = decide(
+        layouts,
+        DecisionInput(
+            screen=screen,
+            profile=profile,
+            mode=mode,
+            now=now,
+            seed=secrets.randbits(64),
+            view=view,
+            peers=rt.peers,
+        ),
+    )
+    return Inspection(profile, mode, signals, decision.descriptor, decision.trace)

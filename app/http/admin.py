@@ -1,0 +1,125 @@
+"""Admin pages for people who run Cairn: status of layouts and data, and a "why" inspector.
+
+Open in a browser; sign in with the secret key as the user name (HTTP Basic), or send it as a
+Bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import msgspec
+from litestar import MediaType, Request, Response, get
+
+from app.http.auth import bearer_key
+from app.http.errors import ApiError
+from app.runtime import Runtime
+from app.service import inspect_decision
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+Req = Request[Any, Any, Any]
+
+
+async def _admin_or_challenge(request: Req) -> Response[str] | None:
+    """None when the caller holds the deployment's secret key; otherwise a 401 that asks for it."""
+    key = bearer_key(request.headers.get("authorization", ""))
+    if key is not None:
+        principal = await request.app.state.keyring.resolve(key)
+        if principal is not None and principal.kind == "secret" and principal.tenant_id is None:
+            return None
+    return Response(
+        content="Sign in with the secret key as the user name.",
+        status_code=401,
+        media_type=MediaType.TEXT,
+        headers={"WWW-Authenticate": 'Basic realm="Cairn admin", charset="UTF-8"'},
+    )
+
+
+def _page(name: str, **context: Any) -> Response[str]:
+    html = _ENV.get_template(name).render(**context)
+    return Response(
+        content=html,
+        media_type=MediaType.HTML,
+        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+    )
+
+
+@get("/admin", include_in_schema=False)
+async def admin_home(request: Req) -> Response[str]:
+    challenge = await _admin_or_challenge(request)
+    if challenge is not None:
+        return challenge
+    rt: Runtime = request.app.state.runtime
+    counts = await rt.pool.fetchrow(
+        "SELECT (SELECT count(*) FROM tenants) AS tenants, (SELECT count(*) FROM users) AS users,"
+        " (SELECT count(*) FROM events) AS events"
+    )
+    screens = [
+        {
+            "name": s.name,
+            "source": s.source,
+            "views": [v.id for v in s.spec.views],
+            "widgets": sum(len(slot.widgets) for slot in s.slots),
+        }
+        for s in rt.layouts.screens.values()
+    ]
+    return _page(
+        "admin_home.html",
+        layouts_version=rt.layouts.version,
+        layout_error=rt.layout_error,
+        screens=screens,
+        counts=dict(counts or {}),
+        profiles_cached=len(rt.profiles),
+    )
+
+
+@get("/admin/why", include_in_schema=False)
+async def admin_why(
+    request: Req, tenant_id: str = "", user_id: str = "", screen: str = "home", view: str = ""
+) -> Response[str]:
+    challenge = await _admin_or_challenge(request)
+    if challenge is not None:
+        return challenge
+    rt: Runtime = request.app.state.runtime
+    result = None
+    error = None
+    if tenant_id and user_id:
+        try:
+            result = await inspect_decision(rt, screen, tenant_id, user_id, view or None)
+        except ApiError as exc:
+            error = exc.message
+    shown = [
+        {
+            "slot": slot.id,
+            "id": w.id,
+            "type": w.__struct_config__.tag,
+            "why": msgspec.to_builtins(w.why),
+        }
+        for slot in (result.descriptor.slots if result is not None else [])
+        for w in slot.widgets
+    ]
+    return _page(
+        "admin_why.html",
+        screens=sorted(rt.layouts.screens),
+        tenant_id=tenant_id,
+        user_id=user_id,
+        screen=screen,
+        view=view,
+        error=error,
+        result=result,
+        shown=shown,
+        signals_json=json.dumps(result.signals, indent=2, default=str) if result else "",
+        descriptor_json=msgspec.json.format(msgspec.json.encode(result.descriptor)).decode()
+        if result
+        else "",
+    )
+
+
+ROUTES = [admin_home, admin_why]

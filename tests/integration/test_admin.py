@@ -1,0 +1,71 @@
+"""The admin pages: only for the deployment's secret key; the why inspector explains a decision."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.settings import Settings
+from app.storage.db import Pool
+from app.storage.keys import create_api_key
+
+pytestmark = pytest.mark.integration
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+async def test_admin_needs_the_deployment_secret_key(
+    client: AsyncTestClient[Any], settings: Settings, pool: Pool
+) -> None:
+    r = await client.get("/admin")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Basic")
+    r = await client.get("/admin", headers=basic(settings.publishable_key))
+    assert r.status_code == 401
+    tenant_key = await create_api_key(pool, "acme", "secret")
+    r = await client.get("/admin", headers=basic(tenant_key))
+    assert r.status_code == 401  # a tenant's key does not see the whole deployment
+    r = await client.get("/admin", headers=basic(settings.secret_key))
+    assert r.status_code == 200
+    assert "home" in r.text and "Screens" in r.text
+
+
+async def test_why_inspector_shows_shown_and_left_out_widgets(
+    client: AsyncTestClient[Any], settings: Settings
+) -> None:
+    headers = {"Authorization": f"Bearer {settings.secret_key}"}
+    batch = [
+        {
+            "type": "identify",
+            "messageId": "i1",
+            "tenantId": "acme",
+            "userId": "u1",
+            "traits": {"role": "admin"},
+        },
+        {
+            "type": "group",
+            "messageId": "g1",
+            "userId": "u1",
+            "groupId": "acme",
+            "traits": {"plan": "trial", "industry": "healthcare"},
+        },
+    ]
+    assert (
+        await client.post("/v1/events", json={"batch": batch}, headers=headers)
+    ).status_code == 200
+    r = await client.get(
+        "/admin/why",
+        params={"tenant_id": "acme", "user_id": "u1", "screen": "home"},
+        headers=basic(settings.secret_key),
+    )
+    assert r.status_code == 200
+    page = r.text
+    assert "home/admin" in page
+    assert "next_activation_step" in page and "Invite a teammate is the next step" in page
+    assert "maker_shortcuts" in page and "only for views maker" in page  # left out, with why
+    assert "healthcare" in page  # the signals behind it
