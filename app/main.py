@@ -68,8 +68,18 @@ def create_app(
         if settings.cors_origins
         else None
     )
+    plugins = []
+    if settings.tracing != "off":
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+        from app.telemetry import install_console_exporter
+
+        if settings.tracing == "console":
+            install_console_exporter()
+        plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz", "/readyz"])))
     return Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
+        plugins=plugins,
         lifespan=[lifespan],
         dependencies={"principal": Provide(authenticate)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

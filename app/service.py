@@ -17,6 +17,7 @@ from app.engine.profile import ProfileData, anonymous_profile
 from app.engine.signals import Mode, build_context
 from app.http.errors import ApiError
 from app.runtime import Runtime
+from app.telemetry import tracer
 from widgets import SCHEMA_VERSION, LayoutDescriptor
 
 log = logging.getLogger("cairn.decisions")
@@ -116,7 +117,10 @@ async def _profile(rt: Runtime, tenant_id: str, user_id: str, now: datetime) -> 
     if hit is not None:
         return hit
     try:
-        return await asyncio.wait_for(rt.profiles.load(tenant_id, user_id, now), PROFILE_BUDGET_S)
+        with tracer.start_as_current_span("cairn.profile.load"):
+            return await asyncio.wait_for(
+                rt.profiles.load(tenant_id, user_id, now), PROFILE_BUDGET_S
+            )
     except (
         OSError,
         asyncpg.PostgresError,
@@ -163,19 +167,23 @@ async def decide_layout(
         mode = "default"
     elif profile.preferences.personalization == "basic":
         mode = "basic"
-    decision = decide(
-        layouts,
-        DecisionInput(
-            screen=screen,
-            profile=profile,
-            mode=mode,
-            now=now,
-            seed=secrets.randbits(64),
-            view=view,
-            peers=rt.peers,
-            degraded=degraded,
-        ),
-    )
+    with tracer.start_as_current_span("cairn.decide") as span:
+        decision = decide(
+            layouts,
+            DecisionInput(
+                screen=screen,
+                profile=profile,
+                mode=mode,
+                now=now,
+                seed=secrets.randbits(64),
+                view=view,
+                peers=rt.peers,
+                degraded=degraded,
+            ),
+        )
+        span.set_attribute("cairn.screen", screen)
+        span.set_attribute("cairn.mode", mode)
+        span.set_attribute("cairn.widgets_left_out", len(decision.trace))
     descriptor = negotiate(decision.descriptor, caps.widgets)
     etag = etag_of(descriptor)
     if not degraded:

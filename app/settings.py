@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     recommender_budget_ms: float = 20.0
     profile_cache_size: int = 50_000
     reload_layouts: bool = True
+    tracing: str = "off"  # off | on | console
 
     @classmethod
     def from_env(
@@ -68,4 +69,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             pii_mode=pii,  # type: ignore[arg-type]
             recommender_budget_ms=budget,
             reload_layouts=env.get("CAIRN_RELOAD_LAYOUTS", "1") not in ("0", "false", "no"),
+            tracing=_tracing(env.get("CAIRN_TRACING", "off")),
         )
+
+
+def _tracing(value: str) -> str:
+    if value not in ("off", "on", "console"):
+        raise ConfigError(f"CAIRN_TRACING must be off, on or console, not {value!r}")
+    return value
