@@ -7,7 +7,7 @@ time of the decision, so the same facts always give the same signals at the same
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -15,9 +15,9 @@ Personalization = Literal["full", "basic", "off"]
 
 
 class QuietHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    start: str = "22:00"
-    end: str = "07:00"
-    time_zone: str = "UTC"
+    start: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "22:00"
+    end: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "07:00"
+    time_zone: str = "UTC"  # an IANA time zone, checked where preferences are accepted
 
 
 class NotificationPreferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -113,6 +113,16 @@ async def authenticate(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
+MAX_ID_LENGTH = 255
+
+
+def check_id(field: str, value: str) -> None:
+    if not value or len(value) > MAX_ID_LENGTH or "\x00" in value:
+        raise ApiError(
+            400, "invalid_request", f"'{field}' must be 1 to {MAX_ID_LENGTH} characters.", field
+        )
+
+
 def verify_user(
     principal: Principal,
     request: Request[Any, Any, Any],
@@ -120,6 +130,8 @@ def verify_user(
     user_id: str,
 ) -> None:
     """A publishable-key caller may act only for the user its X-Cairn-User-Hash proves."""
+    check_id("tenant_id", tenant_id)
+    check_id("user_id", user_id)
     principal.require_tenant(tenant_id)
     if principal.kind == "secret":
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -10,6 +11,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
 log = logging.getLogger("cairn.http")
+
+_MISSING = re.compile(r"Missing required (\w+) parameter '([^']+)'")
 
 
 class ApiError(Exception):
@@ -54,6 +57,12 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
             if isinstance(item, dict) and item.get("key"):
                 field = str(item["key"])
                 break
+        missing = _MISSING.search(str(exc.detail))
+        if missing:
+            where, name = missing.groups()
+            return error_response(
+                400, "invalid_request", f"The {where} parameter '{name}' is required.", name
+            )
         detail = f"Invalid value for '{field}'." if field else "The request is not valid."
         return error_response(400, "invalid_request", detail, field)
     code = {

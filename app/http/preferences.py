@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from litestar import MediaType, Request, Response, get, put
@@ -45,10 +46,26 @@ async def put_preferences(
         raise ApiError(400, "invalid_preferences", message.replace("`", "'") + ".", field) from exc
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from exc
+    quiet = prefs.notifications.quiet_hours
+    if quiet is not None and not _known_zone(quiet.time_zone):
+        raise ApiError(
+            400,
+            "invalid_preferences",
+            f"Unknown time zone '{quiet.time_zone}': use an IANA name such as 'Europe/Berlin'.",
+            "notifications.quiet_hours.time_zone",
+        )
     rt: Runtime = request.app.state.runtime
     await save_preferences(rt.pool, tenant_id, user_id, prefs)
     rt.profiles.invalidate(tenant_id, user_id)
     return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 ROUTES = [get_preferences, put_preferences]
