@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from app.http import admin, events, layouts, ops, preferences
-from app.http.auth import KeyRing, authenticate
+from app.http.auth import authenticate
 from app.http.errors import EXCEPTION_HANDLERS
 from app.runtime import Runtime
 from app.settings import Settings
@@ -34,7 +34,7 @@ def create_app(
         app.state.runtime = rt
         app.state.settings = settings
         app.state.pool = rt.pool
-        app.state.keyring = KeyRing(settings, rt.pool)
+        app.state.keyring = rt.keyring
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ from app.config.compile import LayoutConfigError, load_layouts
 from app.engine.model import Layouts
 from app.engine.profile import PeerStats
 from app.engine.vocabulary import Vocabulary
+from app.http.auth import KEYS_CHANNEL, KeyRing
 from app.settings import Settings
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
 from app.storage.profiles import ProfileStore, load_peer_stats
@@ -85,6 +86,8 @@ class Runtime:
         self._embedded: EmbeddedPostgres | None = None
         self._listener: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._dsn = ""
+        self.keyring = KeyRing(settings, None)
         self.ready = False
 
     @property
@@ -117,8 +120,10 @@ class Runtime:
         self._profiles = ProfileStore(
             self._pool, self.vocabulary, cache_size=self.settings.profile_cache_size
         )
-        self._listener = await asyncpg.connect(dsn)
-        await self._listener.add_listener("cairn_profile", self._on_profile)
+        self.keyring = KeyRing(self.settings, self._pool)
+        self._dsn = dsn
+        await self._listen()
+        self._tasks.append(asyncio.create_task(self._keep_listening()))
         await self.refresh_peers()
         self._tasks.append(asyncio.create_task(self._refresh_peers_forever()))
         if self.settings.reload_layouts:
@@ -143,17 +148,53 @@ class Runtime:
             await asyncio.to_thread(self._embedded.stop)
 
     def forget(self, users: set[tuple[str, str]], tenants: Iterable[str] = ()) -> None:
-        """Drop this process's cached profiles at once after a local write (NOTIFY follows)."""
+        """After a local write: drop cached profiles and wake live streams (NOTIFY follows)."""
         if self._profiles is None:
             return
         for tenant_id in tenants:
             self._profiles.invalidate(tenant_id)
+            self.hub.publish_tenant(tenant_id, "tenant")
         for tenant_id, user_id in users:
             self._profiles.invalidate(tenant_id, user_id)
+            self.hub.publish(tenant_id, user_id)
 
-    def _on_profile(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        await conn.add_listener("cairn_profile", self._on_profile)
+        await conn.add_listener(KEYS_CHANNEL, self._on_keys)
+        self._listener = conn
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def _keep_listening(self) -> None:
+        """Reconnect LISTEN after a database restart; meanwhile nothing cached can be trusted."""
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            if self.listening:
+                delay = 0.5
+                continue
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("notifications lost, reconnecting: %r", exc)
+                delay = min(delay * 2, 10.0)
+                continue
+            log.info("notifications restored; caches flushed")
+            if self._profiles is not None:
+                self._profiles.invalidate()
+            self.keyring.forget()
+            self.decisions.clear()
+            self.hub.publish_all("reconnected")
+
+    def _on_keys(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
+        self.keyring.forget()
+
+    def _on_profile(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
         try:
-            notice = msgspec.json.decode(payload, type=_Notice)
+            notice = msgspec.json.decode(str(payload), type=_Notice)
         except msgspec.DecodeError:
             return
         if self._profiles is not None:

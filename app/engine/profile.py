@@ -76,7 +76,8 @@ class ProfileData(msgspec.Struct, frozen=True, kw_only=True):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     event_days: list[EventDay] = []
-    tenant_events: list[str] = []  # track events anyone in the tenant has sent
+    tenant_events: list[str] = []  # activation events anyone in the tenant has ever sent
+    milestones: list[str] = []  # activation events this user has ever sent (no time window)
     facets: list[Facet] = []
     integrations: dict[str, bool] = {}
     widgets: dict[str, WidgetState] = {}

@@ -106,7 +106,9 @@ def build_context(
     days_since_last = (today - last_value_day).days if last_value_day else -1
 
     # Activation steps for this role.
-    seen_user = {row.event for row in profile.event_days} if behaviour else set()
+    seen_user = (
+        {row.event for row in profile.event_days} | set(profile.milestones) if behaviour else set()
+    )
     seen_tenant = set(profile.tenant_events) if behaviour else set()
     seen_anyone = seen_tenant | seen_user
     items = []

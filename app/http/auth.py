@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import time
 from typing import Any, Literal
 
+import asyncpg
 import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
@@ -70,13 +73,25 @@ def bearer_key(authorization: str) -> str | None:
     return None
 
 
+KEYS_CHANNEL = "cairn_keys"  # NOTIFY here when tenant-scoped keys change
+
+
 class KeyRing:
-    """Resolves keys to principals; tenant-scoped keys are looked up once and remembered."""
+    """Resolves keys to principals.
+
+    Tenant-scoped keys are looked up in PostgreSQL and remembered for a short while; a revocation
+    is announced on KEYS_CHANNEL so every process forgets at once, and the short lifetime covers a
+    missed notification. When the database cannot answer, the caller gets 503, never a 5xx error
+    of another kind and never a stale "no".
+    """
+
+    TTL_S = 30.0
+    LOOKUP_BUDGET_S = 0.25
 
     def __init__(self, settings: Settings, pool: Pool | None) -> None:
         self._settings = settings
         self._pool = pool
-        self._scoped: dict[str, Principal | None] = {}
+        self._scoped: dict[str, tuple[Principal | None, float]] = {}
 
     def forget(self) -> None:
         self._scoped.clear()
@@ -87,17 +102,27 @@ class KeyRing:
         if hmac.compare_digest(key.encode(), self._settings.publishable_key.encode()):
             return Principal("publishable")
         fingerprint = key_fingerprint(key)
-        if fingerprint in self._scoped:
-            return self._scoped[fingerprint]
+        now = time.monotonic()
+        cached = self._scoped.get(fingerprint)
+        if cached is not None and now - cached[1] < self.TTL_S:
+            return cached[0]
         if self._pool is None:
             return None
-        row = await self._pool.fetchrow(
-            "SELECT tenant_id, kind FROM api_keys WHERE key_hash = $1", fingerprint
-        )
+        try:
+            row = await asyncio.wait_for(
+                self._pool.fetchrow(
+                    "SELECT tenant_id, kind FROM api_keys WHERE key_hash = $1", fingerprint
+                ),
+                self.LOOKUP_BUDGET_S,
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ApiError(
+                503, "unavailable", "Cairn cannot check this key right now; try again shortly."
+            ) from exc
         principal = Principal(row["kind"], row["tenant_id"]) if row else None
         if len(self._scoped) > 10_000:
             self._scoped.clear()
-        self._scoped[fingerprint] = principal
+        self._scoped[fingerprint] = (principal, now)
         return principal
 
 

@@ -35,6 +35,7 @@ async def readyz(request: Req) -> Response[dict[str, object]]:
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"
         ok = False
+    checks["notifications"] = "ok" if rt.listening else "reconnecting"
     if rt.layout_error:
         checks["layout_error"] = rt.layout_error
     return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from app.http.auth import key_fingerprint
+from app.http.auth import KEYS_CHANNEL, key_fingerprint
 from app.storage.db import Pool
 
 
@@ -22,7 +22,10 @@ async def create_api_key(pool: Pool, tenant_id: str, kind: Literal["secret", "pu
 
 
 async def revoke_api_key(pool: Pool, key: str) -> bool:
-    status: str = await pool.execute(
-        "DELETE FROM api_keys WHERE key_hash = $1", key_fingerprint(key)
-    )
+    """Delete a key; every Cairn process is told to forget it at once."""
+    async with pool.acquire() as conn, conn.transaction():
+        status: str = await conn.execute(
+            "DELETE FROM api_keys WHERE key_hash = $1", key_fingerprint(key)
+        )
+        await conn.execute("SELECT pg_notify($1, 'revoked')", KEYS_CHANNEL)
     return status.endswith(" 1")

@@ -21,8 +21,13 @@ SELECT
   (SELECT traits FROM tenants WHERE tenant_id = $1) AS t,
   (SELECT coalesce(json_agg(json_build_array(day, event, n)), '[]')
      FROM user_event_days WHERE tenant_id = $1 AND user_id = $2 AND day >= $3) AS days,
-  (SELECT coalesce(json_agg(DISTINCT event), '[]')
-     FROM user_event_days WHERE tenant_id = $1 AND event = ANY($4::text[])) AS tenant_events,
+  (SELECT coalesce(json_agg(step), '[]') FROM unnest($4::text[]) step
+    WHERE EXISTS (SELECT 1 FROM user_event_days d WHERE d.tenant_id = $1 AND d.event = step))
+    AS tenant_events,
+  (SELECT coalesce(json_agg(step), '[]') FROM unnest($7::text[]) step
+    WHERE EXISTS (SELECT 1 FROM user_event_days d
+                   WHERE d.tenant_id = $1 AND d.user_id = $2 AND d.event = step))
+    AS milestones,
   (SELECT coalesce(json_agg(json_build_object('kind', kind, 'value', value, 'n', n,
                                               'first_at', first_at, 'last_at', last_at)), '[]')
      FROM user_facets WHERE tenant_id = $1 AND user_id = $2) AS facets,
@@ -34,7 +39,12 @@ SELECT
      FROM user_widgets WHERE tenant_id = $1 AND user_id = $2) AS widgets,
   (SELECT coalesce(json_agg(json_build_object('event', event, 'ts', ts, 'properties', properties)
                             ORDER BY ts DESC), '[]')
-     FROM (SELECT event, ts, properties FROM events
+     FROM (SELECT event, ts,
+                  -- where it happened: the property, else the Segment context's screen or page
+                  properties || jsonb_build_object('screen', coalesce(
+                      properties->>'screen', context->'screen'->>'name',
+                      context->'page'->>'name', '')) AS properties
+             FROM events
             WHERE tenant_id = $1 AND user_id = $2 AND type = 'track'
               AND event = ANY($5::text[]) AND ts >= $6
             ORDER BY ts DESC LIMIT 200) r) AS recent,
@@ -125,32 +135,35 @@ class ProfileStore:
         hit = self.cached(tenant_id, user_id, now)
         if hit is not None:
             return hit
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ProfileData] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        try:
-            profile = await self.fetch(tenant_id, user_id, now)
-        except BaseException as exc:
-            if self._loading.get(key) is future:
-                del self._loading[key]
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody else needs to
-            raise
-        if self._loading.get(key) is future:  # not invalidated meanwhile
+        task = self._loading.get(key)
+        if task is None:
+            # The read runs as its own task: a caller that gives up (its time budget ran out)
+            # cancels only its own wait, never the read that other callers share.
+            task = asyncio.ensure_future(self.fetch(tenant_id, user_id, now))
+            self._loading[key] = task
+            task.add_done_callback(lambda done: self._settle(key, done, now))
+        return await asyncio.shield(task)
+
+    def _settle(
+        self, key: tuple[str, str], task: asyncio.Future[ProfileData], now: datetime
+    ) -> None:
+        current = self._loading.get(key) is task
+        if current:
             del self._loading[key]
-            self._cache[key] = (profile, now)
-            self._cache.move_to_end(key)
-            self._by_tenant.setdefault(tenant_id, set()).add(user_id)
-            if len(self._cache) > self._cache_size:
-                self._drop(next(iter(self._cache)))
-        future.set_result(profile)
-        return profile
+        if task.cancelled():
+            return
+        if task.exception() is not None or not current:  # failed, or invalidated meanwhile
+            return
+        self._cache[key] = (task.result(), now)
+        self._cache.move_to_end(key)
+        self._by_tenant.setdefault(key[0], set()).add(key[1])
+        if len(self._cache) > self._cache_size:
+            self._drop(next(iter(self._cache)))
 
     async def fetch(self, tenant_id: str, user_id: str, now: datetime) -> ProfileData:
         signals = self.vocab.signals
         tenant_steps = [s.event for s in signals.activation if s.scope == "tenant"]
+        user_steps = sorted({s.event for s in signals.activation})
         horizon = now - timedelta(hours=max(signals.friction.trigger_hours, 1))
         row = await self.pool.fetchrow(
             _PROFILE_SQL,
@@ -160,6 +173,7 @@ class ProfileStore:
             tenant_steps,
             list(TRIGGER_EVENTS),
             horizon,
+            user_steps,
         )
         assert row is not None
         user: dict[str, Any] | None = row["u"]
@@ -173,6 +187,7 @@ class ProfileStore:
             "last_seen": (user or {}).get("last_seen"),
             "event_days": row["days"],
             "tenant_events": row["tenant_events"],
+            "milestones": row["milestones"],
             "facets": row["facets"],
             "integrations": row["integrations"],
             "widgets": row["widgets"],

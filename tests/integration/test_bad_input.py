@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("", "tenant_id"),
+        ("?user_id=u1", "tenant_id"),
         ("?tenant_id=acme", "user_id"),
         ("?tenant_id=&user_id=u1", "tenant_id"),
         ("?tenant_id=acme&user_id=" + "x" * 300, "user_id"),
