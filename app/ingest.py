@@ -28,6 +28,7 @@ from app.settings import PiiMode
 MAX_BATCH_BYTES = 500 * 1024
 MAX_EVENT_BYTES = 32 * 1024
 MAX_ID_LENGTH = 255  # identifiers and event names are primary-key material
+MAX_ID_BYTES = 255  # ... and index entries are limited in bytes, not characters
 
 EventType = Literal["identify", "group", "track", "page", "screen", "alias"]
 
@@ -36,6 +37,20 @@ EventType = Literal["identify", "group", "track", "page", "screen", "alias"]
 # ever appears in Segment's `context`.
 IDENTIFIER_KEYS = frozenset(
     {"email", "name", "firstname", "lastname", "phone", "phonenumber", "address", "ip"}
+)
+# ...and any key containing one of these (`work_email`, `mobilePhone`, `full-name`...).
+IDENTIFIER_PARTS = (
+    "email",
+    "phone",
+    "mobile",
+    "firstname",
+    "lastname",
+    "fullname",
+    "surname",
+    "displayname",
+    "streetaddress",
+    "homeaddress",
+    "postaladdress",
 )
 HASH_PREFIX = "hmac:"
 
@@ -157,6 +172,8 @@ def parse_batch(
         raise ApiError(400, "invalid_event", message, path) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", _TOO_DEEP) from None
 
     if isinstance(envelope.batch, msgspec.UnsetType):
         # A single call: the body is the event, its sentAt and context are the event's own.
@@ -193,6 +210,7 @@ def parse_batch(
     return ParsedBatch(rows=rows, duplicates=duplicates, paths=paths)
 
 
+_TOO_DEEP = "Values may nest at most a few hundred levels deep."
 _NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
 
 
@@ -226,6 +244,8 @@ class _Normalizer:
             raise ApiError(400, "invalid_event", message, path) from None
         except msgspec.DecodeError as exc:  # pragma: no cover - the envelope decoder checked syntax
             raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}).") from None
+        except RecursionError:
+            raise ApiError(400, "invalid_event", _TOO_DEEP, prefix or None) from None
         if self.may_hold_nul and _has_nul(msgspec.structs.asdict(call)):
             raise ApiError(400, "invalid_event", _NUL_MESSAGE, prefix or None)
 
@@ -285,6 +305,19 @@ class _Normalizer:
                 _at(prefix, "tenantId"),
             )
 
+        for field, text in (
+            ("tenantId", tenant_id),
+            ("messageId", call.message_id),
+            ("userId", user_id),
+            ("event", event),
+        ):
+            if text is not None and len(text.encode()) > MAX_ID_BYTES:
+                raise ApiError(
+                    400,
+                    "invalid_event",
+                    f"'{field}' may be at most {MAX_ID_BYTES} bytes of UTF-8.",
+                    _at(prefix, field),
+                )
         return EventRow(
             tenant_id=tenant_id,
             message_id=call.message_id,
@@ -339,27 +372,40 @@ class _Normalizer:
                 ) from None
         return min(ts, received_at)
 
-    def _scrub(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The same mapping without direct identifiers in the clear (a copy only when needed)."""
-        found = [key for key in values if _is_identifier(key)] if values else None
-        if not found:
-            return values
-        kept = dict(values)
-        for key in found:
-            if self.pii_mode == "drop":
-                del kept[key]
-            elif kept[key] is not None:
-                kept[key] = self._hash(kept[key])
-        return kept
+    def _scrub(self, values: dict[str, Any], *, top: bool = True) -> dict[str, Any]:
+        """The same mapping without direct identifiers in the clear (copied only where something
+        changes). Keys such as `email` or `mobilePhone` are caught at any depth; plain `name`,
+        `address` and `ip` only at the top, since nested ones (`library.name`) are not personal."""
+        kept: dict[str, Any] | None = None
+        for key, value in values.items():
+            if _is_identifier(key, nested=not top):
+                kept = dict(values) if kept is None else kept
+                if self.pii_mode == "drop":
+                    del kept[key]
+                elif value is not None:
+                    kept[key] = self._hash(value)
+                continue
+            clean = self._scrub_value(value)
+            if clean is not value:
+                kept = dict(values) if kept is None else kept
+                kept[key] = clean
+        return values if kept is None else kept
+
+    def _scrub_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return self._scrub(value, top=False)
+        if isinstance(value, list):
+            items = [self._scrub_value(v) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        return value
 
     def _scrub_context(self, context: dict[str, Any]) -> dict[str, Any]:
-        scrubbed = self._scrub(context)
-        traits = scrubbed.get("traits")
-        if isinstance(traits, dict):
-            clean = self._scrub(traits)
-            if clean is not traits:
-                scrubbed = {**scrubbed, "traits": clean}
-        return scrubbed
+        traits = context.get("traits")
+        if not isinstance(traits, dict):
+            return self._scrub(context)
+        # context.traits are the user's traits, as in identify calls: scrubbed as top-level ones.
+        others = self._scrub({k: v for k, v in context.items() if k != "traits"})
+        return {**others, "traits": self._scrub(traits)}
 
     def _hash(self, value: object) -> str:
         if isinstance(value, str):
@@ -379,16 +425,20 @@ _TYPES: dict[type[_Call], EventType] = {
 }
 
 
-def _is_identifier(key: str) -> bool:
+def _is_identifier(key: str, *, nested: bool = False) -> bool:
     known = _IDENTIFIER_SEEN.get(key)
     if known is None:
-        known = key.lower().replace("_", "") in IDENTIFIER_KEYS
+        folded = key.lower().replace("_", "").replace("-", "").replace(" ", "")
+        exact = folded in IDENTIFIER_KEYS
+        known = (exact, exact or any(part in folded for part in IDENTIFIER_PARTS))
         if len(_IDENTIFIER_SEEN) < 10_000:  # keys repeat; the memo stays small
             _IDENTIFIER_SEEN[key] = known
-    return known
+    exact, partial = known
+    return partial and not (nested and exact and key.lower() in _TOP_LEVEL_ONLY)
 
 
-_IDENTIFIER_SEEN: dict[str, bool] = {}
+_TOP_LEVEL_ONLY = frozenset({"name", "address", "ip"})
+_IDENTIFIER_SEEN: dict[str, tuple[bool, bool]] = {}
 
 
 def _text(value: str | int | None) -> str | None:

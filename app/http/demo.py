@@ -7,13 +7,18 @@ persona's X-Cairn-User-Hash, as a real host app would.
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Request, Response, get, post
 
 from app.http.auth import user_hash
+from app.http.errors import ApiError
+from app.http.events import accept
+from app.ingest import parse_batch, pii_key
 from app.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "demo.html"
@@ -69,4 +74,53 @@ async def demo_page(request: Req, persona: int = 0, screen: str = "home") -> Res
     return Response(content=html, media_type=MediaType.HTML)
 
 
-ROUTES = [demo_page]
+class DemoAction(msgspec.Struct, forbid_unknown_fields=True):
+    """What the demo page asks its own server to report, as the product's backend would."""
+
+    persona: int
+    event: str
+    properties: dict[str, object] = {}
+    times: int = 1
+
+
+@post("/demo/act", include_in_schema=False, status_code=200)
+async def demo_act(request: Req) -> dict[str, int]:
+    """The demo's backend: product events (an integration connected, a limit hit...) are sent
+    server to server with the secret key, as in a real integration; the browser never can."""
+    settings: Settings = request.app.state.settings
+    try:
+        action = msgspec.json.decode(await request.body(), type=DemoAction)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    personas = load_personas(settings)
+    if not 0 <= action.persona < len(personas) or not 1 <= action.times <= 10:
+        raise ApiError(400, "invalid_request", "Unknown persona or too many repeats.", "persona")
+    who = personas[action.persona]
+    now = datetime.now(UTC)
+    batch = {
+        "batch": [
+            {
+                "type": "track",
+                "messageId": f"demo-{uuid.uuid4().hex}",
+                "tenantId": who.tenant_id,
+                "userId": who.user_id,
+                "event": action.event,
+                "properties": action.properties,
+                "timestamp": now.isoformat(),
+            }
+            for _ in range(action.times)
+        ]
+    }
+    parsed = parse_batch(
+        msgspec.json.encode(batch),
+        received_at=now,
+        pii_mode=settings.pii_mode,
+        pii_key=pii_key(settings.identity_secret),
+    )
+    answer = await accept(request.app.state.runtime, parsed)
+    return {"accepted": answer.accepted}
+
+
+ROUTES = [demo_page, demo_act]

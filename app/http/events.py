@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 import zlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, post
 
+from app.engine.vocabulary import Vocabulary
 from app.http.auth import Caller, verify_user
 from app.http.errors import ApiError
 from app.ingest import MAX_BATCH_BYTES, EventRow, ParsedBatch, parse_batch, pii_key
 from app.settings import Settings
 from app.storage.events import is_unavailable, store_events
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 log = logging.getLogger("cairn.ingest")
 
@@ -42,30 +46,46 @@ async def post_events(request: Request[Any, Any, Any], principal: Caller) -> Ing
         pii_key=pii_key(settings.identity_secret),
     )
     authorize(request, principal, batch)
-    runtime = request.app.state.runtime
+    return await accept(request.app.state.runtime, batch)
+
+
+async def accept(runtime: Runtime, batch: ParsedBatch) -> IngestAnswer:
+    """Store an authorized batch, then drop what this process has cached of the users it changes."""
     try:
         pool = runtime.pool
     except RuntimeError:  # the database has not started (yet)
         raise _unavailable() from None
+    wide_events = tenant_wide_events(runtime.vocabulary)
     try:
-        result = await store_events(pool, batch.rows, facets=runtime.vocabulary.facets)
+        result = await store_events(
+            pool, batch.rows, facets=runtime.vocabulary.facets, tenant_wide=wide_events
+        )
     except Exception as exc:
         if not is_unavailable(exc):
             raise  # a bug, not an outage: the error handler logs it
         log.warning("events not stored, the database is unavailable: %r", exc)
         raise _unavailable() from None
-    runtime.forget(result.touched, tenant_wide(batch.rows))
+    runtime.forget(result.touched, tenant_wide(batch.rows, wide_events))
     return IngestAnswer(accepted=result.accepted, duplicates=batch.duplicates + result.duplicates)
 
 
 ROUTES = [post_events]
 
-TENANT_EVENTS = frozenset({"integration_connected", "integration_disconnected"})
+# Events that change a tenant's own state: only the product's servers send them (secret key).
+TENANT_EVENTS = frozenset({"integration_connected", "integration_disconnected", "plan_upgraded"})
+# Traits a browser may not set for itself: it would promote itself to another role's layouts.
+PROTECTED_TRAITS = frozenset({"role"})
 
 
-def tenant_wide(rows: list[EventRow]) -> set[str]:
-    """Tenants whose every user's profile a batch changes (tenant traits, integrations)."""
-    return {r.tenant_id for r in rows if r.type == "group" or r.event in TENANT_EVENTS}
+def tenant_wide_events(vocab: Vocabulary) -> frozenset[str]:
+    """Track events that change every user's profile in the tenant, not only the sender's."""
+    steps = {step.event for step in vocab.signals.activation if step.scope == "tenant"}
+    return TENANT_EVENTS | steps
+
+
+def tenant_wide(rows: list[EventRow], events: frozenset[str] = TENANT_EVENTS) -> set[str]:
+    """Tenants whose every user's profile a batch changes (tenant traits, integrations...)."""
+    return {r.tenant_id for r in rows if r.type == "group" or r.event in events}
 
 
 def authorize(request: Request[Any, Any, Any], principal: Caller, batch: ParsedBatch) -> None:
@@ -92,6 +112,22 @@ def authorize(request: Request[Any, Any, Any], principal: Caller, batch: ParsedB
                 "secret_key_required",
                 "Group calls change the whole tenant: send them with the secret key.",
                 batch.field(index, "type"),
+            )
+        if row.event in TENANT_EVENTS:
+            raise ApiError(
+                403,
+                "secret_key_required",
+                f"'{row.event}' changes the whole tenant: send it from your server with the "
+                "secret key.",
+                batch.field(index, "event"),
+            )
+        protected = sorted(PROTECTED_TRAITS & row.traits.keys())
+        if protected:
+            raise ApiError(
+                403,
+                "secret_key_required",
+                f"Trait '{protected[0]}' can only be set with the secret key.",
+                batch.field(index, f"traits.{protected[0]}"),
             )
     verify_user(principal, request, first.tenant_id, first.user_id)
 

@@ -19,7 +19,7 @@ counts) come last, and with no round trip between the upserts their row locks ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -176,13 +176,19 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 async def store_events(
-    pool: Pool, rows: Sequence[EventRow], *, facets: Mapping[str, str]
+    pool: Pool,
+    rows: Sequence[EventRow],
+    *,
+    facets: Mapping[str, str],
+    tenant_wide: Collection[str] = (),
 ) -> StoreResult:
     """Store a batch atomically and update the aggregates from the rows that were new.
 
     `facets` maps a track event's name to the property whose value is a facet of the user
     (`{"feature_used": "feature"}`): facets are counted per (kind = property name, value).
     Rows repeating a (tenant, messageId) of `rows` or of an earlier batch count as duplicates.
+    `tenant_wide` names track events that change every profile of the tenant (milestones reached
+    by anyone): other processes are told the whole tenant changed.
     """
     unique: dict[tuple[str, str], EventRow] = {}
     for row in rows:
@@ -209,7 +215,7 @@ async def store_events(
         stored = {(r["tenant_id"], r["message_id"]) for r in inserted}
         # In event time, ties in the order sent: traits merge and "latest wins" in that order.
         new = sorted((row for key, row in unique.items() if key in stored), key=_event_time)
-        await conn.execute(_AGGREGATE, *_aggregate_parameters(new, facets))
+        await conn.execute(_AGGREGATE, *_aggregate_parameters(new, facets, tenant_wide))
     return StoreResult(
         accepted=len(new),
         duplicates=len(rows) - len(new),
@@ -217,7 +223,9 @@ async def store_events(
     )
 
 
-def _aggregate_parameters(rows: list[EventRow], facets: Mapping[str, str]) -> list[str]:
+def _aggregate_parameters(
+    rows: list[EventRow], facets: Mapping[str, str], tenant_wide: Collection[str] = ()
+) -> list[str]:
     """The parameters of `_AGGREGATE`: each upsert's rows, then the notifications."""
     aggregates = _Aggregates(rows, facets)
     by_name = {
@@ -232,6 +240,7 @@ def _aggregate_parameters(rows: list[EventRow], facets: Mapping[str, str]) -> li
     }
     changed = {t for t, *_ in by_name["integrations_set"]}
     changed |= {t for t, _ in by_name["tenant_traits_merged"]}
+    changed |= {row.tenant_id for row in rows if row.event in tenant_wide}
     notices = aggregates.notices(changed)
     return [_json(by_name[name]) for name, _, _ in _AGGREGATES] + [_json(notices)]
 
@@ -284,6 +293,12 @@ class _Aggregates:
         for row in self.rows:
             if row.type == "group" and row.traits:
                 merged[row.tenant_id] = {**merged.get(row.tenant_id, {}), **row.traits}
+            elif row.event == "plan_upgraded" and isinstance(row.properties.get("plan"), str):
+                # An upgrade changes the tenant's plan as of that moment, for every user.
+                merged[row.tenant_id] = {
+                    **merged.get(row.tenant_id, {}),
+                    "plan": row.properties["plan"],
+                }
         return sorted(merged.items())
 
     def aliases(self) -> list[tuple[Any, ...]]:

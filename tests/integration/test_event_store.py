@@ -8,6 +8,7 @@ import gzip
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from app.config.compile import load_layouts
 from app.http.auth import KeyRing, authenticate, key_fingerprint, user_hash
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import ROUTES
@@ -441,8 +443,7 @@ async def test_concurrent_batches_creating_and_updating_tenants(pool: Pool) -> N
 # --- POST /v1/events --------------------------------------------------------------------------
 
 
-class _Vocabulary:
-    facets = FACETS
+VOCABULARY = load_layouts(Path(__file__).resolve().parents[2] / "layouts").vocabulary
 
 
 class _Runtime:
@@ -450,7 +451,7 @@ class _Runtime:
 
     def __init__(self, pool: Pool | None) -> None:
         self._pool = pool
-        self.vocabulary = _Vocabulary()
+        self.vocabulary = VOCABULARY
         self.forgotten: list[set[tuple[str, str]]] = []
         self.forgotten_tenants: list[set[str]] = []
 
