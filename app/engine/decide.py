@@ -155,7 +155,7 @@ def _excluded(
     if inp.mode == "basic" and w.behavioural:
         return "reads behavioural signals; personalization is basic"
     state = inp.profile.widgets.get(w.id)
-    if state is not None and inp.mode == "full":
+    if state is not None and inp.mode != "default":  # a dismissal is the user's own choice
         if state.dismissed_at and inp.now - state.dismissed_at < timedelta(
             days=w.suppress.cooldown_days
         ):
@@ -226,7 +226,8 @@ def _driver_value(value: Any) -> str | int | float | bool | list[str] | None:
 def negotiate(
     descriptor: LayoutDescriptor, widget_types: frozenset[str] | None
 ) -> LayoutDescriptor:
-    """Replace widgets a client cannot render by their fallback, or drop them."""
+    """Replace widgets a client cannot render by their fallback, or drop them; the screen's
+    rules still hold afterwards (one next step, no two modal widgets)."""
     if widget_types is None:
         return descriptor
 
@@ -237,9 +238,22 @@ def negotiate(
             widget = widget.fallback
         return None
 
+    has_next_step = has_modal = False
     slots = []
     for slot in descriptor.slots:
-        widgets = [w for w in (fit(x) for x in slot.widgets) if w is not None]
+        widgets = []
+        for original in slot.widgets:
+            widget = fit(original)
+            if widget is None:
+                continue
+            tag = str(widget.__struct_config__.tag)
+            if tag == "next_step_card" and has_next_step:
+                continue
+            if WIDGET_KINDS[tag].modal and has_modal:
+                continue
+            has_next_step |= tag == "next_step_card"
+            has_modal |= WIDGET_KINDS[tag].modal
+            widgets.append(widget)
         if widgets:
             slots.append(SlotDescriptor(id=slot.id, widgets=widgets))
     return msgspec.structs.replace(descriptor, slots=slots)

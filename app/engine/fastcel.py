@@ -36,11 +36,20 @@ _TOKEN = re.compile(
 )
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 _BINARY = {  # operator: (precedence, helper)
-    "||": (1, None), "&&": (2, None),
-    "==": (3, "_eq"), "!=": (3, "_ne"), "<": (3, "_lt"), "<=": (3, "_le"), ">": (3, "_gt"),
-    ">=": (3, "_ge"), "in": (3, "_in"),
-    "+": (4, "_add"), "-": (4, "_sub"),
-    "*": (5, "_mul"), "/": (5, "_div"), "%": (5, "_mod"),
+    "||": (1, None),
+    "&&": (2, None),
+    "==": (3, "_eq"),
+    "!=": (3, "_ne"),
+    "<": (3, "_lt"),
+    "<=": (3, "_le"),
+    ">": (3, "_gt"),
+    ">=": (3, "_ge"),
+    "in": (3, "_in"),
+    "+": (4, "_add"),
+    "-": (4, "_sub"),
+    "*": (5, "_mul"),
+    "/": (5, "_div"),
+    "%": (5, "_mod"),
 }
 _METHODS = {"startsWith": "_starts", "endsWith": "_ends", "contains": "_contains", "size": "_size"}
 
@@ -52,7 +61,7 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
     while pos < len(expr):
         m = _TOKEN.match(expr, pos)
         if m is None or m.end() == pos:
-            raise Unsupported(f"cannot read {expr[pos:pos + 10]!r}")
+            raise Unsupported(f"cannot read {expr[pos : pos + 10]!r}")
         kind = m.lastgroup
         assert kind is not None
         out.append((kind, m.group(kind)))
@@ -209,6 +218,7 @@ class _Parser:
 
 # --- strict helpers: raise where CEL would not simply answer --------------------------------------
 
+
 def _b(x: Any) -> bool:
     if x is True or x is False:
         return x
@@ -363,8 +373,11 @@ def _contains(x: Any, y: Any) -> bool:
     return y in x
 
 
-_HELPERS = {name: value for name, value in globals().items() if name.startswith("_") and
-            callable(value) and name not in ("_tokens", "_Parser")}
+_HELPERS = {
+    name: value
+    for name, value in globals().items()
+    if name.startswith("_") and callable(value) and name not in ("_tokens", "_Parser")
+}
 
 
 def python_source(expr: str) -> str:

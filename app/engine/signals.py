@@ -291,7 +291,8 @@ def build_context(
             "count": len(connected),
             "connected": connected,
             "suggested": suggested[:3],
-            "has_suggestions": bool(suggested),
+            # a prompt offers two or three tools: one left is not worth a prompt
+            "has_suggestions": len(suggested) >= 2,
         },
         "features": {"diversity": len(features_used), "used": features_used},
         "templates": {

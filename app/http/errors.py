@@ -10,6 +10,8 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
+from app.storage.db import is_unavailable
+
 log = logging.getLogger("cairn.http")
 
 _MISSING = re.compile(r"Missing required (\w+) parameter '([^']+)'")
@@ -76,6 +78,11 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if is_unavailable(exc):
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return error_response(
+            503, "unavailable", "Cairn's database is unavailable; try again shortly."
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "Cairn hit an unexpected error; it was logged.")
 

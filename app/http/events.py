@@ -21,7 +21,8 @@ from app.http.auth import Caller, verify_user
 from app.http.errors import ApiError
 from app.ingest import MAX_BATCH_BYTES, EventRow, ParsedBatch, parse_batch, pii_key
 from app.settings import Settings
-from app.storage.events import is_unavailable, store_events
+from app.storage.db import is_unavailable
+from app.storage.events import store_events
 
 if TYPE_CHECKING:
     from app.runtime import Runtime

@@ -11,6 +11,7 @@ from litestar import MediaType, Request, Response, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.http.auth import Caller, verify_user
+from app.http.errors import ApiError
 from app.runtime import Runtime
 from app.service import decide_layout, parse_client
 
@@ -44,7 +45,7 @@ async def get_layout(
         "Cache-Control": "private, no-cache",
         "Vary": "Authorization, X-Cairn-Client, X-Cairn-User-Hash",
     }
-    if served.etag in request.headers.get("if-none-match", ""):
+    if _matches(request.headers.get("if-none-match", ""), served.etag):
         return Response(content=b"", status_code=304, headers=headers)
     return Response(content=served.body, media_type=MediaType.JSON, headers=headers)
 
@@ -61,12 +62,17 @@ async def stream_layout(
     verify_user(principal, request, tenant_id, user_id)
     rt: Runtime = request.app.state.runtime
     caps = parse_client(request.headers.get("x-cairn-client"))
-    first = await decide_layout(rt, screen, tenant_id, user_id, view=view, caps=caps)
+    if screen not in rt.layouts.screens:
+        raise ApiError(
+            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
+        )
 
     async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
+        # Subscribe first, then decide: a change that lands in between is not lost.
         queue = rt.hub.subscribe(tenant_id, user_id)
-        last = first.etag
         try:
+            first = await decide_layout(rt, screen, tenant_id, user_id, view=view, caps=caps)
+            last = first.etag
             yield ServerSentEventMessage(event="layout", data=first.body.decode(), id=first.etag)
             while True:
                 try:
@@ -95,6 +101,15 @@ async def layout_schema() -> Response[bytes]:
         media_type=MediaType.JSON,
         headers={"Cache-Control": "public, max-age=300"},
     )
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: a list of (possibly weak) entity tags, or `*`."""
+    for listed in if_none_match.split(","):
+        tag = listed.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
 
 
 ROUTES = [get_layout, stream_layout, layout_schema]

@@ -103,3 +103,20 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Poo
     )
     assert pool is not None
     return pool
+
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # connection refused or reset
+    TimeoutError,  # command or acquire timeout
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # connection lost or pool closing
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, query cancelled, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby after failover
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a storage error means "the database is unavailable, try again", not a bug."""
+    return isinstance(exc, _UNAVAILABLE)

@@ -23,7 +23,6 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from app.ingest import EventRow
@@ -157,22 +156,6 @@ _AGGREGATE = _aggregate_statement()
 
 _INTEGRATION_EVENTS = {"integration_connected": True, "integration_disconnected": False}
 _WIDGET_EVENTS = frozenset({"widget_viewed", "widget_dismissed", "widget_completed"})
-
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,  # connection refused or reset
-    TimeoutError,  # command or acquire timeout
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,  # connection lost or pool closing
-    asyncpg.exceptions.OperatorInterventionError,  # shutdown, query cancelled, cannot connect now
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
-    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
-    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby after failover
-)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether a storage error means "the database is unavailable, try again", not a bug."""
-    return isinstance(exc, _UNAVAILABLE)
 
 
 async def store_events(

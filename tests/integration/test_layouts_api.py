@@ -307,3 +307,39 @@ async def test_profile_store_down_gives_degraded_default(
     d = await layout(client, secret_headers)
     assert d["degraded"] is True and d["personalized"] is False
     assert widgets_of(d, "shortcut_grid")
+
+
+async def test_if_none_match_lists_and_star(client: Client, secret_headers: dict[str, str]) -> None:
+    params = {"tenant_id": "acme", "user_id": "u1"}
+    first = await client.get("/v1/layouts/home", params=params, headers=secret_headers)
+    etag = first.headers["etag"]
+    for value in (f'"other", {etag}', f"W/{etag}", "*"):
+        r = await client.get(
+            "/v1/layouts/home", params=params, headers={**secret_headers, "If-None-Match": value}
+        )
+        assert r.status_code == 304, value
+    r = await client.get(
+        "/v1/layouts/home", params=params, headers={**secret_headers, "If-None-Match": '"other"'}
+    )
+    assert r.status_code == 200
+
+
+async def test_dismissals_hold_in_basic_mode(
+    client: Client, secret_headers: dict[str, str]
+) -> None:
+    await new_admin(client, secret_headers)
+    params = {"tenant_id": "acme", "user_id": "u1"}
+    await client.put(
+        "/v1/preferences", params=params, headers=secret_headers, json={"personalization": "basic"}
+    )
+    assert "admin_shortcuts" in widget_ids(await layout(client, secret_headers))
+    await send(
+        client,
+        secret_headers,
+        {
+            "type": "track",
+            "event": "widget_dismissed",
+            "properties": {"widget_id": "admin_shortcuts"},
+        },
+    )
+    assert "admin_shortcuts" not in widget_ids(await layout(client, secret_headers))

@@ -112,3 +112,27 @@ async def test_notifications_reconnect_after_the_database_drops_them(
     assert ready["checks"]["notifications"] == "ok"
     assert ready["ready"] is True
     del secret_headers
+
+
+async def test_preferences_with_the_database_down_are_503(
+    client: AsyncTestClient[Any],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    secret_headers: dict[str, str],
+) -> None:
+    class Down:
+        async def fetchval(self, *_: object) -> None:
+            raise ConnectionRefusedError
+
+        async def execute(self, *_: object) -> None:
+            raise ConnectionRefusedError
+
+    monkeypatch.setattr(runtime, "_pool", Down())
+    params = {"tenant_id": "a", "user_id": "u"}
+    r = await client.get("/v1/preferences", params=params, headers=secret_headers)
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "unavailable"
+    r = await client.put(
+        "/v1/preferences", params=params, headers=secret_headers, json={"personalization": "off"}
+    )
+    assert r.status_code == 503

@@ -70,3 +70,48 @@ def test_golden_case(case_file: Path, layouts: Layouts) -> None:
     widgets = {w["id"]: w for s in d["slots"] for w in s["widgets"]}
     for widget_id, props in expected.get("props", {}).items():
         subset(props, widgets[widget_id]["props"], widget_id)
+
+
+def test_fallbacks_never_break_the_screen_rules(layouts: Layouts) -> None:
+    """A client that renders only some types gets fallbacks, still one next step at most."""
+    from app.engine.decide import negotiate
+    from widgets.base import Link, Why
+    from widgets.checklist import ChecklistProps
+    from widgets.descriptor import Checklist, LayoutDescriptor, NextStepCard, SlotDescriptor
+    from widgets.next_step_card import NextStepCardProps
+
+    why = Why(summary="s", source="rule", confidence=0.9)
+    step = NextStepCard(
+        id="a",
+        why=why,
+        props=NextStepCardProps(title="t", body="b", cta=Link(label="go", href="/x")),
+    )
+    checklist = Checklist(
+        id="b",
+        why=why,
+        props=ChecklistProps(title="c", items=[]),
+        fallback=NextStepCard(
+            id="b",
+            why=why,
+            props=NextStepCardProps(title="t2", body="b2", cta=Link(label="go", href="/y")),
+        ),
+    )
+    d = LayoutDescriptor(
+        schema_version=1,
+        screen="home",
+        layout="home/admin",
+        decision_id="d",
+        generated_at="",
+        personalized=True,
+        degraded=False,
+        view={"id": "admin", "label": "Admin"},  # type: ignore[arg-type]
+        presets=None,
+        slots=[
+            SlotDescriptor(id="s1", widgets=[step]),
+            SlotDescriptor(id="s2", widgets=[checklist]),
+        ],
+    )
+    fitted = negotiate(d, frozenset({"next_step_card"}))
+    kinds = [w.__struct_config__.tag for s in fitted.slots for w in s.widgets]
+    assert kinds == ["next_step_card"]
+    del layouts
