@@ -15,6 +15,7 @@ import cel
 
 from app.config.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
+from app.engine.fastcel import compile_fast
 from app.engine.model import (
     CompiledFallback,
     CompiledScreen,
@@ -24,7 +25,7 @@ from app.engine.model import (
     PropsTree,
     Template,
 )
-from app.engine.paths import PLAIN_PATH, PathRef, build_trie
+from app.engine.paths import PLAIN_PATH, FastExpr, PathRef, build_trie
 from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
 from app.engine.templates import render
 from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
@@ -128,7 +129,8 @@ class _Compiler:
         if PLAIN_PATH.match(expr) and expr.strip() not in ("true", "false", "null"):
             return PathRef.parse(expr)
         self.cel_paths.update(dotted for dotted, _ in references)
-        return prog
+        fast = compile_fast(expr)
+        return FastExpr(fast, prog) if fast is not None else prog
 
     def template(self, src: Source, path: Path_, text: str) -> Template | str:
         matches = list(_TEMPLATE.finditer(text))

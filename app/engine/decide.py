@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import cel
 import msgspec
 
 from app.engine.model import CompiledScreen, CompiledWidget, Layouts
-from app.engine.paths import evaluate, prune
+from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.signals import Mode, build_context
 from app.engine.templates import render
@@ -69,7 +68,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     role = ctx["user"]["role"]
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
     ctx["view"] = view.id
-    env = cel.Context(prune(ctx, layouts.context_trie))
+    env = LazyContext(ctx, layouts.context_trie)
     trace: list[tuple[str, str]] = []
     floor = vocab.signals.confidence_floor
 

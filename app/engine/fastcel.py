@@ -69,6 +69,25 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
     return out
 
 
+Code = tuple[str, str]  # (python source, static kind: bool int float str list any)
+
+_INLINE_COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+_names = iter(range(1 << 30))
+
+
+def _temp() -> str:
+    return f"_t{next(_names)}"
+
+
+def _as_bool(code: Code) -> str:
+    if code[1] == "bool":
+        return code[0]
+    t = _temp()  # no call on the common path: the value is already a bool
+    return f"({t} if (({t} := {code[0]}) is True or {t} is False) else _b({t}))"
+
+
 class _Parser:
     def __init__(self, expr: str) -> None:
         self.toks = _tokens(expr)
@@ -88,19 +107,20 @@ class _Parser:
         code = self.ternary()
         if self.peek()[0] != "end":
             raise Unsupported(f"unexpected {self.peek()[1]!r}")
-        return code
+        return code[0]
 
-    def ternary(self) -> str:
+    def ternary(self) -> Code:
         cond = self.binary(1)
         if self.peek()[1] == "?":
             self.take("?")
             yes = self.ternary()
             self.take(":")
             no = self.ternary()
-            return f"(({yes}) if _b({cond}) else ({no}))"
+            kind = yes[1] if yes[1] == no[1] else "any"
+            return f"(({yes[0]}) if {_as_bool(cond)} else ({no[0]}))", kind
         return cond
 
-    def binary(self, floor: int) -> str:
+    def binary(self, floor: int) -> Code:
         left = self.unary()
         while True:
             kind, value = self.peek()
@@ -110,24 +130,70 @@ class _Parser:
             self.take()
             precedence, helper = _BINARY[op]
             right = self.binary(precedence + 1)
-            if op == "&&":
-                left = f"(_b({left}) and _b({right}))"
-            elif op == "||":
-                left = f"(_b({left}) or _b({right}))"
-            else:
-                left = f"{helper}({left}, {right})"
+            left = self.combine(op, helper, left, right)
 
-    def unary(self) -> str:
+    def combine(self, op: str, helper: str | None, left: Code, right: Code) -> Code:
+        if op == "&&":
+            return f"({_as_bool(left)} and {_as_bool(right)})", "bool"
+        if op == "||":
+            return f"({_as_bool(left)} or {_as_bool(right)})", "bool"
+        known = left[1] == right[1] and left[1] in ("int", "float", "str")
+        if op in _INLINE_COMPARE and known:
+            return f"({left[0]} {_INLINE_COMPARE[op]} {right[0]})", "bool"
+        if (
+            op in _INLINE_COMPARE
+            and "any" in (left[1], right[1])
+            and {left[1], right[1]} & {"str", "int", "float"}
+        ):
+            # One side is a constant: compare inline when the other is of the same kind, else
+            # let the strict helper decide (it raises where CEL would not simply answer).
+            lit_left = left[1] != "any"
+            lit, other = (left, right) if lit_left else (right, left)
+            t = _temp()
+            test = (
+                f"({t} {_INLINE_COMPARE[op]} {lit[0]})"
+                if not lit_left
+                else (f"({lit[0]} {_INLINE_COMPARE[op]} {t})")
+            )
+            slow = f"{helper}({lit[0]}, {t})" if lit_left else f"{helper}({t}, {lit[0]})"
+            return f"({test} if ({t} := {other[0]}).__class__ is {lit[1]} else {slow})", "bool"
+        if op == "in" and right[0].startswith("[") and right[1] == "list":
+            items = right[0][1:-1]
+            if items and all(_LITERAL_STR.fullmatch(x.strip()) for x in items.split(", ")):
+                const = self.constant(f"frozenset(({items},))")
+                return f"_in_strs({left[0]}, {const})", "bool"
+        assert helper is not None
+        kind = (
+            "bool"
+            if op in _INLINE_COMPARE or op == "in"
+            else (
+                left[1]
+                if left[1] == right[1] and left[1] in ("int", "float") and op != "/"
+                else "any"
+            )
+        )
+        return f"{helper}({left[0]}, {right[0]})", kind
+
+    constants: list[str]
+
+    def constant(self, source: str) -> str:
+        if not hasattr(self, "constants"):
+            self.constants = []
+        self.constants.append(source)
+        return f"_k{len(self.constants) - 1}"
+
+    def unary(self) -> Code:
         value = self.peek()[1]
         if value == "!":
             self.take()
-            return f"(not _b({self.unary()}))"
+            return f"(not {_as_bool(self.unary())})", "bool"
         if value == "-":
             self.take()
-            return f"_neg({self.unary()})"
+            operand = self.unary()
+            return f"_neg({operand[0]})", operand[1] if operand[1] in ("int", "float") else "any"
         return self.postfix(self.primary())
 
-    def postfix(self, code: str) -> str:
+    def postfix(self, code: Code) -> Code:
         while True:
             value = self.peek()[1]
             if value == ".":
@@ -138,21 +204,22 @@ class _Parser:
                 if self.peek()[1] == "(":
                     if name not in _METHODS:
                         raise Unsupported(f"method {name}()")
-                    args = self.arguments()
-                    code = f"{_METHODS[name]}({', '.join([code, *args])})"
+                    args = [a[0] for a in self.arguments()]
+                    result = "int" if name == "size" else "bool"
+                    code = f"{_METHODS[name]}({', '.join([code[0], *args])})", result
                 else:
-                    code = f"{code}[{name!r}]"
+                    code = f"{code[0]}[{name!r}]", "any"
             elif value == "[":
                 self.take()
                 index = self.ternary()
                 self.take("]")
-                code = f"_index({code}, {index})"
+                code = f"_index({code[0]}, {index[0]})", "any"
             else:
                 return code
 
-    def arguments(self) -> list[str]:
+    def arguments(self) -> list[Code]:
         self.take("(")
-        args: list[str] = []
+        args: list[Code] = []
         while self.peek()[1] != ")":
             args.append(self.ternary())
             if self.peek()[1] == ",":
@@ -160,45 +227,45 @@ class _Parser:
         self.take(")")
         return args
 
-    def primary(self) -> str:
+    def primary(self) -> Code:
         kind, value = self.take()
         if kind == "int":
-            return value
+            return value, "int"
         if kind == "float":
-            return repr(float(value))
+            return repr(float(value)), "float"
         if kind == "str":
             body = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\x00"), value[1:-1])
             if "\x00" in body:
                 raise Unsupported("escape sequence")
-            return repr(body)
+            return repr(body), "str"
         if kind == "name":
             if value in ("true", "false"):
-                return "True" if value == "true" else "False"
+                return ("True" if value == "true" else "False"), "bool"
             if value == "null":
-                return "None"
+                return "None", "null"
             if self.peek()[1] == "(":
                 if value == "size":
                     (arg,) = self.arguments()
-                    return f"_size({arg})"
+                    return f"_size({arg[0]})", "int"
                 if value == "has":
                     self.take("(")
                     target = self.postfix_path()
                     self.take(")")
-                    return target
+                    return target, "bool"
                 raise Unsupported(f"function {value}()")
-            return f"v[{value!r}]"
+            return f"v[{value!r}]", "any"
         if value == "(":
             code = self.ternary()
             self.take(")")
-            return f"({code})"
+            return f"({code[0]})", code[1]
         if value == "[":
             items: list[str] = []
             while self.peek()[1] != "]":
-                items.append(self.ternary())
+                items.append(self.ternary()[0])
                 if self.peek()[1] == ",":
                     self.take()
             self.take("]")
-            return f"[{', '.join(items)}]"
+            return f"[{', '.join(items)}]", "list"
         raise Unsupported(f"unexpected {value!r}")
 
     def postfix_path(self) -> str:
@@ -214,6 +281,9 @@ class _Parser:
             raise Unsupported("has() needs a field path")
         base = "v" + "".join(f"[{p!r}]" for p in parts[:-1])
         return f"_has({base}, {parts[-1]!r})"
+
+
+_LITERAL_STR = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
 # --- strict helpers: raise where CEL would not simply answer --------------------------------------
@@ -239,10 +309,30 @@ def _same(a: Any, b: Any) -> None:
 
 
 def _eq(a: Any, b: Any) -> bool:
+    if a.__class__ is b.__class__ and a.__class__ is not dict and a.__class__ is not list:
+        return bool(a == b)
     if a is None or b is None:
         return a is b
     _same(a, b)
     return bool(a == b)
+
+
+def _eq_str(a: Any, literal: str) -> bool:
+    if a.__class__ is str:
+        return bool(a == literal)
+    raise TypeError("not a string")
+
+
+def _eq_int(a: Any, literal: int) -> bool:
+    if a.__class__ is int:
+        return bool(a == literal)
+    raise TypeError("not an int")
+
+
+def _in_strs(a: Any, strings: frozenset[str]) -> bool:
+    if a.__class__ is str:
+        return a in strings
+    raise TypeError("not a string")
 
 
 def _ne(a: Any, b: Any) -> bool:
@@ -255,29 +345,41 @@ def _ordered(a: Any, b: Any) -> None:
         raise TypeError("not ordered")
 
 
+_ORDERED = frozenset({int, float, str})
+
+
 def _lt(a: Any, b: Any) -> bool:
-    _ordered(a, b)
+    if a.__class__ is not b.__class__ or a.__class__ not in _ORDERED:
+        _ordered(a, b)
     return bool(a < b)
 
 
 def _le(a: Any, b: Any) -> bool:
-    _ordered(a, b)
+    if a.__class__ is not b.__class__ or a.__class__ not in _ORDERED:
+        _ordered(a, b)
     return bool(a <= b)
 
 
 def _gt(a: Any, b: Any) -> bool:
-    _ordered(a, b)
+    if a.__class__ is not b.__class__ or a.__class__ not in _ORDERED:
+        _ordered(a, b)
     return bool(a > b)
 
 
 def _ge(a: Any, b: Any) -> bool:
-    _ordered(a, b)
+    if a.__class__ is not b.__class__ or a.__class__ not in _ORDERED:
+        _ordered(a, b)
     return bool(a >= b)
 
 
 def _in(a: Any, container: Any) -> bool:
-    if isinstance(container, list):
-        return any(_kind(x) is _kind(a) and x == a for x in container)
+    if container.__class__ is list:
+        kind = a.__class__
+        for x in container:
+            if x.__class__ is kind and x == a:
+                return True
+        _kind(a)  # an unsupported value raises, as CEL would
+        return False
     if isinstance(container, dict):
         return a in container
     raise TypeError("'in' needs a list or a map")
@@ -387,10 +489,14 @@ def python_source(expr: str) -> str:
 
 def compile_fast(expr: str) -> Compiled | None:
     """A Python function of the variables, or None when the expression is outside the subset."""
+    parser = _Parser(expr)
     try:
-        source = python_source(expr)
+        source = parser.parse()
     except (Unsupported, IndexError, ValueError):
         return None
+    scope: dict[str, Any] = {"__builtins__": {}, "str": str, "int": int, "float": float, **_HELPERS}
+    for n, constant in enumerate(getattr(parser, "constants", [])):
+        scope[f"_k{n}"] = eval(constant, {"__builtins__": {"frozenset": frozenset}})  # noqa: S307
     code = compile(f"lambda v: {source}", f"<cel: {expr}>", "eval")
-    fn: Compiled = eval(code, {"__builtins__": {}, **_HELPERS})  # noqa: S307 - our own output
+    fn: Compiled = eval(code, scope)  # noqa: S307 - our own output
     return fn

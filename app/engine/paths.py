@@ -32,11 +32,43 @@ class PathRef:
         return node
 
 
+@dataclass(frozen=True, slots=True)
+class FastExpr:
+    """A CEL program with its Python translation (app.engine.fastcel); CEL decides on errors."""
+
+    fast: Any  # Callable[[dict[str, Any]], Any]
+    program: Any  # cel.Program
+
+
+class LazyContext:
+    """The decision's `cel.Context`, built only if some expression needs the CEL runtime."""
+
+    __slots__ = ("_context", "_trie", "_variables")
+
+    def __init__(self, variables: dict[str, Any], trie: Trie) -> None:
+        self._variables = variables
+        self._trie = trie
+        self._context: Any = None
+
+    def get(self) -> Any:
+        if self._context is None:
+            import cel
+
+            self._context = cel.Context(prune(self._variables, self._trie))
+        return self._context
+
+
 def evaluate(expr: Any, env: Any, variables: dict[str, Any]) -> Any:
-    """Evaluate a compiled expression: a PathRef on the variables, a cel.Program on the Context."""
+    """Evaluate a compiled expression: a PathRef or compiled Python on the variables, a
+    cel.Program on the Context (`env`: a LazyContext or a cel.Context)."""
     if isinstance(expr, PathRef):
         return expr.resolve(variables)
-    return expr.execute(env)
+    if isinstance(expr, FastExpr):
+        try:
+            return expr.fast(variables)
+        except Exception:  # noqa: BLE001 - CEL has the last word on every error
+            expr = expr.program
+    return expr.execute(env.get() if isinstance(env, LazyContext) else env)
 
 
 def build_trie(paths: set[str]) -> Trie:

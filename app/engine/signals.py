@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from app.config.specs import PlanSpec
-from app.engine.paths import evaluate, prune
+from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.vocabulary import Vocabulary
 
@@ -343,9 +343,7 @@ def _first_plan_with(plans: dict[str, PlanSpec], start: str | None, feature: str
 
 def lifecycle_stage(context: dict[str, Any], vocab: Vocabulary) -> str:
     """The first lifecycle stage whose rule holds; rules that fail to evaluate are skipped."""
-    import cel
-
-    env = cel.Context(prune(context, vocab.stage_trie))
+    env = LazyContext(context, vocab.stage_trie)
     for stage in vocab.stages:
         try:
             if evaluate(stage.program, env, context) is True:
