@@ -121,7 +121,8 @@ def test_every_decision_is_well_formed(inp: DecisionInput) -> None:
 @settings(max_examples=100, deadline=None)
 @given(profiles, st.sampled_from(sorted(LAYOUTS.screens)))
 def test_basic_mode_ignores_behaviour(profile: ProfileData, screen: str) -> None:
-    """Two users with the same declared traits get the same basic layout, whatever they did."""
+    """Two users with the same declared traits (and dismissals) get the same basic layout,
+    whatever else they did."""
     bare = msgspec.structs.replace(
         profile,
         event_days=[],
@@ -129,9 +130,9 @@ def test_basic_mode_ignores_behaviour(profile: ProfileData, screen: str) -> None
         facets=[],
         integrations={},
         tenant_events=[],
-        widgets={},
+        milestones=[],
         first_seen=None,
-    )
+    )  # what the user dismissed stays: a dismissal is a choice, not a behavioural signal
     full = decide(
         LAYOUTS, DecisionInput(screen=screen, profile=profile, mode="basic", now=NOW, seed=1)
     ).descriptor
