@@ -128,6 +128,13 @@ async def seed(
             await migrate(conn)
         import msgspec
 
+        from app.storage.catalog import put_items
+        from recommender.demo_catalog import demo_items
+        from recommender.embedder import SentenceTransformerEmbedder
+
+        # The product's catalog; the server embeds it in the background when it starts.
+        model_id = SentenceTransformerEmbedder(settings.embedding_model or None).model_id
+        await put_items(pool, demo_items(), model_id)
         key = pii_key(settings.identity_secret)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         (settings.data_dir / "demo-personas.json").write_bytes(

@@ -11,7 +11,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from app.http import admin, events, layouts, ops, preferences
+from app.http import admin, catalog, events, layouts, ops, preferences
 from app.http.auth import authenticate
 from app.http.errors import EXCEPTION_HANDLERS
 from app.runtime import Runtime
@@ -47,6 +47,7 @@ def create_app(
         *layouts.ROUTES,
         *preferences.ROUTES,
         *admin.ROUTES,
+        *catalog.ROUTES,
     ]
     if demo:
         from app.http import demo as demo_pages

@@ -23,9 +23,12 @@ from app.engine.model import Layouts
 from app.engine.profile import PeerStats
 from app.engine.vocabulary import Vocabulary
 from app.http.auth import KEYS_CHANNEL, KeyRing
+from app.recommendations import CatalogIndex
 from app.settings import Settings
+from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
 from app.storage.profiles import ProfileStore, load_peer_stats
+from recommender.embedder import SentenceTransformerEmbedder
 
 log = logging.getLogger("cairn.runtime")
 
@@ -88,6 +91,8 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._dsn = ""
         self.keyring = KeyRing(settings, None)
+        self.embedder = SentenceTransformerEmbedder(settings.embedding_model or None)
+        self.catalog: CatalogIndex | None = None
         self.ready = False
 
     @property
@@ -121,6 +126,10 @@ class Runtime:
             self._pool, self.vocabulary, cache_size=self.settings.profile_cache_size
         )
         self.keyring = KeyRing(self.settings, self._pool)
+        self.catalog = CatalogIndex(self._pool, self.embedder)
+        await self.catalog.load()
+        if self.settings.recommender:
+            self._tasks.append(asyncio.create_task(self.catalog.run()))
         self._dsn = dsn
         await self._listen()
         self._tasks.append(asyncio.create_task(self._keep_listening()))
@@ -162,6 +171,7 @@ class Runtime:
         conn = await asyncpg.connect(self._dsn)
         await conn.add_listener("cairn_profile", self._on_profile)
         await conn.add_listener(KEYS_CHANNEL, self._on_keys)
+        await conn.add_listener(CATALOG_CHANNEL, self._on_catalog)
         self._listener = conn
 
     @property
@@ -188,6 +198,10 @@ class Runtime:
             self.keyring.forget()
             self.decisions.clear()
             self.hub.publish_all("reconnected")
+
+    def _on_catalog(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
+        if self.catalog is not None:
+            self.catalog.changed()
 
     def _on_keys(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         self.keyring.forget()

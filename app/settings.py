@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     profile_cache_size: int = 50_000
     reload_layouts: bool = True
     tracing: str = "off"  # off | on | console
+    embedding_model: str = ""  # a sentence-transformers model name or path; "" = packaged MiniLM
+    recommender: bool = True  # embed and index the catalog in the background
 
     @classmethod
     def from_env(
@@ -70,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             recommender_budget_ms=budget,
             reload_layouts=env.get("CAIRN_RELOAD_LAYOUTS", "1") not in ("0", "false", "no"),
             tracing=_tracing(env.get("CAIRN_TRACING", "off")),
+            embedding_model=env.get("CAIRN_EMBEDDING_MODEL", ""),
+            recommender=env.get("CAIRN_RECOMMENDER", "1") not in ("0", "false", "no"),
         )
 
 

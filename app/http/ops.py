@@ -36,6 +36,17 @@ async def readyz(request: Req) -> Response[dict[str, object]]:
         checks["database"] = f"unavailable: {type(exc).__name__}"
         ok = False
     checks["notifications"] = "ok" if rt.listening else "reconnecting"
+    if rt.catalog is not None:
+        status = rt.catalog.status
+        checks["catalog"] = {
+            "items": status.items,
+            "pending": status.pending,
+            "indexed": len(rt.catalog.index),
+            "model": rt.catalog.model_id,
+            "error": status.last_error,
+        }
+        if rt.settings.recommender and not rt.catalog.ready:
+            ok = False  # the catalog index is not built yet
     if rt.layout_error:
         checks["layout_error"] = rt.layout_error
     return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)

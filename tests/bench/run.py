@@ -1,10 +1,11 @@
 """Run every benchmark in sequence and print one summary table at the end.
 
-    python -m tests.bench.run [--quick] [--only rules,decide,ingest,layout_http]
+    python -m tests.bench.run [--quick] [--only rules,decide,ingest,layout_http,sdk,knn,recs]
 
 `--quick` shortens every benchmark (a smoke test of the benchmarks, not a measurement). Each one
 also runs alone: `python -m tests.bench.bench_rules`, `bench_decide`, `bench_ingest`,
-`bench_layout_http`. The ingestion benchmark runs in its own process when it is present.
+`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`. The ingestion benchmark runs in its
+own process when it is present.
 """
 
 from __future__ import annotations
@@ -17,14 +18,24 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.bench import bench_decide, bench_layout_http, bench_rules
+from tests.bench import (
+    bench_decide,
+    bench_knn,
+    bench_layout_http,
+    bench_recs,
+    bench_rules,
+    bench_sdk,
+)
 from tests.bench._common import ROOT, SummaryRow, print_table
 
-ORDER = ("rules", "decide", "ingest", "layout_http")
+ORDER = ("rules", "decide", "ingest", "layout_http", "sdk", "knn", "recs")
 _IN_PROCESS: dict[str, Callable[[list[str] | None], list[SummaryRow]]] = {
     "rules": bench_rules.run_cli,
     "decide": bench_decide.run_cli,
     "layout_http": bench_layout_http.run_cli,
+    "sdk": bench_sdk.run_cli,
+    "knn": bench_knn.run_cli,
+    "recs": bench_recs.run_cli,
 }
 _INGEST_TIMEOUT_S = {True: 300, False: 1200}
 _RATE = re.compile(r"^(cairn|baseline)\b.*?([\d,]+) events/s")

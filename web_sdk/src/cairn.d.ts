@@ -143,11 +143,17 @@ export interface LayoutDescriptor {
 
 // ---- SDK ----
 
-/** What onError receives: an Error, with the HTTP status and Cairn error code when the server answered. */
+/** What onError receives: an Error, with the HTTP status, Cairn error code and field when Cairn answered. */
 export interface CairnError extends Error {
   status?: number;
   code?: string;
+  field?: string;
 }
+
+export type Personalization = "full" | "basic" | "off";
+
+/** Where the layout on screen came from (the element's data-cairn-source attribute). */
+export type LayoutSource = "server" | "cache" | "default" | "host" | "preview";
 
 export interface InitOptions {
   /** Cairn's base URL, e.g. "https://cairn.example.com" ("" for the same origin). */
@@ -162,24 +168,37 @@ export interface InitOptions {
   clientVersion?: string;
   /** Called on network, HTTP and rendering problems. The SDK itself never throws into the page. */
   onError?: (error: CairnError) => void;
-  /** Keep the last layout per user and screen in localStorage and show it at once next time (default true). */
+  /** Keep the last layout per user, screen and view in localStorage and show it at once next time (default true). */
   cache?: boolean;
-  /** Inject the default stylesheet (default true). */
+  /**
+   * Layouts the host app bundles, per screen, shown when there is no cached layout and Cairn has
+   * not answered within `timeout` (or has failed). Without one, the element keeps its own content.
+   */
+  defaults?: Record<string, LayoutDescriptor>;
+  /** Milliseconds to wait for Cairn before showing the bundled default (default 3000). */
+  timeout?: number;
+  /**
+   * The user's personalization preference, when the host app already knows it. Otherwise the SDK
+   * reads it from Cairn before it sends its first events. What each level lets the SDK send:
+   * full, everything; basic, identify calls only; off, nothing.
+   */
+  personalization?: Personalization;
+  /** Inject the default stylesheet (default true; the core build has none). */
   css?: boolean;
 }
 
 export interface RenderOptions {
   /** Ask for this view instead of the one the user last chose (or the default). */
   view?: string;
-  /** Keep the layout up to date over the server-sent event stream. */
+  /** Keep the layout up to date over the server-sent event stream (full build). */
   live?: boolean;
-  /** Heading level of widget titles, 2 to 6 (default 3). */
+  /** Heading level of widget titles, 2 to 6 (default 2). */
   headingLevel?: number;
 }
 
 export interface RenderDescriptorOptions {
   headingLevel?: number;
-  /** Render only: no widget_viewed events and no caching (for previews). */
+  /** Render only: no widget_viewed events (for previews). */
   preview?: boolean;
 }
 
@@ -193,8 +212,6 @@ export interface RenderContext {
   link(href: string | null | undefined, label: string | Node | Array<string | Node>, item?: string, className?: string): HTMLElement;
   /** A <progress> bar with the text "<done> of <total> done". */
   progress(done: number, total: number): HTMLElement;
-  /** Send a track event through the SDK's queue. */
-  track(event: string, properties?: Record<string, unknown>): Promise<void>;
   screen: string;
   decisionId: string;
   descriptor: LayoutDescriptor;
@@ -209,23 +226,37 @@ export type Renderer = (widget: Widget | UnknownWidget, ctx: RenderContext) => N
 
 export interface CairnSDK {
   readonly version: string;
+  /** Configure the SDK; calling it again for another user swaps layouts and event queue. */
   init(options: InitOptions): void;
   /**
-   * Fetch the layout for `screen` and render it into `element` (an element or a CSS selector).
-   * Resolves with the descriptor on screen (or null); never rejects.
-   * The element fires a `cairn:layout` CustomEvent (detail: the descriptor) after each render.
+   * Render `screen` into `element` (an element or a CSS selector): the cached layout at once, then
+   * Cairn's when it arrives (swapped in only when it differs); with neither within `timeout`, the
+   * bundled default. Resolves with the descriptor on screen (or null) once Cairn has answered or
+   * the timeout has passed; never rejects. The element fires a `cairn:layout` CustomEvent
+   * (detail: the descriptor) after each render.
    */
   render(screen: string, element: Element | string, options?: RenderOptions): Promise<LayoutDescriptor | null>;
-  /** Render a descriptor you already have, without fetching. Works before init (no events are sent then). */
+  /** Render a descriptor you already have (server-side bootstrap, previews). Works before init. */
   renderDescriptor(element: Element | string, descriptor: LayoutDescriptor, options?: RenderDescriptorOptions): void;
   /** Stop updating `element` (closes its live stream) and empty it. */
   unmount(element: Element): void;
-  /** Add or replace the renderer of a widget type; pass null to remove one. */
+  /** Add or replace the renderer of a widget type; pass null to remove one (built-ins included). */
   registerRenderer(type: string, renderer: Renderer | null): void;
   /** Queue a Segment track call for the current user. */
   track(event: string, properties?: Record<string, unknown>): Promise<void>;
-  /** Queue a Segment identify call with declared traits for the current user. */
+  /**
+   * Queue a Segment identify call with declared traits: identify(traits) for the current user, or
+   * identify(userId, traits, {userHash}) to switch to another user of the same tenant.
+   */
   identify(traits: Record<string, unknown>): Promise<void>;
+  identify(userId: string, traits?: Record<string, unknown>, options?: { userHash: string }): Promise<void>;
+  /** Report widget_completed for a widget on screen: the user did what it suggested. */
+  complete(widgetId: string, properties?: Record<string, unknown>): Promise<void>;
+  /**
+   * Change the user's personalization preference in Cairn (full build): queued events it does not
+   * allow are dropped at once, and the layouts on screen are fetched again.
+   */
+  setPersonalization?(level: Personalization): Promise<void>;
   /** Send queued events now. */
   flush(): Promise<void>;
 }

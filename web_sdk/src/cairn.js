@@ -1,20 +1,27 @@
-/*! Cairn web SDK: renders Cairn layout descriptors (schema version 1) and reports exposures. */
+/*! Cairn web SDK: renders Cairn layout descriptors (schema version 1) and reports what users do with them. */
 (function (w, d) {
   "use strict";
   if (w.Cairn && w.Cairn.render) return;
 
-  var VERSION = "0.1.0";
+  var VERSION = "0.2.0";
   var SCHEMA = 1;
   var FOCUSABLE = "a[href],button,select";
   var DISMISSIBLE = /^(next_step_card|help_tip|upgrade_gate|integration_prompt)$/;
+  var LEVELS = /^(full|basic|off)$/;
+  var ONCE = /^(next_step_card|upgrade_gate)$/;
+  var MAX_QUEUE = 200; // events kept for sending; the oldest go first when more pile up offline
+  var BATCH = 100;
+  var DISMISS_TTL = 864e5; // a dismissal kept on the device (personalization not full): one day
 
   var cfg = null;
-  var renderers = {};
+  var Q = null; // the current user's event queue
+  var renderers = Object.create(null);
   var mounts = new Map(); // element -> mount state
-  var queue = [];
-  var flushTimer = 0;
-  var retryDelay = 1000;
+  var mem = Object.create(null); // stands in for localStorage when the browser refuses it
   var uid = 0;
+  var live = null; // (m) -> Promise: keeps a mount up to date over server-sent events
+  var sse = null;
+  var styles = function () {}; // injects the default stylesheet once
 
   // ---- guards: nothing below may throw into the host page ----
 
@@ -24,20 +31,61 @@
     } catch (e) { /* a host callback must not break rendering */ }
   }
   function warn(msg, detail) {
-    try { console.warn("Cairn: " + msg, detail === undefined ? "" : detail); } catch (e) { /* no console */ }
+    try { console.warn("Cairn: " + msg, detail || ""); } catch (e) { /* no console */ }
   }
   function guard(fn) {
     return function () {
       try { return fn.apply(this, arguments); } catch (e) { fail(e); }
     };
   }
-  function store(method, key, value) {
-    try { return w.localStorage[method](key, value); } catch (e) { return null; }
-  }
   var wait = function (ms) { return new Promise(function (r) { setTimeout(r, ms); }); };
-  var iso = function () { return new Date().toISOString(); };
-  var str = function (v) { return v == null ? "" : String(v); };
-  var list = function (v) { return Array.isArray(v) ? v : []; };
+  var iso = () => new Date().toISOString();
+  var str = (v) => v == null ? "" : String(v);
+  var list = (v) => Array.isArray(v) ? v : [];
+  var enc = encodeURIComponent;
+  var resolved = () => Promise.resolve(null);
+
+  // ---- storage: localStorage when the browser allows it, memory otherwise ----
+
+  function get(k) {
+    try {
+      var v = w.localStorage.getItem(k);
+      if (v != null) return v;
+    } catch (e) { /* disabled */ }
+    return k in mem ? mem[k] : null;
+  }
+  function set(k, v) {
+    mem[k] = v;
+    try {
+      w.localStorage.setItem(k, v);
+    } catch (e) {
+      // Full: cached layouts come back from the server, so make room by dropping them once.
+      try {
+        for (var i = w.localStorage.length; i--;) {
+          var x = w.localStorage.key(i);
+          if (x && x.indexOf("cairn:l:") === 0 && x !== k) w.localStorage.removeItem(x);
+        }
+        w.localStorage.setItem(k, v);
+      } catch (e2) { /* memory only */ }
+    }
+  }
+  function del(k) {
+    delete mem[k];
+    try { w.localStorage.removeItem(k); } catch (e) { /* disabled */ }
+  }
+  function load(k) {
+    try { return JSON.parse(get(k)); } catch (e) { del(k); return null; }
+  }
+  function key(kind, c, m) {
+    return "cairn:" + kind + ":" + c.tenantId + ":" + c.userId +
+      (m ? ":" + m.screen + (kind === "l" ? ":" + str(m.view) : "") : "");
+  }
+
+  // A descriptor this SDK can show: anything else is never rendered nor cached.
+  function valid(x) {
+    return !!x && x.schema_version === SCHEMA && typeof x.decision_id === "string" && Array.isArray(x.slots) &&
+      x.slots.every((s) => s && Array.isArray(s.widgets));
+  }
 
   // ---- safe DOM building: text only through text nodes, attributes through setAttribute ----
 
@@ -59,87 +107,135 @@
     });
   }
 
-  // http(s) or relative URLs only; anything else (javascript:, data:, …) is not a link.
+  // http(s) or relative URLs only; anything else (javascript:, data:, …) is not a link. Relative
+  // ones are judged against a fixed http base, so the verdict does not depend on the host page.
   function safeHref(href) {
     if (typeof href !== "string" || !href.trim()) return null;
     try {
-      return /^https?:$/.test(new URL(href, d.baseURI).protocol) ? href : null;
+      return /^https?:$/.test(new URL(href, "http://h/").protocol) ? href : null;
     } catch (e) { return null; }
   }
 
   // ---- HTTP ----
 
-  function headers(extra) {
-    var types = Object.keys(renderers).filter(function (t) { return /^[\w.-]+$/.test(t); });
+  function headers(c, extra) {
+    var types = Object.keys(renderers).filter((t) => /^[\w.-]+$/.test(t));
     return Object.assign({
-      Authorization: "Bearer " + cfg.key,
-      "X-Cairn-User-Hash": str(cfg.userHash),
-      "X-Cairn-Client": "web/" + (cfg.clientVersion || VERSION) + "; schema=" + SCHEMA +
-        "; widgets=" + types.join(",")
+      Authorization: "Bearer " + c.key,
+      "X-Cairn-User-Hash": str(c.userHash),
+      "X-Cairn-Client": "web/" + (c.clientVersion || VERSION) + "; schema=" + SCHEMA + "; widgets=" + types
     }, extra);
   }
-  function layoutUrl(m, stream) {
-    var q = "?tenant_id=" + encodeURIComponent(cfg.tenantId) + "&user_id=" + encodeURIComponent(cfg.userId) +
-      (m.view ? "&view=" + encodeURIComponent(m.view) : "");
-    return cfg.host + "/v1/layouts/" + encodeURIComponent(m.screen) + (stream ? "/stream" : "") + q;
-  }
-  async function httpError(res) {
-    var err = new Error("Cairn responded " + res.status);
-    err.status = res.status;
-    try {
-      var body = (await res.json()).error;
-      err.code = body.code;
-      err.message = body.message || err.message;
-    } catch (e) { /* not a JSON error body */ }
-    return err;
+  function who(c) { return "?tenant_id=" + enc(c.tenantId) + "&user_id=" + enc(c.userId); }
+  function call(c, path, init) {
+    return fetch(c.host + path, Object.assign({ cache: "no-store" }, init, { headers: headers(c, init && init.headers) }))
+      .then(function (res) {
+        if (res.ok) return res;
+        var err = new Error("Cairn responded " + res.status);
+        err.status = res.status;
+        return res.json().then(function (body) {
+          err.code = body.error.code;
+          err.field = body.error.field;
+          err.message = body.error.message || err.message;
+        }).catch(function () { /* not a JSON error body */ }).then(function () { throw err; });
+      });
   }
 
-  // ---- events: Segment-spec calls, batched ----
+  // ---- events: Segment-spec calls, batched, kept until the server has them ----
 
+  // What a personalization level lets the SDK send (README: "Consent"). Nothing is sent before
+  // the level is known.
+  function allowed(q, msg) {
+    return q.level === "full" || (q.level === "basic" && msg.type === "identify");
+  }
   function message(fields) {
-    var c = w.crypto;
+    var r = () => Math.random().toString(36).slice(2);
     return Object.assign({
-      messageId: c && c.randomUUID ? c.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2),
+      messageId: Date.now().toString(36) + r() + r(),
       tenantId: cfg.tenantId,
       userId: cfg.userId,
       timestamp: iso()
     }, fields);
   }
-  function enqueue(msg, now) {
-    if (!cfg) return Promise.resolve();
-    queue.push(msg);
-    if (queue.length > 500) queue.splice(0, queue.length - 500);
-    if (now) return flush();
-    if (!flushTimer) flushTimer = setTimeout(flush, 250);
-    return Promise.resolve();
+  function queueFor(c) {
+    var q = { c: c, k: key("q", c), items: [], level: LEVELS.test(c.personalization) ? c.personalization : null, delay: 0 };
+    q.items = list(load(q.k)).filter((x) => x && x.messageId);
+    if (q.items.length) setTimeout(function () { flush(q); }, 0); // left by an earlier page
+    return q;
   }
-  async function flush() {
-    clearTimeout(flushTimer);
-    flushTimer = 0;
-    if (!cfg || !queue.length) return;
-    var batch = queue.splice(0, 100);
-    var body = JSON.stringify({ batch: batch, sentAt: iso() });
-    try {
-      var res = await fetch(cfg.host + "/v1/events", {
-        method: "POST",
-        headers: headers({ "Content-Type": "application/json" }),
-        body: body,
-        keepalive: body.length < 60000 // survives navigating away after a click
-      });
-      if (res.status === 429 || res.status >= 500) throw await httpError(res);
-      if (!res.ok) fail(await httpError(res)); // rejected batch: do not resend it
-      retryDelay = 1000;
-      if (queue.length) return flush();
-    } catch (e) {
-      // Network trouble or server error: keep the events (messageId makes resending safe).
-      queue = batch.concat(queue);
+  function save(q) { set(q.k, JSON.stringify(q.items)); }
+  function enqueue(msg, now) {
+    var q = Q;
+    if (!q || (q.level && !allowed(q, msg))) return resolved();
+    q.items.push(msg);
+    q.items.splice(0, q.items.length - MAX_QUEUE);
+    save(q);
+    if (now) return flush(q);
+    if (!q.t) q.t = setTimeout(function () { flush(q); }, 250);
+    return resolved();
+  }
+  function flush(q) {
+    if (!q) return resolved();
+    clearTimeout(q.t);
+    q.t = 0;
+    return q.busy || (q.busy = send(q).then(function () {
+      q.busy = null;
+      q.delay = 0;
+    }, function (e) {
+      // Network trouble or a server error: keep the events (messageId makes resending safe).
+      q.busy = null;
+      q.fly = null;
       fail(e);
-      flushTimer = setTimeout(flush, retryDelay);
-      retryDelay = Math.min(retryDelay * 2, 60000);
+      q.delay = Math.min(q.delay * 2 || 1000, 60000);
+      q.t = setTimeout(function () { flush(q); }, q.delay * (1 + Math.random() / 2));
+    }));
+  }
+  async function send(q) {
+    var c = q.c;
+    while (q.items.length) {
+      if (!q.level) {
+        var p = (await (await call(c, "/v1/preferences" + who(c))).json()).personalization;
+        set(key("p", c), q.level = LEVELS.test(p) ? p : "off"); // remembered for the next page
+      }
+      q.items = q.items.filter((x) => allowed(q, x));
+      save(q);
+      var batch = q.fly = q.items.slice(0, BATCH);
+      if (!batch.length) return;
+      await post(q, batch);
+      q.fly = null;
     }
   }
+  async function post(q, batch) {
+    var body = JSON.stringify({ batch: batch, sentAt: iso() });
+    try {
+      // keepalive: the request survives the page being closed or navigated away from.
+      await call(q.c, "/v1/events", { method: "POST", body: body, keepalive: body.length < 6e4, headers: { "Content-Type": "application/json" } });
+    } catch (e) {
+      if (!e.status || e.status === 429 || e.status >= 500) throw e;
+      // Rejected as sent: sending it again would not help. When Cairn names the one event at
+      // fault (field "batch[3]…"), only that one is dropped and the others go again.
+      fail(e);
+      var bad = /^batch\[(\d+)\]/.exec(e.field);
+      if (bad) batch = [batch[bad[1]]];
+    }
+    q.items = q.items.filter((x) => batch.indexOf(x) < 0);
+    save(q);
+  }
+  // The page is being hidden or closed: send what is queued now, in a request that outlives it.
+  function hide() {
+    var q = Q;
+    if (!q || !q.level) return;
+    var batch = q.items.filter((x) => allowed(q, x) && (!q.fly || q.fly.indexOf(x) < 0)).slice(0, BATCH);
+    if (batch.length) post(q, batch).catch(function () { /* still queued for the next page */ });
+  }
+
+  function find(root, id) {
+    return [].filter.call(root.querySelectorAll("[data-widget-id]"), function (x) {
+      return x.getAttribute("data-widget-id") === id;
+    })[0];
+  }
   function widgetEvent(m, name, el, extra) {
-    if (!cfg) return Promise.resolve();
+    if (!cfg) return resolved();
     return enqueue(message({
       type: "track",
       event: name,
@@ -152,13 +248,19 @@
     }), name !== "widget_viewed");
   }
 
+  // Dismissals the server is not told of (personalization basic or off) are kept on the device.
+  function dismissed(id) {
+    var level = cfg && (Q.level || get(key("p", cfg)));
+    return !!level && level !== "full" && (load(key("x", cfg)) || {})[id] > Date.now() - DISMISS_TTL;
+  }
+
   // ---- widget renderers: (widget, ctx) -> Element ----
 
-  function context(m, w, state) {
+  function context(m, state) {
     return {
       h: h,
       screen: m.screen,
-      decisionId: m.d && m.d.decision_id,
+      decisionId: m.d.decision_id,
       descriptor: m.d,
       heading: function (text) {
         state.heading = "cairn-h" + ++uid;
@@ -176,100 +278,97 @@
         return h("p", { class: "cairn-progress" },
           h("progress", { value: done, max: total, "aria-hidden": "true" }),
           " " + done + " of " + total + " done");
-      },
-      track: function (event, props) { return api.track(event, props); }
+      }
     };
   }
 
-  function body(c) {
-    return h.apply(null, ["div", null].concat([].slice.call(arguments, 1)));
+  function body() {
+    return h.apply(null, ["div", null].concat([].slice.call(arguments)));
   }
   function cta(c, link, item, cls) {
     link = link || {};
     return c.link(link.href, str(link.label), item, cls);
   }
+  function items(title, c, rows, fn) {
+    return body(c.heading(title), h("ul", null, list(rows).map(fn)));
+  }
 
   var builtins = {
-    shortcut_grid: function (wd, c) {
-      var p = wd.props || {};
-      return body(c, c.heading(p.title), h("ul", null, list(p.items).map(function (it) {
+    shortcut_grid: function (p, c) {
+      return items(p.title, c, p.items, function (it) {
         var icon = str(it.icon);
         return h("li", null, c.link(it.href, [
           icon && h("span", { class: "cairn-icon", "data-icon": icon, "aria-hidden": "true" },
             /[^\x00-\x7f]/.test(icon) ? icon + " " : ""),
           str(it.label)
         ], str(it.label)));
-      })));
+      });
     },
-    next_step_card: function (wd, c) {
-      var p = wd.props || {};
+    next_step_card: function (p, c) {
       var g = p.progress;
-      return body(c, c.heading(p.title), h("p", null, str(p.body)),
+      return body(c.heading(p.title), h("p", null, str(p.body)),
         g && g.total > 0 && c.progress(g.done, g.total),
         h("p", null, cta(c, p.cta, "cta", "cairn-cta")));
     },
-    checklist: function (wd, c) {
-      var p = wd.props || {};
-      var items = list(p.items);
-      var done = items.filter(function (it) { return it.done; }).length;
-      return body(c, c.heading(p.title), items.length > 0 && c.progress(done, items.length), h("ul", null, items.map(function (it) {
+    checklist: function (p, c) {
+      var rows = list(p.items);
+      var done = rows.filter((it) => it.done).length;
+      return body(c.heading(p.title), rows.length > 0 && c.progress(done, rows.length), h("ul", null, rows.map(function (it) {
         return h("li", { class: it.done ? "cairn-done" : null },
           h("span", { "aria-hidden": "true" }, it.done ? "\u2713 " : "\u25cb "),
           h("span", { class: "cairn-sr" }, it.done ? "Done: " : "To do: "),
           it.done ? str(it.label) : c.link(it.href, str(it.label), it.id));
       })));
     },
-    integration_prompt: function (wd, c) {
-      var p = wd.props || {};
-      return body(c, c.heading(p.title), h("ul", null, list(p.integrations).map(function (it) {
+    integration_prompt: function (p, c) {
+      return items(p.title, c, p.integrations, function (it) {
         var peers = it.peer_adoption;
         var share = peers && Number(peers.share);
         return h("li", null, h("strong", null, str(it.name)),
           peers && isFinite(share) &&
             h("span", { class: "cairn-muted" }, " " + Math.round(share <= 1 ? share * 100 : share) + "% of " + str(peers.cohort)),
           " ", c.link(it.connect_href, "Connect " + str(it.name), it.id, "cairn-cta"));
-      })));
+      });
     },
-    upgrade_gate: function (wd, c) {
-      var p = wd.props || {};
-      return body(c, c.heading(p.title), h("p", null, str(p.roi)),
+    upgrade_gate: function (p, c) {
+      return body(c.heading(p.title), h("p", null, str(p.roi)),
         h("p", null, cta(c, p.cta, "cta", "cairn-cta"), " ", cta(c, p.back, "back")));
     },
-    help_tip: function (wd, c) {
-      var p = wd.props || {};
+    help_tip: function (p, c) {
       var a = p.article || {};
-      return body(c, c.heading(p.title), h("p", null, str(p.body)),
-        h("p", null, c.link(a.href, str(a.title), a.id), a.kind && h("span", { class: "cairn-muted" }, " (" + a.kind + ")")));
+      return body(c.heading(p.title), h("p", null, str(p.body)),
+        h("p", null, c.link(a.href, str(a.title), a.id), a.kind && h("span", { class: "cairn-muted" }, " (" + str(a.kind) + ")")));
     },
-    template_gallery: function (wd, c) {
-      var p = wd.props || {};
-      return body(c, c.heading(p.title), h("ul", null, list(p.templates).map(function (t) {
+    template_gallery: function (p, c) {
+      return items(p.title, c, p.templates, function (t) {
         return h("li", null, c.link(t.href, str(t.name), t.id), t.reason && h("div", { class: "cairn-muted" }, str(t.reason)));
-      })));
+      });
     }
   };
-  Object.assign(renderers, builtins);
+  Object.keys(builtins).forEach(function (t) {
+    renderers[t] = (wd, c) => builtins[t](wd.props || {}, c);
+  });
 
   // A widget in its frame ("Why this?", Dismiss), or its fallback, or nothing.
   function frame(m, wd, depth) {
     if (!wd || typeof wd !== "object" || depth > 8) return null;
+    var id = str(wd.id);
+    if (m.gone.has(id) || dismissed(id)) return null;
     var fn = renderers[wd.type];
     var state = {};
     var content = null;
-    if (fn) {
-      try { content = fn(wd, context(m, wd, state)); } catch (e) { warn("renderer failed for " + wd.type, e); }
+    if (typeof fn === "function") {
+      try { content = fn(wd, context(m, state)); } catch (e) { warn("renderer failed for " + wd.type, e); }
     }
     if (!(content instanceof Node)) {
-      if (wd.fallback && typeof wd.fallback === "object") return frame(m, wd.fallback, depth + 1);
-      warn("dropped widget " + str(wd.id) + " of type " + str(wd.type));
-      return null;
+      var fb = wd.fallback && typeof wd.fallback === "object";
+      warn((fb ? "using the fallback of " : "dropped ") + "widget " + id + " of type " + str(wd.type));
+      return fb ? frame(m, wd.fallback, depth + 1) : null;
     }
-    var id = str(wd.id);
     var why = wd.why || {};
     var open = m.open.has(id);
     var panelId = "cairn-why" + ++uid;
     var props = wd.props || {};
-    var dismissible = props.dismissible != null ? !!props.dismissible : DISMISSIBLE.test(wd.type);
     var el = h("article", {
       class: "cairn-widget cairn-" + wd.type + (m.ids && !m.ids.has(id) ? " cairn-new" : ""),
       "data-widget-id": id,
@@ -294,44 +393,49 @@
           m.open[open ? "add" : "delete"](id);
         }
       }, "Why this?"),
-      dismissible && h("button", {
+      (props.dismissible != null ? !!props.dismissible : DISMISSIBLE.test(wd.type)) && h("button", {
         type: "button", "data-cairn-ui": "dismiss", "aria-describedby": state.heading,
-        onclick: function () { dismiss(m, el); }
+        onclick: function () { dismiss(m, el, id); }
       }, "Dismiss")
     ), panel]);
     return el;
   }
 
-  function dismiss(m, el) {
+  function dismiss(m, el, id) {
     var hadFocus = el.contains(d.activeElement);
     el.hidden = true;
+    m.gone.add(id);
     if (hadFocus) {
-      var all = [].filter.call(m.el.querySelectorAll(FOCUSABLE), function (x) { return !x.closest("[hidden]"); });
-      var next = all.filter(function (x) { return el.compareDocumentPosition(x) & 4; })[0] || all.pop();
+      var all = [].filter.call(m.el.querySelectorAll(FOCUSABLE), (x) => !x.closest("[hidden]"));
+      var next = all.filter((x) => el.compareDocumentPosition(x) & 4)[0] || all.pop();
       if (next) next.focus();
+    }
+    if (Q && Q.level !== "full") {
+      var x = load(key("x", cfg)) || {};
+      x[id] = Date.now();
+      set(key("x", cfg), JSON.stringify(x));
     }
     widgetEvent(m, "widget_dismissed", el).then(function () { refresh(m); });
   }
 
   // ---- painting a descriptor into a mount ----
 
-  // quiet: no exposures and no caching (a cached copy, or a preview).
-  function paint(m, desc, quiet) {
-    if (!desc || !Array.isArray(desc.slots)) throw new Error("Cairn: not a layout descriptor");
+  // source: "server" (fresh), "cache", "default" (bundled), "host" (renderDescriptor), "preview".
+  function paint(m, desc, source) {
+    if (!valid(desc)) throw new Error("Cairn: not a layout of schema version " + SCHEMA);
     var root = m.el;
     var view = desc.view || {};
     var sig = JSON.stringify([view, desc.slots, m.level]);
     m.d = desc;
     root.classList.add("cairn-root");
-    root.setAttribute("data-cairn-decision", str(desc.decision_id));
+    root.setAttribute("data-cairn-decision", desc.decision_id);
     root.setAttribute("data-cairn-layout", str(desc.layout));
-    if (!quiet) root.removeAttribute("data-cairn-cached");
-    if (sig !== m.sig) {
-      m.sig = sig;
+    root.setAttribute("data-cairn-source", source);
+    if (sig !== m.sig) { // the same content again (a new decision id only): nothing moves
       var focus = focusKey(root);
       var frag = d.createDocumentFragment();
       var ids = new Set();
-      var options = list(view.options).filter(function (o) { return o && o.id !== view.id; });
+      var options = list(view.options).filter((o) => o && o.id !== view.id);
       if (options.length) {
         var selectId = "cairn-view" + ++uid;
         frag.append(h("div", { class: "cairn-views" },
@@ -341,23 +445,26 @@
               return h("option", { value: str(o.id), selected: o.id === view.id }, str(o.label || o.id));
             }))));
       }
+      var once = {}; // after fallbacks, still one next step and one modal widget per screen
       desc.slots.forEach(function (slot) {
-        var section = h("section", { class: "cairn-slot", "data-slot": str(slot && slot.id) });
-        list(slot && slot.widgets).forEach(function (wd) {
+        var section = h("section", { class: "cairn-slot", "data-slot": str(slot.id) });
+        slot.widgets.forEach(function (wd) {
           var el = frame(m, wd, 0);
-          if (el) { ids.add(el.getAttribute("data-widget-id")); section.append(el); }
+          var t = el && el.getAttribute("data-widget-type");
+          if (!el || once[t]) return;
+          once[t] = ONCE.test(t);
+          ids.add(el.getAttribute("data-widget-id"));
+          section.append(el);
         });
         if (section.firstChild) frag.append(section);
       });
       root.textContent = "";
       root.append(frag);
       m.ids = ids;
+      m.sig = sig;
       restoreFocus(root, focus);
     }
-    if (!quiet) {
-      observe(m);
-      if (cfg && cfg.cache !== false) store("setItem", cacheKey(m), JSON.stringify(desc));
-    }
+    if (!/cache|default|preview/.test(source)) observe(m);
     try {
       root.dispatchEvent(new CustomEvent("cairn:layout", { detail: desc }));
     } catch (e) { fail(e); }
@@ -370,29 +477,30 @@
     return [box === root ? null : box.getAttribute("data-widget-id"),
       [].indexOf.call(box.querySelectorAll(FOCUSABLE), a)];
   }
-  function restoreFocus(root, key) {
-    if (!key) return;
-    var box = key[0] == null ? root : [].filter.call(root.querySelectorAll("[data-widget-id]"), function (x) {
-      return x.getAttribute("data-widget-id") === key[0];
-    })[0];
-    var target = box && box.querySelectorAll(FOCUSABLE)[key[1]];
+  function restoreFocus(root, k) {
+    var box = k && (k[0] == null ? root : find(root, k[0]));
+    var target = box && box.querySelectorAll(FOCUSABLE)[k[1]];
     if (target) target.focus();
   }
 
-  // widget_viewed once per widget per decision, when at least half of it is on screen.
+  // widget_viewed once per widget per decision, after half of it has been on screen for a second.
   function observe(m) {
     if (m.io) m.io.disconnect();
+    m.timers.forEach(clearTimeout);
+    m.timers.clear();
     var seen = function (el) {
-      var key = m.d.decision_id + "\n" + el.getAttribute("data-widget-id");
-      if (m.seen.has(key)) return;
-      m.seen.add(key);
+      var k = m.d.decision_id + "\n" + el.getAttribute("data-widget-id");
+      if (m.seen.has(k) || !m.el.contains(el)) return;
+      m.seen.add(k);
       widgetEvent(m, "widget_viewed", el);
     };
     var els = [].slice.call(m.el.querySelectorAll("[data-widget-id]"));
     if (!w.IntersectionObserver) return els.forEach(seen);
     m.io = new IntersectionObserver(guard(function (entries) {
       entries.forEach(function (e) {
-        if (e.isIntersecting) { m.io.unobserve(e.target); seen(e.target); }
+        var el = e.target;
+        clearTimeout(m.timers.get(el));
+        if (e.intersectionRatio >= 0.5) m.timers.set(el, setTimeout(function () { seen(el); }, 1000));
       });
     }), { threshold: 0.5 });
     els.forEach(function (el) { m.io.observe(el); });
@@ -406,11 +514,11 @@
     var m = mounts.get(el);
     if (!m || m.screen !== str(screen)) {
       if (m) api.unmount(el);
-      m = { el: el, screen: str(screen), seq: 0, seen: new Set(), open: new Set() };
+      m = { el: el, screen: str(screen), seq: 0, seen: new Set(), open: new Set(), gone: new Set(), timers: new Map() };
       mounts.set(el, m);
       el.addEventListener("click", onClick);
     }
-    m.level = Math.min(Math.max(Number(options.headingLevel) || 3, 2), 6);
+    m.level = Math.min(Math.max(Number(options.headingLevel) || 2, 2), 6);
     return m;
   }
 
@@ -419,61 +527,193 @@
     var m = mounts.get(e.currentTarget);
     var a = m && e.target.closest && e.target.closest("a[href],[data-cairn-cta]");
     var box = a && a.closest("[data-widget-id]");
-    if (!box || !m.el.contains(box)) return;
+    if (!box || !m.el.contains(box) || !m.d) return;
     widgetEvent(m, "widget_clicked", box, { item: a.getAttribute("data-cairn-item") || undefined })
       .then(function () { refresh(m); });
   });
 
-  // ---- loading, live updates, view switching ----
+  // ---- loading: cache at once, then the server; a bundled default when there is neither ----
 
-  function viewKey(m) { return "cairn:view:" + cfg.tenantId + ":" + cfg.userId + ":" + m.screen; }
-  function cacheKey(m) { return "cairn:layout:" + cfg.tenantId + ":" + cfg.userId + ":" + m.screen + ":" + str(m.view); }
+  function start(m) {
+    // A remembered view that is no longer offered gets the user's default view from Cairn.
+    m.view = m.opts.view || get(key("v", cfg, m));
+    if (!m.d) {
+      var cached = recall(m);
+      try {
+        if (cached) paint(m, cached, "cache");
+      } catch (e) { del(key("l", cfg, m)); }
+    }
+    var done = fetchLayout(m);
+    if (m.opts.live && live) live(m).catch(fail);
+    else if (m.ac) m.ac.abort();
+    var t = cfg.timeout == null ? 3000 : Number(cfg.timeout);
+    return Promise.race([done, wait(t).then(() => fallback(m))]);
+  }
 
-  async function load(m) {
-    var seq = ++m.seq;
-    if (!cfg) return null;
-    try {
-      var res = await fetch(layoutUrl(m), { headers: headers(), cache: "no-cache" });
-      if (!res.ok) {
-        if (res.status < 500 && m.view && m.viewStored) {
-          // A remembered view that is no longer offered: forget it and ask for the default.
-          store("removeItem", viewKey(m));
-          m.view = m.viewStored = null;
-          return load(m);
-        }
-        throw await httpError(res);
-      }
-      var desc = await res.json();
-      if (seq === m.seq && mounts.get(m.el) === m) paint(m, desc);
-    } catch (e) {
-      fail(e);
+  function fallback(m) {
+    var dl = cfg && cfg.defaults && cfg.defaults[m.screen];
+    if (!m.d && mounts.get(m.el) === m && dl) {
+      try { paint(m, dl, "default"); } catch (e) { fail(e); }
     }
     return m.d || null;
   }
 
+  function fetchLayout(m) {
+    var seq = ++m.seq;
+    var c = cfg;
+    return call(c, "/v1/layouts/" + enc(m.screen) + who(c) + (m.view ? "&view=" + enc(m.view) : ""))
+      .then((res) => res.json())
+      .then(function (desc) {
+        if (seq !== m.seq || mounts.get(m.el) !== m || key("q", c) !== key("q", cfg)) return; // stale
+        paint(m, desc, "server");
+        remember(m, desc); // only what rendered: nothing bad enters the cache
+      })
+      .catch(function (e) {
+        fail(e);
+        fallback(m);
+      })
+      .then(() => m.d || null);
+  }
+
+  function recall(m) {
+    return cfg.cache === false ? null : load(key("l", cfg, m));
+  }
+  function remember(m, desc) {
+    if (cfg.cache !== false) set(key("l", cfg, m), JSON.stringify(desc));
+  }
+
   function refresh(m) {
     clearTimeout(m.refresh);
-    m.refresh = setTimeout(function () { load(m); }, 150);
+    m.refresh = setTimeout(function () { fetchLayout(m); }, 150);
   }
 
   function setView(m, id) {
     m.view = id;
-    m.viewStored = false;
-    store("setItem", viewKey(m), id);
-    load(m);
-    if (m.live) stream(m).catch(fail);
+    set(key("v", cfg, m), id);
+    var cached = recall(m);
+    try {
+      if (cached) paint(m, cached, "cache");
+    } catch (e) { /* the server answers soon */ }
+    fetchLayout(m);
+    if (m.opts.live && live) live(m).catch(fail);
   }
 
-  async function stream(m) {
+  // ---- public API ----
+
+  var api = {
+    version: VERSION,
+
+    init: guard(function (o) {
+      o = o || {};
+      if (!o.key || !o.tenantId || !o.userId) throw new Error("Cairn.init needs key, tenantId and userId");
+      var prev = cfg;
+      cfg = Object.assign({}, o, { host: str(o.host).replace(/\/+$/, ""), tenantId: str(o.tenantId), userId: str(o.userId) });
+      if (Q && Q.k === key("q", cfg)) {
+        Q.c = cfg;
+        if (LEVELS.test(cfg.personalization)) Q.level = cfg.personalization;
+      } else {
+        flush(Q); // what the previous user had queued goes with that user's credentials
+        Q = queueFor(cfg);
+      }
+      styles();
+      if (prev && (prev.tenantId !== cfg.tenantId || prev.userId !== cfg.userId)) {
+        // Another user: nothing of the previous user's layouts stays on screen.
+        mounts.forEach(function (m) {
+          m.d = m.sig = null;
+          m.el.textContent = "";
+          m.seen.clear();
+          m.gone.clear();
+          start(m);
+        });
+      }
+    }),
+
+    render: function (screen, element, options) {
+      try {
+        if (!cfg) throw new Error("Cairn.render called before Cairn.init");
+        var m = mount(element, screen, options || {});
+        m.opts = options || {};
+        return start(m);
+      } catch (e) {
+        fail(e);
+        return resolved();
+      }
+    },
+
+    renderDescriptor: guard(function (element, descriptor, options) {
+      options = options || {};
+      var m = mount(element, descriptor && descriptor.screen, options);
+      m.opts = {};
+      m.view = descriptor && descriptor.view && descriptor.view.id;
+      styles();
+      paint(m, descriptor, options.preview ? "preview" : "host");
+    }),
+
+    unmount: guard(function (element) {
+      var m = mounts.get(element);
+      if (!m) return;
+      mounts.delete(element);
+      if (m.ac) m.ac.abort();
+      if (m.io) m.io.disconnect();
+      m.timers.forEach(clearTimeout);
+      clearTimeout(m.refresh);
+      element.removeEventListener("click", onClick);
+      element.textContent = "";
+    }),
+
+    registerRenderer: guard(function (type, fn) {
+      if (typeof fn === "function") renderers[type] = fn;
+      else delete renderers[type];
+      mounts.forEach(function (m) { m.sig = null; }); // repaint with the new renderer next time
+    }),
+
+    track: function (event, properties) {
+      try {
+        return enqueue(message({ type: "track", event: str(event), properties: properties || {} }));
+      } catch (e) { fail(e); return resolved(); }
+    },
+
+    // identify(traits) for the current user, or identify(userId, traits, {userHash}) to switch user.
+    identify: function (userId, traits, options) {
+      try {
+        if (userId && typeof userId === "object") return api.identify(null, userId);
+        if (userId != null && str(userId) !== cfg.userId) {
+          api.init(Object.assign({}, cfg, { userId: userId, userHash: (options || {}).userHash }));
+        }
+        return enqueue(message({ type: "identify", traits: traits || {} }));
+      } catch (e) { fail(e); return resolved(); }
+    },
+
+    complete: function (widgetId, properties) {
+      try {
+        var done = resolved();
+        mounts.forEach(function (m) {
+          var el = find(m.el, str(widgetId));
+          if (el && m.d) done = widgetEvent(m, "widget_completed", el, properties);
+        });
+        return done;
+      } catch (e) { fail(e); return resolved(); }
+    },
+
+    flush: function () {
+      return flush(Q).catch(fail);
+    }
+  };
+
+  // ==== Only in the full build (the one Cairn serves): live updates, the default stylesheet and
+  // the preference setter. The core build (esbuild --drop-labels=FULL) leaves these statements out.
+
+  // ---- live updates over server-sent events, reconnecting with backoff ----
+
+  FULL: live = async function (m) {
     if (m.ac) m.ac.abort();
     var ac = m.ac = new AbortController();
+    var c = cfg;
     var delay = 1000;
     while (!ac.signal.aborted && mounts.get(m.el) === m) {
       try {
-        var res = await fetch(layoutUrl(m, true), {
-          headers: headers({ Accept: "text/event-stream" }), cache: "no-store", signal: ac.signal
-        });
-        if (!res.ok || !res.body) throw await httpError(res);
+        var res = await call(c, "/v1/layouts/" + enc(m.screen) + "/stream" + who(c) + (m.view ? "&view=" + enc(m.view) : ""),
+          { headers: { Accept: "text/event-stream" }, signal: ac.signal });
         var reader = res.body.getReader();
         var decoder = new TextDecoder();
         var buf = "";
@@ -496,8 +736,8 @@
       await wait(delay * (1 + Math.random() / 2));
       delay = Math.min(delay * 2, 30000);
     }
-  }
-  function sse(m, block) {
+  };
+  FULL: sse = function (m, block) {
     var name = "message";
     var data = [];
     block.split("\n").forEach(function (line) {
@@ -508,122 +748,65 @@
       else if (field === "data") data.push(value);
     });
     if (name !== "layout" || !data.length) return;
-    try { m.seq++; paint(m, JSON.parse(data.join("\n"))); } catch (e) { fail(e); }
-  }
+    try {
+      var desc = JSON.parse(data.join("\n"));
+      m.seq++;
+      paint(m, desc, "server");
+      remember(m, desc);
+    } catch (e) { fail(e); }
+  };
 
-  // ---- default styles: once, themeable with --cairn-accent, --cairn-bg, --cairn-fg, --cairn-radius ----
+  // ---- default styles: once, themeable with --cairn-accent, --cairn-on-accent, --cairn-bg,
+  // --cairn-fg and --cairn-radius ----
 
-  function styles() {
-    if (cfg.css === false || d.getElementById("cairn-css")) return;
+  FULL: styles = function () {
+    if ((cfg && cfg.css === false) || d.getElementById("cairn-css")) return;
     var A = "var(--cairn-accent,#2563eb)";
     var R = "var(--cairn-radius,8px)";
     var s = d.createElement("style");
     s.id = "cairn-css";
     s.textContent =
-      ".cairn-root{display:grid;gap:12px;color:var(--cairn-fg,#1f2937)}" +
+      ".cairn-root,.cairn-slot{display:grid;gap:12px}.cairn-root{color:var(--cairn-fg,#1f2937)}" +
       ".cairn-root [hidden]{display:none!important}" +
-      ".cairn-slot{display:grid;gap:12px}" +
-      ".cairn-widget{background:var(--cairn-bg,#fff);color:var(--cairn-fg,#1f2937);border:1px solid rgba(127,127,127,.3);border-radius:" + R + ";padding:16px}" +
-      ".cairn-widget>div>:first-child{margin-top:0}.cairn-widget p{margin:8px 0}" +
+      ".cairn-widget{background:var(--cairn-bg,#fff);color:var(--cairn-fg,#1f2937);border:1px solid #8a8f98;border-radius:" + R + ";padding:16px}" +
+      ".cairn-widget :is(h2,h3,h4,h5,h6){font-size:1.15em;margin:0 0 8px}.cairn-widget p{margin:8px 0}" +
       ".cairn-widget ul{list-style:none;margin:8px 0;padding:0;display:grid;gap:6px}" +
       ".cairn-shortcut_grid ul,.cairn-template_gallery ul{grid-template-columns:repeat(auto-fill,minmax(150px,1fr))}" +
-      ".cairn-root a{color:" + A + "}" +
-      ".cairn-root a.cairn-cta{display:inline-block;background:" + A + ";color:#fff;padding:6px 12px;border-radius:" + R + ";text-decoration:none}" +
+      ".cairn-root a{color:" + A + "}.cairn-root li a{display:inline-block;min-height:24px;line-height:24px}" +
+      ".cairn-root a.cairn-cta{display:inline-block;background:" + A + ";color:var(--cairn-on-accent,#fff);padding:6px 12px;border-radius:" + R + ";text-decoration:none}" +
       ".cairn-bar{display:flex;gap:8px;margin-top:12px}" +
-      ".cairn-bar button{font:inherit;font-size:.85em;color:inherit;background:none;border:1px solid rgba(127,127,127,.5);border-radius:" + R + ";padding:2px 8px;cursor:pointer}" +
-      ".cairn-why,.cairn-muted{font-size:.875em;opacity:.8}" +
-      ".cairn-done{text-decoration:line-through;opacity:.7}" +
+      ".cairn-root button,.cairn-root select{font:inherit;min-height:28px;color:inherit;background:none;border:1px solid #767676;border-radius:" + R + ";padding:2px 10px;cursor:pointer}" +
+      ".cairn-why,.cairn-muted{font-size:.875em}" +
+      ".cairn-done{text-decoration:line-through}" +
       ".cairn-progress progress{accent-color:" + A + ";vertical-align:middle}" +
       ".cairn-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}" +
-      ".cairn-root :focus-visible{outline:2px solid " + A + ";outline-offset:2px}" +
+      ".cairn-root :focus-visible{outline:3px solid " + A + ";outline-offset:2px}" +
       "@media (prefers-reduced-motion:no-preference){.cairn-new{animation:cairn-in .25s ease-out}}" +
       "@keyframes cairn-in{from{opacity:0;transform:translateY(4px)}}";
     (d.head || d.documentElement).append(s);
-  }
-
-  // ---- public API ----
-
-  var api = {
-    version: VERSION,
-
-    init: guard(function (o) {
-      o = o || {};
-      if (!o.key || !o.tenantId || !o.userId) throw new Error("Cairn.init needs key, tenantId and userId");
-      cfg = Object.assign({}, o, { host: str(o.host).replace(/\/+$/, "") });
-      styles();
-    }),
-
-    render: function (screen, element, options) {
-      try {
-        if (!cfg) throw new Error("Cairn.render called before Cairn.init");
-        options = options || {};
-        var m = mount(element, screen, options);
-        var remembered = store("getItem", viewKey(m));
-        m.view = options.view || remembered || null;
-        m.viewStored = !options.view && !!remembered;
-        m.live = !!options.live;
-        if (!m.d && cfg.cache !== false) {
-          try {
-            var cached = JSON.parse(store("getItem", cacheKey(m)));
-            if (cached) {
-              paint(m, cached, true);
-              m.el.setAttribute("data-cairn-cached", "");
-            }
-          } catch (e) { /* nothing usable cached */ }
-        }
-        var done = load(m);
-        if (m.live) stream(m).catch(fail);
-        else if (m.ac) m.ac.abort();
-        return done;
-      } catch (e) {
-        fail(e);
-        return Promise.resolve(null);
-      }
-    },
-
-    renderDescriptor: guard(function (element, descriptor, options) {
-      options = options || {};
-      var m = mount(element, descriptor && descriptor.screen, options);
-      m.view = descriptor && descriptor.view && descriptor.view.id;
-      paint(m, descriptor, !!options.preview);
-    }),
-
-    unmount: guard(function (element) {
-      var m = mounts.get(element);
-      if (!m) return;
-      mounts.delete(element);
-      if (m.ac) m.ac.abort();
-      if (m.io) m.io.disconnect();
-      clearTimeout(m.refresh);
-      element.removeEventListener("click", onClick);
-      element.textContent = "";
-    }),
-
-    registerRenderer: guard(function (type, fn) {
-      if (typeof fn === "function") renderers[type] = fn;
-      else delete renderers[type];
-      mounts.forEach(function (m) { m.sig = null; }); // repaint with the new renderer next time
-    }),
-
-    track: function (event, properties) {
-      try {
-        return enqueue(message({ type: "track", event: str(event), properties: properties || {} }));
-      } catch (e) { fail(e); return Promise.resolve(); }
-    },
-
-    identify: function (traits) {
-      try {
-        return enqueue(message({ type: "identify", traits: traits || {} }));
-      } catch (e) { fail(e); return Promise.resolve(); }
-    },
-
-    flush: function () {
-      return flush().catch(fail);
-    }
   };
 
-  w.addEventListener("pagehide", api.flush);
-  d.addEventListener("visibilitychange", function () { if (d.visibilityState === "hidden") api.flush(); });
+  FULL: api.setPersonalization = function (level) {
+    try {
+      if (!LEVELS.test(level)) throw new Error("personalization is full, basic or off");
+      var q = Q;
+      var c = cfg;
+      var path = "/v1/preferences" + who(c);
+      q.level = level;
+      q.items = q.items.filter((x) => allowed(q, x));
+      save(q);
+      return call(c, path).then((res) => res.json()).then(function (p) {
+        p.personalization = level;
+        return call(c, path, { method: "PUT", body: JSON.stringify(p), headers: { "Content-Type": "application/json" } });
+      }).then(function () {
+        mounts.forEach(function (m) { if (m.seq) fetchLayout(m); });
+      }).catch(fail);
+    } catch (e) { fail(e); return resolved(); }
+  };
+
+  w.addEventListener("pagehide", hide);
+  d.addEventListener("visibilitychange", function () { if (d.visibilityState === "hidden") hide(); });
+  w.addEventListener("online", function () { if (Q) { Q.delay = 0; flush(Q); } });
 
   w.Cairn = api;
 })(window, document);

@@ -1,0 +1,125 @@
+"""The catalog API: what the product offers (templates, integrations, help, lessons, features).
+
+Deployment-wide secret key only: the catalog is the product's, the same for every tenant.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+from litestar import MediaType, Request, Response, get, put
+
+from app.http.auth import Caller, Principal
+from app.http.errors import ApiError
+from app.runtime import Runtime
+from app.storage.catalog import get_item, list_items, put_items
+from recommender.catalog import CatalogItem, ItemKind
+
+Req = Request[Any, Any, Any]
+
+_ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_Word = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class CatalogItemBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`PUT /v1/catalog/items/{id}`: everything but the id, which is in the path."""
+
+    kind: ItemKind
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    description: Annotated[str, msgspec.Meta(max_length=5000)] = ""
+    href: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    tags: Annotated[list[_Word], msgspec.Meta(max_length=50)] = []
+    industries: Annotated[list[_Word], msgspec.Meta(max_length=50)] = []
+    roles: Annotated[list[_Word], msgspec.Meta(max_length=20)] = []
+
+
+def _require_deployment_key(principal: Principal) -> None:
+    principal.require_secret()
+    if principal.tenant_id is not None:
+        raise ApiError(
+            403,
+            "deployment_key_required",
+            "The catalog is shared by every tenant: use the deployment's secret key.",
+        )
+
+
+def _safe_href(href: str) -> bool:
+    if href.startswith("//"):
+        return False  # protocol-relative: another host
+    return href == "" or href.startswith(("https://", "http://", "/"))
+
+
+@put("/v1/catalog/items/{item_id:str}", status_code=200)
+async def put_catalog_item(request: Req, principal: Caller, item_id: str) -> Response[bytes]:
+    _require_deployment_key(principal)
+    if not _ITEM_ID.match(item_id):
+        raise ApiError(
+            400,
+            "invalid_request",
+            "Item ids are 1 to 128 letters, digits and _ . : - (starting with a letter or digit).",
+            "id",
+        )
+    try:
+        body = msgspec.json.decode(await request.body(), type=CatalogItemBody)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$")
+        field = where.rstrip("`").lstrip(".") or None
+        if "unknown field" in message and "`" in message:
+            field = message.split("`")[1]
+        raise ApiError(400, "invalid_item", message.replace("`", "'") + ".", field) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    if not _safe_href(body.href):
+        raise ApiError(400, "invalid_item", "href must be an http(s) URL or a path.", "href")
+    item = CatalogItem(
+        id=item_id,
+        kind=body.kind,
+        title=body.title.strip(),
+        description=body.description.strip(),
+        href=body.href,
+        tags=tuple(body.tags),
+        industries=tuple(body.industries),
+        roles=tuple(body.roles),
+    )
+    rt: Runtime = request.app.state.runtime
+    (created,) = await put_items(rt.pool, [item], rt.embedder.model_id)
+    return Response(
+        content=msgspec.json.encode(item),
+        media_type=MediaType.JSON,
+        status_code=201 if created else 200,
+    )
+
+
+@get("/v1/catalog/items/{item_id:str}")
+async def get_catalog_item(request: Req, principal: Caller, item_id: str) -> Response[bytes]:
+    _require_deployment_key(principal)
+    rt: Runtime = request.app.state.runtime
+    item = await get_item(rt.pool, item_id)
+    if item is None:
+        raise ApiError(404, "not_found", f"No catalog item '{item_id}'.", "id")
+    return Response(content=msgspec.json.encode(item), media_type=MediaType.JSON)
+
+
+class ItemPage(msgspec.Struct):
+    items: list[CatalogItem]
+    next: str | None
+
+
+@get("/v1/catalog/items")
+async def list_catalog_items(
+    request: Req, principal: Caller, kind: str | None = None, after: str = "", limit: int = 100
+) -> Response[bytes]:
+    _require_deployment_key(principal)
+    if kind is not None and kind not in ("template", "integration", "article", "lesson", "feature"):
+        raise ApiError(400, "invalid_request", f"Unknown kind '{kind}'.", "kind")
+    if not 1 <= limit <= 500:
+        raise ApiError(400, "invalid_request", "limit must be from 1 to 500.", "limit")
+    rt: Runtime = request.app.state.runtime
+    items = await list_items(rt.pool, kind=kind, after=after, limit=limit)
+    page = ItemPage(items=items, next=items[-1].id if len(items) == limit else None)
+    return Response(content=msgspec.json.encode(page), media_type=MediaType.JSON)
+
+
+ROUTES = [put_catalog_item, get_catalog_item, list_catalog_items]

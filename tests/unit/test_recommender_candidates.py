@@ -1,0 +1,323 @@
+"""Candidates: profile vectors, peer adoption with k-anonymous proof, friction → help."""
+
+# Seat bands are written with an en dash, as people read them.
+# ruff: noqa: RUF001, RUF002
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from app.demo.population import ERROR_MESSAGES
+from recommender.candidates import (
+    SOURCE,
+    Candidate,
+    Cohort,
+    FrictionEvent,
+    PeerTenant,
+    Usage,
+    friction_candidates,
+    friction_query,
+    help_candidates,
+    peer_candidates,
+    profile_vector,
+    seats_band,
+)
+from recommender.catalog import Catalog, CatalogItem
+from recommender.demo_catalog import demo_catalog
+from recommender.embedder import HashingEmbedder, SentenceTransformerEmbedder, normalize_rows
+from recommender.index import ExactIndex, FaissIndex
+from tests.unit.test_recommender_embedder import shared_minilm
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+FINTECH_MID = Cohort("fintech", "10–50")
+CATALOG = demo_catalog()
+
+
+def _unit(*values: float) -> NDArray[np.float32]:
+    vector: NDArray[np.float32] = normalize_rows(np.array([values], dtype=np.float32))[0]
+    return vector
+
+
+# --- profile vectors ------------------------------------------------------------------------------
+
+
+def test_profile_vector_weighs_recent_use_most() -> None:
+    vectors = {"a": _unit(1, 0, 0), "b": _unit(0, 1, 0)}
+    recent_b = profile_vector(
+        [Usage("a", NOW - timedelta(days=90)), ("b", NOW - timedelta(days=1))],
+        vectors.get,
+        now=NOW,
+    )
+    assert recent_b is not None
+    assert recent_b[1] > 2 * recent_b[0] > 0
+    assert abs(float(np.linalg.norm(recent_b)) - 1.0) < 1e-5
+    often_a = profile_vector(
+        [("a", NOW.timestamp() - 86_400 * d) for d in range(10)] + [("b", NOW.timestamp())],
+        vectors.get,
+        now=NOW.timestamp(),
+    )
+    assert often_a is not None
+    # Ten daily uses weigh log1p(their decayed sum) against log1p(1) for one use today: more,
+    # without drowning the rest.
+    summed = sum(0.5 ** (d / 30) for d in range(10))
+    assert often_a[0] / often_a[1] == pytest.approx(np.log1p(summed) / np.log1p(1.0), rel=1e-4)
+    assert often_a[1] > 0.25
+
+
+def test_profile_vector_skips_unknown_items() -> None:
+    vectors = {"a": _unit(1, 0)}
+    assert profile_vector([("nope", NOW)], vectors.get, now=NOW) is None
+    assert profile_vector([], vectors.get, now=NOW) is None
+    only_a = profile_vector([("a", NOW), ("nope", NOW)], vectors.get, now=NOW)
+    assert only_a is not None
+    np.testing.assert_allclose(only_a, vectors["a"], atol=1e-6)
+
+
+def test_seats_bands() -> None:
+    assert [seats_band(s) for s in (None, 0, 3, 10, 49, 50, 199, 200, 5000)] == [
+        None,
+        None,
+        "1–10",
+        "10–50",
+        "10–50",
+        "50–200",
+        "50–200",
+        "200+",
+        "200+",
+    ]
+
+
+# --- peers ----------------------------------------------------------------------------------------
+
+
+def _fintech_world() -> tuple[ExactIndex, dict[str, PeerTenant]]:
+    """Ten fintech 10–50 seat tenants: 7 connected Slack in their first week, one later; all use
+    Plaid; 4 use Stripe. Five healthcare tenants, far away, use Epic. A failed fintech tenant
+    adopted Salesforce."""
+    peers: dict[str, PeerTenant] = {}
+    vectors: list[NDArray[np.float32]] = []
+    rng = np.random.default_rng(1)
+    for n in range(10):
+        adopted: dict[str, float] = {"plaid": 1.0}
+        if n < 7:
+            adopted["slack"] = 2.0
+        elif n == 7:
+            adopted["slack"] = 30.0
+        if n < 4:
+            adopted["stripe"] = 10.0
+        peers[f"fin{n}"] = PeerTenant(f"fin{n}", FINTECH_MID, adopted)
+        vectors.append(_unit(1, 0.1 * rng.random(), 0.05 * n))
+    for n in range(5):
+        peers[f"care{n}"] = PeerTenant(f"care{n}", Cohort("healthcare", "10–50"), {"epic": 1.0})
+        vectors.append(_unit(0, 1, 0.05 * n))
+    peers["failed"] = PeerTenant("failed", FINTECH_MID, {"salesforce": 1.0}, succeeded=False)
+    vectors.append(_unit(1, 0, 0))
+    index = ExactIndex(3)
+    index.add(list(peers), np.stack(vectors))
+    return index, peers
+
+
+def _recommend(**overrides: object) -> list[Candidate]:
+    index, peers = _fintech_world()
+    args: dict[str, object] = {
+        "tenant_id": "me",
+        "cohort": FINTECH_MID,
+        "neighbours": 10,
+        "limit": 5,
+        "role": "admin",
+    }
+    args.update(overrides)
+    return peer_candidates(_unit(1, 0.05, 0.2), index, peers, CATALOG, **args)  # type: ignore[arg-type]
+
+
+def test_peers_recommend_what_similar_successful_tenants_adopted() -> None:
+    found = _recommend()
+    ids = [c.item_id for c in found]
+    assert ids == ["plaid", "slack", "stripe"]
+    assert "salesforce" not in ids  # adopted only by a tenant that did not succeed
+    assert "epic" not in ids  # adopted by tenants unlike this one
+    assert all(c.source == SOURCE == "recommender" for c in found)
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    assert found[0].score == pytest.approx(1.0)
+    assert 0.0 < found[2].confidence < found[1].confidence < found[0].confidence <= 1.0
+    assert found[1].kind == "integration"
+
+
+def test_peer_proof_quotes_the_cohort_share_in_the_first_week() -> None:
+    slack = next(c for c in _recommend() if c.item_id == "slack")
+    assert slack.evidence.summary == (
+        "Teams like yours (fintech, 10–50 seats): 7 in 10 connected Slack in their first week."
+    )
+    assert slack.evidence.cohort == "fintech, 10–50 seats"
+    assert slack.evidence.cohort_tenants == 10
+    assert slack.evidence.share == 0.7
+    stripe = next(c for c in _recommend() if c.item_id == "stripe")
+    assert stripe.evidence.summary == "Teams like yours (fintech, 10–50 seats): 4 in 10 use Stripe."
+
+
+def test_peers_never_recommend_adopted_dismissed_or_unavailable_items() -> None:
+    ids = [
+        c.item_id
+        for c in _recommend(adopted={"plaid"}, dismissed={"slack"}, unavailable={"stripe"})
+    ]
+    assert ids == []
+    assert [c.item_id for c in _recommend(kinds=("template",))] == []
+    assert [c.item_id for c in _recommend(role="maker")] == []  # integrations are for admins
+
+
+def test_peers_of_fewer_than_five_tenants_recommend_nothing() -> None:
+    index, peers = _fintech_world()
+    few = {k: v for k, v in peers.items() if k in {"fin0", "fin1", "fin2", "fin3"}}
+    small = ExactIndex(3)
+    small.add(list(few), np.stack([index.vector(k) for k in few]))  # type: ignore[misc]
+    assert (
+        peer_candidates(
+            _unit(1, 0, 0), small, few, CATALOG, tenant_id="me", cohort=FINTECH_MID, min_support=1
+        )
+        == []
+    )
+    # The user's own tenant is never its own peer, so it cannot make up the numbers either.
+    with_me = {**few, "me": PeerTenant("me", FINTECH_MID, {"plaid": 1.0})}
+    small.add(["me"], _unit(1, 0, 0)[None, :])
+    assert (
+        peer_candidates(
+            _unit(1, 0, 0),
+            small,
+            with_me,
+            CATALOG,
+            tenant_id="me",
+            cohort=FINTECH_MID,
+            min_support=1,
+        )
+        == []
+    )
+
+
+def test_peer_proof_widens_the_cohort_or_quotes_no_numbers() -> None:
+    # No tenant of the user's seat band: the industry as a whole is quoted.
+    slack = next(c for c in _recommend(cohort=Cohort("fintech", "200+")) if c.item_id == "slack")
+    assert slack.evidence.summary.startswith("Teams like yours (fintech): 7 in 10 connected Slack")
+    # An industry nobody else is in: no numbers, no cohort, still no other tenant named.
+    slack = next(c for c in _recommend(cohort=Cohort("legal", "10–50")) if c.item_id == "slack")
+    assert slack.evidence.cohort is None
+    assert slack.evidence.share is None
+    assert slack.evidence.summary == "Teams whose work looks most like yours use Slack."
+
+
+def test_peer_evidence_never_names_another_tenant() -> None:
+    _, peers = _fintech_world()
+    for cohort in (FINTECH_MID, Cohort("fintech", "200+"), Cohort(None, None)):
+        for candidate in _recommend(cohort=cohort):
+            said = candidate.evidence.summary + repr(candidate.evidence.drivers)
+            assert not any(tenant in said for tenant in peers), said
+
+
+def test_peers_through_a_faiss_index_match_the_exact_index() -> None:
+    exact, peers = _fintech_world()
+    index = FaissIndex(3)
+    index.add(exact.ids(), np.stack([exact.vector(i) for i in exact.ids()]))  # type: ignore[misc]
+    args: Mapping[str, object] = {"tenant_id": "me", "cohort": FINTECH_MID, "neighbours": 10}
+    user = _unit(1, 0.05, 0.2)
+    assert peer_candidates(user, index, peers, CATALOG, **args) == peer_candidates(  # type: ignore[arg-type]
+        user,
+        exact,
+        peers,
+        CATALOG,
+        **args,  # type: ignore[arg-type]
+    )
+
+
+# --- friction → help ------------------------------------------------------------------------------
+
+
+def test_friction_query_follows_the_most_frequent_feature_and_message() -> None:
+    events = [
+        FrictionEvent("reports", "The report timed out while loading"),
+        FrictionEvent("automations", "Automation paused after 3 failed runs"),
+        FrictionEvent("automations", "Couldn't save the automation: a step has no action"),
+        FrictionEvent("automations", "Automation paused after 3 failed runs"),
+    ]
+    assert friction_query(events) == (
+        "automations",
+        "automations: Automation paused after 3 failed runs. "
+        "Couldn't save the automation: a step has no action",
+        3,
+    )
+    assert friction_query([]) is None
+    assert friction_query([FrictionEvent("api")]) == ("api", "api", 1)
+
+
+def _help_index(embedder: HashingEmbedder | SentenceTransformerEmbedder) -> ExactIndex:
+    help_items = CATALOG.of_kind("article", "lesson")
+    index = ExactIndex(embedder.dim)
+    index.add([i.id for i in help_items], embedder.embed(CATALOG.texts([i.id for i in help_items])))
+    return index
+
+
+@pytest.fixture(scope="module")
+def minilm_help() -> tuple[SentenceTransformerEmbedder, ExactIndex]:
+    embedder = shared_minilm()
+    return embedder, _help_index(embedder)
+
+
+@pytest.mark.parametrize(
+    ("feature", "message"),
+    [(feature, message) for feature, messages in ERROR_MESSAGES.items() for message in messages],
+)
+def test_every_error_the_demo_shows_finds_help_about_its_feature(
+    minilm_help: tuple[SentenceTransformerEmbedder, ExactIndex], feature: str, message: str
+) -> None:
+    embedder, index = minilm_help
+    events = [FrictionEvent(feature, message)] * 3
+    (best,) = friction_candidates(events, embedder, index, CATALOG)
+    item = CATALOG[best.item_id]
+    assert feature in item.tags, (message, best.item_id)
+    assert best.kind in ("article", "lesson")
+    assert best.source == "recommender"
+    assert best.confidence >= 0.5
+    assert f"“{message}”" in best.evidence.summary
+    assert ("friction.errors", 3) in best.evidence.drivers
+
+
+def test_specific_errors_find_the_specific_article(
+    minilm_help: tuple[SentenceTransformerEmbedder, ExactIndex],
+) -> None:
+    embedder, index = minilm_help
+    cases = [
+        ("integrations", "Sync failed: the connection's access token has expired",
+         "reconnect-expired-integrations"),
+        ("custom_fields", "Couldn't save the field: a field with this name already exists",
+         "duplicate-field-names"),
+        ("reports", "The report timed out while loading", "report-timeouts"),
+    ]  # fmt: skip
+    for feature, message, article in cases:
+        (best,) = friction_candidates([FrictionEvent(feature, message)], embedder, index, CATALOG)
+        assert best.item_id == article, message
+
+
+def test_dismissed_help_is_not_offered_again(
+    minilm_help: tuple[SentenceTransformerEmbedder, ExactIndex],
+) -> None:
+    embedder, index = minilm_help
+    events = [FrictionEvent("reports", "The report timed out while loading")] * 3
+    first = friction_candidates(events, embedder, index, CATALOG, limit=3)
+    assert len(first) == 3
+    again = friction_candidates(events, embedder, index, CATALOG, dismissed={first[0].item_id})
+    assert again[0].item_id == first[1].item_id
+
+
+def test_help_candidates_leave_out_weak_matches() -> None:
+    embedder = HashingEmbedder(64)
+    index = _help_index(embedder)
+    catalog = Catalog([*CATALOG.values(), CatalogItem(id="x", kind="template", title="T")])
+    query = embedder.embed_query("zzzz qqqq")  # shares no word with any article
+    assert help_candidates(query, index, catalog, min_similarity=0.3) == []
+    query = embedder.embed_query("Set up single sign-on")
+    (best,) = help_candidates(query, index, catalog, feature="sso")
+    assert best.item_id in {"kb_sso_setup", "set-up-sso"}
+    assert best.evidence.drivers[0] == ("friction.feature", "sso")

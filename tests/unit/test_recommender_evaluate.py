@@ -1,0 +1,284 @@
+"""Offline evaluation: reading files, the temporal split, the metrics, the models, `cairn recs`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from app.recs_cli import add_recs_commands, demo_interactions
+from recommender.embedder import normalize_rows
+from recommender.evaluate import (
+    CairnParams,
+    CairnRecommender,
+    EvalReport,
+    Interactions,
+    ItemKNN,
+    ModelScores,
+    Popularity,
+    Split,
+    Tuning,
+    _metrics,
+    evaluate,
+    format_report,
+    parse_timestamp,
+    read_interactions,
+    read_item_texts,
+    score_model,
+    temporal_split,
+)
+from recommender.synthetic import generate_interactions, write_csv
+
+DAY = 86_400.0
+
+
+def _data(rows: list[tuple[str, str, float]], items: tuple[str, ...] = ()) -> Interactions:
+    return Interactions.from_records(rows, items)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def test_timestamps_are_iso_8601_or_epoch_seconds() -> None:
+    assert parse_timestamp("1700000000") == 1_700_000_000.0
+    assert parse_timestamp(" 1700000000.5 ") == 1_700_000_000.5
+    assert parse_timestamp("2023-11-14T22:13:20Z") == 1_700_000_000.0
+    assert parse_timestamp("2023-11-14T23:13:20+01:00") == 1_700_000_000.0
+    assert parse_timestamp("2023-11-14T22:13:20") == 1_700_000_000.0  # naive means UTC
+    assert parse_timestamp("2023-11-14") == 1_699_920_000.0
+    with pytest.raises(ValueError, match="yesterday"):
+        parse_timestamp("yesterday")
+
+
+def test_reading_interaction_and_item_files(tmp_path: Path) -> None:
+    path = tmp_path / "interactions.csv"
+    path.write_text(
+        "user_id,item_id,timestamp,extra\n"
+        "u1,a,2026-01-01T10:00:00Z,x\n"
+        "u1,b,1767261600,y\n"
+        "u2,a,2026-01-02T10:00:00.250+00:00,z\n"
+    )
+    items = tmp_path / "items.csv"
+    items.write_text('item_id,text\na,"Alpha, the first"\nc,Gamma\n')
+    texts = read_item_texts(items)
+    assert texts == {"a": "Alpha, the first", "c": "Gamma"}
+    data = read_interactions(path, list(texts))
+    assert data.user_ids == ["u1", "u2"]
+    assert data.item_ids == ["a", "c", "b"]  # items from the text file first, then the rest
+    assert data.items.tolist() == [0, 2, 0]
+    assert data.times[2] == pytest.approx(parse_timestamp("2026-01-02T10:00:00.25Z"))
+
+
+def test_reading_reports_bad_files_by_line(tmp_path: Path) -> None:
+    bad_header = tmp_path / "a.csv"
+    bad_header.write_text("user,item,timestamp\nu,i,1\n")
+    with pytest.raises(ValueError, match="lacks item_id, user_id"):
+        read_interactions(bad_header)
+    bad_time = tmp_path / "b.csv"
+    bad_time.write_text("user_id,item_id,timestamp\nu,i,1\nu,j,soon\n")
+    with pytest.raises(ValueError, match=r"b\.csv:3: timestamp 'soon'"):
+        read_interactions(bad_time)
+    empty_item = tmp_path / "c.csv"
+    empty_item.write_text("user_id,item_id,timestamp\nu,,1\n")
+    with pytest.raises(ValueError, match=r"c\.csv:2: empty"):
+        read_interactions(empty_item)
+
+
+# --- the split ------------------------------------------------------------------------------------
+
+
+def test_split_holds_out_each_users_last_fifth_of_distinct_items() -> None:
+    rows = [("u1", f"i{n}", n * DAY) for n in range(10)]
+    rows += [("u1", "i0", 20 * DAY), ("u1", "i9", 0.5 * DAY)]  # repeats count by first use
+    rows += [("u2", "i0", 5.0), ("u2", "i1", 1.0)]  # two items: one held out
+    rows += [("u3", "i4", 1.0), ("u3", "i4", 2.0)]  # one distinct item: trains only
+    data = _data(rows)
+    split = temporal_split(data)
+    held = {
+        data.user_ids[u]: sorted(data.item_ids[i] for i in items)
+        for u, items in zip(split.test_users.tolist(), split.test_items, strict=True)
+    }
+    # u1's distinct items by first use: i0, i9 (day 0.5), i1, ..., i8: the last two are held out.
+    assert held == {"u1": ["i7", "i8"], "u2": ["i0"]}
+    train_pairs = {
+        (data.user_ids[u], data.item_ids[i])
+        for u, i in zip(split.train.users.tolist(), split.train.items.tolist(), strict=True)
+    }
+    assert ("u1", "i7") not in train_pairs
+    assert ("u1", "i0") in train_pairs
+    assert ("u3", "i4") in train_pairs
+    assert len(split.train) == len(data) - 3
+    assert split.held_out == 3
+
+
+# --- metrics and models ---------------------------------------------------------------------------
+
+
+def test_recall_and_ndcg_at_10_by_hand() -> None:
+    ranked = np.array([[5, 1, 7, 2, 3, 4, 6, 8, 9, 0]])
+    recall, ndcg = _metrics(ranked, [np.array([1, 2, 42])], 10)
+    assert recall[0] == pytest.approx(2 / 3)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert ndcg[0] == pytest.approx(dcg / ideal)
+    recall, ndcg = _metrics(ranked[:, :3], [np.arange(20)], 3)  # more held out than k
+    assert recall[0] == pytest.approx(1.0)
+    assert ndcg[0] == pytest.approx(1.0)
+
+
+def test_models_never_recommend_what_the_user_already_has() -> None:
+    rows = [(f"u{n}", "popular", 1.0) for n in range(10)]
+    rows += [("u0", "a", 2.0), ("u0", "b", 3.0), ("u1", "a", 2.0), ("u1", "b", 3.0)]
+    data = _data(rows)
+    split = Split(data, np.array([0]), [np.array([data.item_ids.index("b")])])
+    scores = score_model(Popularity(data).scores, split, data.n_items, k=3)
+    assert scores.recall == 0.0  # u0 already has everything popular
+    knn = ItemKNN(data)
+    assert knn.scores(np.array([2]))[0, data.item_ids.index("a")] > 0
+
+
+@pytest.fixture(scope="module")
+def clustered() -> Interactions:
+    synthetic = generate_interactions(12_000, users=800, items=400, seed=5)
+    return Interactions.from_records(synthetic.rows)
+
+
+def test_cairn_beats_popularity_and_holds_up_against_item_knn(clustered: Interactions) -> None:
+    report = evaluate(clustered)
+    scores = report.models
+    assert set(scores) == {"popularity", "item_knn", "cairn"}
+    assert scores["cairn"].ndcg >= 1.5 * scores["popularity"].ndcg
+    assert scores["cairn"].ndcg >= scores["item_knn"].ndcg
+    assert scores["cairn"].coverage > scores["popularity"].coverage
+    assert report.tuning.validation_ndcg >= report.tuning.validation_knn_ndcg
+    assert report.verdict()[0].startswith("Goal met")
+    assert report.notes == ["no item texts: Cairn runs without its content score"]
+
+
+def test_cairn_uses_item_vectors_for_items_without_history(clustered: Interactions) -> None:
+    # Vectors that put every item next to the items its users also use: the content score alone
+    # (no collaborative signal) must then rank well above popularity.
+    split = temporal_split(clustered)
+    model = CairnRecommender(
+        split.train, CairnParams(w_knn=0.0, w_content=1.0), _cooccurrence_vectors(clustered)
+    )
+    content = score_model(model.scores, split, clustered.n_items)
+    popularity = score_model(Popularity(split.train).scores, split, clustered.n_items)
+    assert content.ndcg > 1.5 * popularity.ndcg
+
+
+def _cooccurrence_vectors(data: Interactions) -> NDArray[np.float32]:
+    x = np.zeros((data.n_users, data.n_items), dtype=np.float32)
+    x[data.users, data.items] = 1.0
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    vectors: NDArray[np.float32] = (vt[:16].T * s[:16]).astype(np.float32)
+    return normalize_rows(vectors)
+
+
+def test_the_verdict_says_plainly_when_cairn_loses() -> None:
+    scores = {
+        "popularity": ModelScores(0.30, 0.20, 0.01, 100),
+        "item_knn": ModelScores(0.50, 0.40, 0.5, 100),
+        "cairn": ModelScores(0.45, 0.35, 0.6, 100),
+    }
+    report = EvalReport(
+        models=scores,
+        users=100,
+        items=50,
+        interactions=1000,
+        test_users=100,
+        held_out=120,
+        with_content=False,
+        tuning=Tuning(CairnParams(), 0.3, 0.31, 10, 0.1),
+        seconds=1.0,
+    )
+    verdict = report.verdict()
+    assert verdict[0] == "Goal NOT met."
+    assert "Cairn LOSES to item_knn on nDCG@10: 0.3500 vs 0.4000." in verdict
+    assert "Cairn LOSES to item_knn on recall@10: 0.4500 vs 0.5000." in verdict
+    assert not any("popularity on" in line for line in verdict)
+    text = format_report(report)
+    assert "Cairn LOSES to item_knn" in text
+    assert "1.75x" in text  # cairn's nDCG over popularity's
+    as_json = report.as_json()
+    assert as_json["models"]["cairn"] == {"recall@10": 0.45, "ndcg@10": 0.35, "coverage": 0.6}
+    assert as_json["verdict"] == verdict
+
+
+# --- demo data and the command --------------------------------------------------------------------
+
+
+def test_demo_events_become_interactions_with_catalog_items() -> None:
+    data = demo_interactions(tenants=12, users=80, events=6000)
+    from recommender.demo_catalog import demo_catalog
+
+    catalog = demo_catalog()
+    assert len(data) > 1000
+    assert set(data.item_ids) <= set(catalog)
+    used = {catalog[data.item_ids[i]].kind for i in set(data.items.tolist())}
+    assert used == {"template", "integration", "feature", "article"}
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cairn")
+    add_recs_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+def test_recs_eval_prints_json_for_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    synthetic = generate_interactions(6000, users=400, items=200, seed=9)
+    path = tmp_path / "interactions.csv"
+    write_csv(synthetic, path)
+    assert _run(["recs", "eval", "--interactions", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["models"]) == {"popularity", "item_knn", "cairn"}
+    for scores in out["models"].values():
+        assert set(scores) == {"recall@10", "ndcg@10", "coverage"}
+        assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert out["data"]["interactions"] == len(synthetic.rows)
+    assert out["data"]["item_texts"] is False
+    assert out["verdict"]
+
+
+def test_recs_eval_on_the_demo_population_embeds_the_catalog(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["recs", "eval", "--tenants", "12", "--users", "120", "--events", "12000"]
+    assert _run(argv) == 0
+    captured = capsys.readouterr()
+    assert "Recommendations on the demo population" in captured.out
+    for name in ("popularity", "item_knn", "cairn"):
+        assert f"\n{name} " in captured.out
+    assert "embedded 176 item texts" in captured.err
+    assert "Goal" in captured.out
+
+
+def test_recs_eval_reports_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(["recs", "eval", "--interactions", str(tmp_path / "nope.csv")]) == 2
+    assert "cairn recs eval:" in capsys.readouterr().err
+
+
+def test_recs_synth_and_catalog_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, items = tmp_path / "i.csv", tmp_path / "t.csv"
+    assert _run(["recs", "synth", "--out", str(out), "--items-out", str(items), "--rows", "800",
+                 "--users", "50", "--items", "40"]) == 0  # fmt: skip
+    assert len(read_interactions(out)) > 600
+    assert len(read_item_texts(items)) == 40
+    capsys.readouterr()
+    assert _run(["recs", "catalog", "--csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "item_id,text"
+    assert len(lines) == 177
