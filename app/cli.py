@@ -329,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", choices=["secret", "publishable"], default="secret")
     p.set_defaults(func=cmd_keys)
 
+    from app.recs_cli import add_recs_commands
+
+    add_recs_commands(sub)
+
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

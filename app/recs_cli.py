@@ -54,7 +54,7 @@ def add_recs_commands(subparsers: Any) -> None:
         "eval",
         help="popularity vs item-kNN vs Cairn on held-out interactions",
         description="Recall@10, nDCG@10 and catalog coverage of popularity, item-kNN and "
-        "Cairn's recommender, on each user's last 20%% of distinct items. Without "
+        "Cairn's recommender, on each user's last 20% of distinct items. Without "
         "--interactions: the demo population.",
     )
     p.add_argument(

@@ -72,11 +72,13 @@ def test_views_need_half_the_widget_on_screen_for_a_second(harness: Harness) -> 
     who = harness.new_user()
     harness.open(who)
     decision = page.get_attribute("#cairn-root", "data-cairn-decision")
-    page.wait_for_timeout(500)
-    assert "widget_viewed" not in names(sent(batches)), "viewed before a second had passed"
+    painted_at = page.evaluate("cairnHarness.layouts.at(-1).at")
     viewed = eventually(
         page, lambda: [e for e in sent(batches) if e.get("event") == "widget_viewed"]
     )
+    for event in viewed:  # its timestamp is when the SDK counted the widget as seen
+        seen_at = page.evaluate("t => Date.parse(t)", event["timestamp"])
+        assert seen_at - painted_at >= 1000, "viewed before a second on screen"
     first_seen = {e["properties"]["widget_id"] for e in viewed}
     below = page.eval_on_selector_all(
         "#cairn-root [data-widget-id]",
@@ -251,15 +253,23 @@ def test_a_hidden_page_sends_at_once_and_a_closing_page_still_delivers(
     harness.open(who)
     eventually(page, lambda: "widget_viewed" in names(sent(batches)))  # consent level known
     # The tab is hidden: what is queued leaves now, not at the end of the batching window.
-    page.evaluate(
+    posted = page.evaluate(
         """() => {
+            const posted = [];
+            const real = window.fetch;
+            window.fetch = (url, init) => {
+                if (String(url).includes('/v1/events')) posted.push(init.keepalive);
+                return real(url, init);
+            };
             Cairn.track('report_created', {source: 'hidden tab'});
             Object.defineProperty(document, 'visibilityState', {value: 'hidden'});
             document.dispatchEvent(new Event('visibilitychange'));
+            window.fetch = real;
+            return posted;  // requests started by the event itself, before any timer ran
         }"""
     )
-    page.wait_for_timeout(150)
-    assert "report_created" in names(sent(batches)), "nothing left when the page was hidden"
+    assert posted == [True], "nothing left at once, in a keepalive request, when hidden"
+    eventually(page, lambda: "report_created" in names(sent(batches)))
     # The page goes away within the batching window: pagehide sends in a keepalive request.
     page.evaluate("Cairn.track('feature_used', {source: 'last words'}); location.href = '/healthz'")
     page.wait_for_url("**/healthz")
@@ -378,11 +388,19 @@ def test_personalization_off_sends_nothing_and_remembers_dismissals_on_the_devic
     assert harness.stored_events(who) == []
 
 
-def test_personalization_basic_sends_declared_traits_only(harness: Harness) -> None:
+def test_personalization_basic_sends_declared_traits_and_dismissals_only(
+    harness: Harness,
+) -> None:
     page = harness.page
     batches = record_batches(page)
     who = harness.new_user(personalization="basic")
+    page.route("**/v1/layouts/home?*", serve_with_a_help_tip)
     harness.open(who)
+    page.evaluate(
+        "document.getElementById('cairn-root').addEventListener('click', e => e.preventDefault())"
+    )
+    page.locator("#cairn-root a").first.click()
+    page.locator("#cairn-root .cairn-help_tip").get_by_role("button", name="Dismiss").click()
     page.evaluate(
         """() => {
             Cairn.track('report_created');
@@ -391,7 +409,8 @@ def test_personalization_basic_sends_declared_traits_only(harness: Harness) -> N
         }"""
     )
     page.wait_for_timeout(1300)  # long enough for views to have been reported
-    assert names(sent(batches)) == ["identify"]
+    assert sorted(names(sent(batches))) == ["identify", "widget_dismissed"]
+    eventually(page, lambda: "widget_dismissed" in dict(harness.stored_events(who)).values())
 
 
 def test_turning_personalization_off_drops_what_is_queued_and_stops_sending(
@@ -410,7 +429,7 @@ def test_turning_personalization_off_drops_what_is_queued_and_stops_sending(
     page.evaluate("Cairn.track('feature_used'); Cairn.flush()")
     # Cairn has the new preference, and the page shows the layout it now decides: the default.
     page.wait_for_function("cairnHarness.layouts.length >= 2")
-    expect(page.locator("#cairn-root")).to_have_attribute("data-cairn-layout", "home/admin")
+    expect(page.locator("#cairn-root")).not_to_have_attribute("data-cairn-layout", "home/admin")
     secret = {"Authorization": f"Bearer {harness.server.settings.secret_key}"}
     params = {"tenant_id": who.tenant, "user_id": who.user}
     prefs = httpx.get(f"{harness.server.base}/v1/preferences", params=params, headers=secret)

@@ -42,7 +42,7 @@ def test_an_event_updates_the_page_over_the_live_stream(harness: Harness) -> Non
     started = time.monotonic()
     report(harness, who, "teammate_invited", count=1)
     expect(card).to_have_text("Connect your first integration", timeout=5000)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 3
     # The new layout replaced the cache too.
     cached = page.evaluate(
         "k => JSON.parse(localStorage.getItem(k))", f"cairn:l:{who.tenant}:{who.user}:home:"
@@ -77,7 +77,7 @@ def test_the_stream_reconnects_with_backoff_and_keeps_updating(harness: Harness)
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps[0] >= 0.9, gaps  # 1 s (+ up to half of it, at random)
     assert gaps[1] >= 1.9, gaps  # 2 s: backing off
-    assert gaps[2] < gaps[1], gaps  # a layout arrived: the delay starts again from 1 s
+    assert gaps[2] < 3.5, gaps  # a layout arrived: the delay starts again from 1 s (not 4 s)
     assert len(harness.errors()) >= 2
     page.wait_for_timeout(300)
     report(harness, who, "teammate_invited", count=1)

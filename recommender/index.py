@@ -419,7 +419,7 @@ class FaissIndex:
         hnsw_threshold: int = 2048,
         hnsw_m: int = 32,
         ef_construction: int = 80,
-        ef_search: int = 96,
+        ef_search: int = 40,
         auto_rebuild: bool = True,
         compact_ratio: float = 0.3,
         search_threads: int = 1,

@@ -10,6 +10,7 @@ from litestar import MediaType, Request, Response, get
 from app.runtime import Runtime
 
 SDK_DIR = Path(__file__).resolve().parents[2] / "web_sdk" / "src"
+SDK_DIST = SDK_DIR.parent / "dist"  # the built bundles (committed, checked against a fresh build)
 # Browsers may keep using a cached SDK for a week while Cairn is unreachable.
 SDK_CACHE = "public, max-age=3600, stale-while-revalidate=86400, stale-if-error=604800"
 
@@ -52,10 +53,33 @@ async def readyz(request: Req) -> Response[dict[str, object]]:
     return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
 
-@get(["/sdk/cairn.js", "/sdk/v1/cairn.js"])
+@get(["/sdk/cairn.js", "/sdk/v1/cairn.js", "/sdk/cairn.min.js", "/sdk/v1/cairn.min.js"])
 async def sdk_script() -> Response[bytes]:
+    """The full bundle (live updates and the default stylesheet included)."""
+    return _script("cairn.min.js")
+
+
+@get(["/sdk/cairn.core.js", "/sdk/v1/cairn.core.js", "/sdk/cairn.core.min.js"])
+async def sdk_core_script() -> Response[bytes]:
+    """The core bundle: fetch, cache, render, events."""
+    return _script("cairn.core.min.js")
+
+
+@get(["/sdk/cairn.css", "/sdk/v1/cairn.css"])
+async def sdk_stylesheet() -> Response[bytes]:
+    """The default stylesheet, for pages using the core bundle."""
     return Response(
-        content=(SDK_DIR / "cairn.js").read_bytes(),
+        content=(SDK_DIST / "cairn.css").read_bytes(),
+        media_type="text/css; charset=utf-8",
+        headers={"Cache-Control": SDK_CACHE},
+    )
+
+
+def _script(name: str) -> Response[bytes]:
+    built = SDK_DIST / name
+    source = built if built.exists() else SDK_DIR / "cairn.js"
+    return Response(
+        content=source.read_bytes(),
         media_type="text/javascript; charset=utf-8",
         headers={"Cache-Control": SDK_CACHE},
     )
@@ -70,4 +94,4 @@ async def sdk_types() -> Response[bytes]:
     )
 
 
-ROUTES = [healthz, readyz, sdk_script, sdk_types]
+ROUTES = [healthz, readyz, sdk_script, sdk_core_script, sdk_stylesheet, sdk_types]

@@ -131,7 +131,7 @@ def run(rows: int, demo: tuple[int, int, int, int]) -> list[SummaryRow]:
                 f"{report.ratio(name, 'popularity'):>6.2f}x"
             )
     print(
-        f"demo ceiling (role/plan/industry oracle): {oracle:.4f} = "
+        f"demo reference, popularity within each role/plan/industry segment: {oracle:.4f} = "
         f"{oracle / demo_report.models['popularity'].ndcg:.2f}x popularity"
     )
     return [_row("demo", demo_report), _row(f"{rows // 1000}k file", file_report)]

@@ -49,10 +49,10 @@ def _kind(index: FaissIndex) -> str:
 
 @pytest.fixture(scope="module")
 def real_vectors() -> tuple[list[str], NDArray[np.float32], NDArray[np.float32]]:
-    """1,400 MiniLM vectors of varied product sentences, and 100 held-out query vectors."""
-    texts = activity_texts(1500, seed=5)
+    """900 MiniLM vectors of varied product sentences, and 100 held-out query vectors."""
+    texts = activity_texts(1000, seed=5)
     vectors = shared_minilm().embed(texts)
-    return _ids(1400, "t"), vectors[:1400], vectors[1400:]
+    return _ids(900, "t"), vectors[:900], vectors[900:]
 
 
 # --- the oracle -----------------------------------------------------------------------------------
@@ -253,10 +253,10 @@ def test_hnsw_recall_on_real_minilm_vectors(
     exact = ExactIndex(384)
     exact.add(ids, x)
     index = FaissIndex(384, hnsw_threshold=256, auto_rebuild=False)
-    index.add(ids[:1000], x[:1000])
+    index.add(ids[:600], x[:600])
     index.rebuild(background=False)
     assert index.kind == "hnsw"
-    index.add(ids[1000:], x[1000:])  # incremental adds into the HNSW graph
+    index.add(ids[600:], x[600:])  # incremental adds into the HNSW graph
     assert _minilm_recall(index, exact, q) >= 0.95
     index.save(tmp_path / "minilm.faiss")
     loaded = FaissIndex.load(tmp_path / "minilm.faiss")

@@ -180,7 +180,7 @@ export interface InitOptions {
   /**
    * The user's personalization preference, when the host app already knows it. Otherwise the SDK
    * reads it from Cairn before it sends its first events. What each level lets the SDK send:
-   * full, everything; basic, identify calls only; off, nothing.
+   * full, everything; basic, identify calls, widget_dismissed and widget_completed; off, nothing.
    */
   personalization?: Personalization;
   /** Inject the default stylesheet (default true; the core build has none). */

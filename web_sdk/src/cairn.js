@@ -9,9 +9,10 @@
   var DISMISSIBLE = /^(next_step_card|help_tip|upgrade_gate|integration_prompt)$/;
   var LEVELS = /^(full|basic|off)$/;
   var ONCE = /^(next_step_card|upgrade_gate)$/;
+  var BASIC = /^(identify|widget_dismissed|widget_completed)$/;
   var MAX_QUEUE = 200; // events kept for sending; the oldest go first when more pile up offline
   var BATCH = 100;
-  var DISMISS_TTL = 864e5; // a dismissal kept on the device (personalization not full): one day
+  var DISMISS_TTL = 864e5; // a dismissal kept on the device (personalization off): one day
 
   var cfg = null;
   var Q = null; // the current user's event queue
@@ -143,10 +144,10 @@
 
   // ---- events: Segment-spec calls, batched, kept until the server has them ----
 
-  // What a personalization level lets the SDK send (README: "Consent"). Nothing is sent before
-  // the level is known.
+  // What a personalization level lets the SDK send (README: "Consent"): basic, declared traits
+  // and the user's explicit choices about widgets; off, nothing. Nothing leaves before it is known.
   function allowed(q, msg) {
-    return q.level === "full" || (q.level === "basic" && msg.type === "identify");
+    return q.level === "full" || (q.level === "basic" && BASIC.test(msg.event || msg.type));
   }
   function message(fields) {
     var r = () => Math.random().toString(36).slice(2);
@@ -248,10 +249,9 @@
     }), name !== "widget_viewed");
   }
 
-  // Dismissals the server is not told of (personalization basic or off) are kept on the device.
+  // Dismissals Cairn is not told of (personalization off) are kept on the device.
   function dismissed(id) {
-    var level = cfg && (Q.level || get(key("p", cfg)));
-    return !!level && level !== "full" && (load(key("x", cfg)) || {})[id] > Date.now() - DISMISS_TTL;
+    return !!cfg && (Q.level || get(key("p", cfg))) === "off" && (load(key("x", cfg)) || {})[id] > Date.now() - DISMISS_TTL;
   }
 
   // ---- widget renderers: (widget, ctx) -> Element ----
@@ -410,7 +410,7 @@
       var next = all.filter((x) => el.compareDocumentPosition(x) & 4)[0] || all.pop();
       if (next) next.focus();
     }
-    if (Q && Q.level !== "full") {
+    if (Q && !/full|basic/.test(Q.level)) { // off, or not known yet
       var x = load(key("x", cfg)) || {};
       x[id] = Date.now();
       set(key("x", cfg), JSON.stringify(x));
