@@ -132,6 +132,15 @@ async def _profile(rt: Runtime, tenant_id: str, user_id: str, now: datetime) -> 
         return None
 
 
+def mode_for(profile: ProfileData, *, degraded: bool) -> Mode:
+    """How much to personalize: nothing for unknown users, opted-out users or when degraded."""
+    if degraded or not profile.known or profile.preferences.personalization == "off":
+        return "default"
+    if profile.preferences.personalization == "basic":
+        return "basic"
+    return "full"
+
+
 async def decide_layout(
     rt: Runtime,
     screen: str,
@@ -162,11 +171,7 @@ async def decide_layout(
         reused = _reuse(key, profile, rt, now)
         if reused is not None:
             return reused
-    mode: Mode = "full"
-    if degraded or not profile.known or profile.preferences.personalization == "off":
-        mode = "default"
-    elif profile.preferences.personalization == "basic":
-        mode = "basic"
+    mode = mode_for(profile, degraded=degraded)
     with tracer.start_as_current_span("cairn.decide") as span:
         decision = decide(
             layouts,
@@ -220,11 +225,7 @@ async def inspect_decision(
         )
     now = rt.now()
     profile = await rt.profiles.fetch(tenant_id, user_id, now)
-    mode: Mode = "full"
-    if not profile.known or profile.preferences.personalization == "off":
-        mode = "default"
-    elif profile.preferences.personalization == "basic":
-        mode = "basic"
+    mode = mode_for(profile, degraded=False)
     signals = build_context(
         profile, layouts.vocabulary, now=now, mode=mode, peers=rt.peers, screen=screen
     )

@@ -282,3 +282,10 @@ def _profile(rng: random.Random, i: int, now: datetime) -> ProfileData:
         recent=recent,
         preferences=Preferences(personalization=setting),
     )
+
+
+def report(rows: list[SummaryRow]) -> list[SummaryRow]:
+    """Print a bench's summary table after its own output; the rows go to the runner."""
+    print()
+    print_table(rows)
+    return rows

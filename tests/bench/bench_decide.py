@@ -35,7 +35,7 @@ from tests.bench._common import (
     SummaryRow,
     mode_of,
     percentile,
-    print_table,
+    report,
     synthetic_peers,
     synthetic_profiles,
 )
@@ -221,15 +221,8 @@ def run_cli(argv: list[str] | None = None) -> list[SummaryRow]:
     args = parser.parse_args(argv)
     profiles, passes = (60, 2) if args.quick else (args.profiles, args.passes)
     rows = run(profiles=profiles, passes=passes)
-    print()
-    print_table(rows)
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    run_cli(argv)
-    return 0
+    return report(rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli()

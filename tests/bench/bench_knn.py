@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from recommender.embedder import SentenceTransformerEmbedder
 from recommender.index import ExactIndex, FaissIndex, recall_at_k
 from recommender.synthetic import activity_texts
-from tests.bench._common import CORES, SummaryRow, percentile, print_table
+from tests.bench._common import CORES, SummaryRow, percentile, report
 
 _CHUNK = 5000
 _SEED = 11
@@ -182,15 +182,8 @@ def run_cli(argv: list[str] | None = None) -> list[SummaryRow]:
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     queries = 200 if args.quick else args.queries
     rows = run(sizes, queries, Path(args.cache_dir))
-    print()
-    print_table(rows)
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    run_cli(argv)
-    return 0
+    return report(rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli()

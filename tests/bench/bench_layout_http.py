@@ -48,7 +48,7 @@ import asyncpg
 from app.cli import seed
 from app.config.compile import load_layouts
 from app.settings import Settings
-from tests.bench._common import CORES, LAYOUTS_DIR, ROOT, SummaryRow, percentile, print_table
+from tests.bench._common import CORES, LAYOUTS_DIR, ROOT, SummaryRow, percentile, report
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 HOST = "127.0.0.1"
@@ -818,15 +818,8 @@ def run_cli(argv: list[str] | None = None) -> list[SummaryRow]:
     rows = asyncio.run(
         asyncio.wait_for(bench(plan, os.environ.get("DATABASE_URL") or DEFAULT_DSN), budget)
     )
-    print()
-    print_table(rows)
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    run_cli(argv)
-    return 0
+    return report(rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli()

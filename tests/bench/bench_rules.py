@@ -43,7 +43,7 @@ from tests.bench._common import (
     NOW,
     SummaryRow,
     median,
-    print_table,
+    report,
     synthetic_profiles,
 )
 
@@ -514,15 +514,8 @@ def run_cli(argv: list[str] | None = None) -> list[SummaryRow]:
     args = parser.parse_args(argv)
     users, repeats = (300, 2) if args.quick else (args.users, args.repeats)
     rows = run(users=users, repeats=repeats)
-    print()
-    print_table(rows)
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    run_cli(argv)
-    return 0
+    return report(rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli()

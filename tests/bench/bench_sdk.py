@@ -37,7 +37,7 @@ from tests.bench._common import (
     SummaryRow,
     mode_of,
     percentile,
-    print_table,
+    report,
     synthetic_peers,
     synthetic_profiles,
 )
@@ -236,15 +236,8 @@ def run_cli(argv: list[str] | None = None) -> list[SummaryRow]:
     if not BUNDLE.exists():
         raise SystemExit(f"{BUNDLE} is missing: run `make sdk`")
     rows = run(args.renders, args.loads, args.profiles)
-    print()
-    print_table(rows)
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    run_cli(argv)
-    return 0
+    return report(rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli()
