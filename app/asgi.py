@@ -12,6 +12,7 @@ from app.settings import Settings
 
 
 def create() -> Litestar:
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it narrates its CPU probing
     logging.basicConfig(
         level=os.environ.get("CAIRN_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
