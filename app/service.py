@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 import asyncpg
 import msgspec
 
-from app.engine.decide import DecisionInput, decide, decision_id, negotiate
+from app.engine.decide import Decision, DecisionInput, decide, decision_id, negotiate
+from app.engine.model import Layouts
 from app.engine.profile import ProfileData, anonymous_profile
 from app.engine.signals import Mode, build_context
 from app.http.errors import ApiError
@@ -132,6 +133,33 @@ async def _profile(rt: Runtime, tenant_id: str, user_id: str, now: datetime) -> 
         return None
 
 
+def _decide(
+    rt: Runtime,
+    layouts: Layouts,
+    screen: str,
+    profile: ProfileData,
+    mode: Mode,
+    now: datetime,
+    view: str | None,
+    *,
+    degraded: bool,
+) -> Decision:
+    """The pure decision, given what the edge read: a fresh seed names it."""
+    return decide(
+        layouts,
+        DecisionInput(
+            screen=screen,
+            profile=profile,
+            mode=mode,
+            now=now,
+            seed=secrets.randbits(64),
+            view=view,
+            peers=rt.peers,
+            degraded=degraded,
+        ),
+    )
+
+
 def mode_for(profile: ProfileData, *, degraded: bool) -> Mode:
     """How much to personalize: nothing for unknown users, opted-out users or when degraded."""
     if degraded or not profile.known or profile.preferences.personalization == "off":
@@ -173,19 +201,7 @@ async def decide_layout(
             return reused
     mode = mode_for(profile, degraded=degraded)
     with tracer.start_as_current_span("cairn.decide") as span:
-        decision = decide(
-            layouts,
-            DecisionInput(
-                screen=screen,
-                profile=profile,
-                mode=mode,
-                now=now,
-                seed=secrets.randbits(64),
-                view=view,
-                peers=rt.peers,
-                degraded=degraded,
-            ),
-        )
+        decision = _decide(rt, layouts, screen, profile, mode, now, view, degraded=degraded)
         span.set_attribute("cairn.screen", screen)
         span.set_attribute("cairn.mode", mode)
         span.set_attribute("cairn.widgets_left_out", len(decision.trace))
@@ -229,16 +245,5 @@ async def inspect_decision(
     signals = build_context(
         profile, layouts.vocabulary, now=now, mode=mode, peers=rt.peers, screen=screen
     )
-    decision = decide(
-        layouts,
-        DecisionInput(
-            screen=screen,
-            profile=profile,
-            mode=mode,
-            now=now,
-            seed=secrets.randbits(64),
-            view=view,
-            peers=rt.peers,
-        ),
-    )
+    decision = _decide(rt, layouts, screen, profile, mode, now, view, degraded=False)
     return Inspection(profile, mode, signals, decision.descriptor, decision.trace)
