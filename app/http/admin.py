@@ -7,6 +7,7 @@ Bearer token.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,29 @@ async def admin_home(request: Req) -> Response[str]:
         screens=screens,
         counts=dict(counts or {}),
         profiles_cached=len(rt.profiles),
+        catalog=_catalog_status(rt),
     )
+
+
+def _catalog_status(rt: Runtime) -> dict[str, object] | None:
+    """What the catalog index holds, for the status page."""
+    if rt.catalog is None:
+        return None
+    status = rt.catalog.status
+    index = rt.catalog.index
+    since = None if status.last_sync is None else round(time.monotonic() - status.last_sync)
+    return {
+        "model": rt.catalog.model_id,
+        "items": status.items,
+        "indexed": len(index),
+        "kind": index.kind,
+        "pending": status.pending,
+        "embedded_since_start": status.embedded_total,
+        "last_sync_seconds_ago": since,
+        "last_sync_ms": round(status.wall_ms.get("last_sync", 0.0), 1),
+        "building": status.building,
+        "error": status.last_error,
+    }
 
 
 @get("/admin/why", include_in_schema=False)

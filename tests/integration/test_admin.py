@@ -33,6 +33,7 @@ async def test_admin_needs_the_deployment_secret_key(
     r = await client.get("/admin", headers=basic(settings.secret_key))
     assert r.status_code == 200
     assert "home" in r.text and "Screens" in r.text
+    assert "Catalog index" in r.text and "all-MiniLM-L6-v2" in r.text
 
 
 async def test_why_inspector_shows_shown_and_left_out_widgets(
