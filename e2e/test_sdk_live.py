@@ -39,10 +39,8 @@ def test_an_event_updates_the_page_over_the_live_stream(harness: Harness) -> Non
     card = page.locator("#cairn-root .cairn-next_step_card h2")
     expect(card).to_have_text("Invite a teammate")
     page.wait_for_timeout(300)  # the stream is open
-    started = time.monotonic()
     report(harness, who, "teammate_invited", count=1)
     expect(card).to_have_text("Connect your first integration", timeout=5000)
-    assert time.monotonic() - started < 3
     # The new layout replaced the cache too.
     cached = page.evaluate(
         "k => JSON.parse(localStorage.getItem(k))", f"cairn:l:{who.tenant}:{who.user}:home:"

