@@ -160,6 +160,13 @@ def _decide(
     )
 
 
+def require_screen(layouts: Layouts, screen: str) -> None:
+    if screen not in layouts.screens:
+        raise ApiError(
+            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
+        )
+
+
 def mode_for(profile: ProfileData, *, degraded: bool) -> Mode:
     """How much to personalize: nothing for unknown users, opted-out users or when degraded."""
     if degraded or not profile.known or profile.preferences.personalization == "off":
@@ -179,10 +186,7 @@ async def decide_layout(
     caps: ClientCaps = ClientCaps(),
 ) -> Served:
     layouts = rt.layouts
-    if screen not in layouts.screens:
-        raise ApiError(
-            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
-        )
+    require_screen(layouts, screen)
     if caps.schema < 1:
         raise ApiError(
             400,
@@ -235,10 +239,7 @@ async def inspect_decision(
 ) -> Inspection:
     """Decide afresh (no reuse) and keep the signals and the reasons for every widget left out."""
     layouts = rt.layouts
-    if screen not in layouts.screens:
-        raise ApiError(
-            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
-        )
+    require_screen(layouts, screen)
     now = rt.now()
     profile = await rt.profiles.fetch(tenant_id, user_id, now)
     mode = mode_for(profile, degraded=False)

@@ -11,9 +11,8 @@ from litestar import MediaType, Request, Response, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.http.auth import Caller, verify_user
-from app.http.errors import ApiError
 from app.runtime import Runtime
-from app.service import decide_layout, parse_client
+from app.service import decide_layout, parse_client, require_screen
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "widgets" / "layout.schema.json"
 HEARTBEAT_S = 15.0
@@ -62,10 +61,7 @@ async def stream_layout(
     verify_user(principal, request, tenant_id, user_id)
     rt: Runtime = request.app.state.runtime
     caps = parse_client(request.headers.get("x-cairn-client"))
-    if screen not in rt.layouts.screens:
-        raise ApiError(
-            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
-        )
+    require_screen(rt.layouts, screen)
 
     async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
         # Subscribe first, then decide: a change that lands in between is not lost.
