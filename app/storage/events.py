@@ -158,6 +158,21 @@ _INTEGRATION_EVENTS = {"integration_connected": True, "integration_disconnected"
 _WIDGET_EVENTS = frozenset({"widget_viewed", "widget_dismissed", "widget_completed"})
 
 
+def event_values(r: EventRow) -> tuple[Any, ...]:
+    """An event as the columns of the `events` table, in order."""
+    return (
+        r.tenant_id,
+        r.message_id,
+        r.user_id,
+        r.type,
+        r.event,
+        r.properties,
+        r.traits,
+        r.context,
+        r.ts,
+    )
+
+
 async def store_events(
     pool: Pool,
     rows: Sequence[EventRow],
@@ -177,20 +192,7 @@ async def store_events(
     for row in rows:
         unique.setdefault((row.tenant_id, row.message_id), row)
     ordered = [unique[key] for key in sorted(unique)]
-    events = [
-        (
-            r.tenant_id,
-            r.message_id,
-            r.user_id,
-            r.type,
-            r.event,
-            r.properties,
-            r.traits,
-            r.context,
-            r.ts,
-        )
-        for r in ordered
-    ]
+    events = [event_values(r) for r in ordered]
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetch(_INSERT_EVENTS, _json(events))
         if not inserted:

@@ -32,7 +32,7 @@ import msgspec
 
 from app.ingest import EventRow, parse_batch, pii_key
 from app.storage.db import Pool, create_pool, migrate
-from app.storage.events import store_events
+from app.storage.events import event_values, store_events
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 FACETS = {"feature_used": "feature", "template_used": "template", "help_article_viewed": "article"}
@@ -222,20 +222,7 @@ async def _measure(pool: Pool, args: argparse.Namespace) -> None:
         return job
 
     def baseline_job(rows: list[EventRow]) -> Callable[[], Awaitable[None]]:
-        values = [
-            (
-                r.tenant_id,
-                r.message_id,
-                r.user_id,
-                r.type,
-                r.event,
-                r.properties,
-                r.traits,
-                r.context,
-                r.ts,
-            )
-            for r in rows
-        ]
+        values = [event_values(r) for r in rows]
 
         async def job() -> None:
             async with pool.acquire() as conn, conn.transaction():
