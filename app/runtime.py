@@ -23,7 +23,7 @@ from app.engine.model import Layouts
 from app.engine.profile import PeerStats
 from app.engine.vocabulary import Vocabulary
 from app.http.auth import KEYS_CHANNEL, KeyRing
-from app.recommendations import CatalogIndex
+from app.recommendations import CatalogIndex, Recommender
 from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
@@ -31,6 +31,8 @@ from app.storage.profiles import ProfileStore, load_peer_stats
 from recommender.embedder import SentenceTransformerEmbedder
 
 log = logging.getLogger("cairn.runtime")
+
+RECS_REFRESH_S = 300.0
 
 
 class Hub:
@@ -93,6 +95,8 @@ class Runtime:
         self.keyring = KeyRing(settings, None)
         self.embedder = SentenceTransformerEmbedder(settings.embedding_model or None)
         self.catalog: CatalogIndex | None = None
+        self.recommender: Recommender | None = None
+        self._recs_stale = asyncio.Event()
         self.ready = False
 
     @property
@@ -128,8 +132,18 @@ class Runtime:
         self.keyring = KeyRing(self.settings, self._pool)
         self.catalog = CatalogIndex(self._pool, self.embedder)
         await self.catalog.load()
+        self.catalog.on_synced = self._recs_stale.set
+        self.recommender = Recommender(
+            self.catalog,
+            self.embedder,
+            budget_s=self.settings.recommender_budget_ms / 1000,
+            enabled=self.settings.recommender,
+            on_ready=lambda tenant_id, user_id: self.hub.publish(tenant_id, user_id, "recs"),
+        )
         if self.settings.recommender:
             self._tasks.append(asyncio.create_task(self.catalog.run()))
+            await self.refresh_recommender()
+            self._tasks.append(asyncio.create_task(self._refresh_recommender_forever()))
         self._dsn = dsn
         await self._listen()
         self._tasks.append(asyncio.create_task(self._keep_listening()))
@@ -228,6 +242,24 @@ class Runtime:
         while True:
             await asyncio.sleep(60)
             await self.refresh_peers()
+
+    async def refresh_recommender(self) -> None:
+        """Rebuild the recommender's peer model from what every tenant adopted."""
+        if self.recommender is None or not self.recommender.enabled:
+            return
+        try:
+            await self.recommender.rebuild(self.pool, self.vocabulary, self.now())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self.recommender.last_error = repr(exc)
+            log.warning("recommender not rebuilt: %r", exc)
+
+    async def _refresh_recommender_forever(self) -> None:
+        """Every five minutes, and soon after the catalog gains vectors."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recs_stale.wait(), RECS_REFRESH_S)
+            self._recs_stale.clear()
+            await self.refresh_recommender()
 
     def reload_layouts(self) -> bool:
         """Load layouts/ again; a broken file keeps the last good version live."""

@@ -15,6 +15,7 @@ import msgspec
 from app.engine.decide import Decision, DecisionInput, decide, decision_id, negotiate
 from app.engine.model import Layouts
 from app.engine.profile import ProfileData, anonymous_profile
+from app.engine.recs import Recs
 from app.engine.signals import Mode, build_context
 from app.http.errors import ApiError
 from app.runtime import Runtime
@@ -80,6 +81,7 @@ class _Memo(msgspec.Struct):
     profile: ProfileData
     peers: object
     layouts: object
+    recs_model: object
     at: datetime
     descriptor: LayoutDescriptor
     etag: str
@@ -100,6 +102,7 @@ def _reuse(
         or memo.profile is not profile
         or memo.peers is not rt.peers
         or memo.layouts is not rt.layouts
+        or memo.recs_model is not _recs_model(rt)
         or now - memo.at >= MEMO_TTL
     ):
         return None
@@ -133,6 +136,17 @@ async def _profile(rt: Runtime, tenant_id: str, user_id: str, now: datetime) -> 
         return None
 
 
+def _recs_model(rt: Runtime) -> object:
+    return rt.recommender.model if rt.recommender is not None else None
+
+
+async def _recs(rt: Runtime, profile: ProfileData, mode: Mode, now: datetime) -> Recs | None:
+    """The recommender's candidates for a fully personalized decision (within its budget)."""
+    if mode != "full" or rt.recommender is None:
+        return None
+    return await rt.recommender.recommend(profile, rt.vocabulary, now)
+
+
 def _decide(
     rt: Runtime,
     layouts: Layouts,
@@ -143,6 +157,7 @@ def _decide(
     view: str | None,
     *,
     degraded: bool,
+    recs: Recs | None = None,
 ) -> Decision:
     """The pure decision, given what the edge read: a fresh seed names it."""
     return decide(
@@ -156,6 +171,7 @@ def _decide(
             view=view,
             peers=rt.peers,
             degraded=degraded,
+            recs=recs,
         ),
     )
 
@@ -204,15 +220,23 @@ async def decide_layout(
         if reused is not None:
             return reused
     mode = mode_for(profile, degraded=degraded)
+    recs_model = _recs_model(rt)
+    recs = await _recs(rt, profile, mode, now)
     with tracer.start_as_current_span("cairn.decide") as span:
-        decision = _decide(rt, layouts, screen, profile, mode, now, view, degraded=degraded)
+        decision = _decide(
+            rt, layouts, screen, profile, mode, now, view, degraded=degraded, recs=recs
+        )
         span.set_attribute("cairn.screen", screen)
         span.set_attribute("cairn.mode", mode)
         span.set_attribute("cairn.widgets_left_out", len(decision.trace))
+        if recs is not None:
+            span.set_attribute("cairn.recommender", recs.status)
     descriptor = negotiate(decision.descriptor, caps.widgets)
     etag = etag_of(descriptor)
-    if not degraded:
-        rt.decisions[key] = _Memo(profile, rt.peers, layouts, now, descriptor, etag, decision.trace)
+    if not descriptor.degraded:
+        rt.decisions[key] = _Memo(
+            profile, rt.peers, layouts, recs_model, now, descriptor, etag, decision.trace
+        )
         if len(rt.decisions) > MEMO_SIZE:
             rt.decisions.popitem(last=False)
     return Served(
@@ -232,6 +256,7 @@ class Inspection:
     signals: dict[str, object]
     descriptor: LayoutDescriptor
     trace: list[tuple[str, str]]
+    recs: Recs | None
 
 
 async def inspect_decision(
@@ -243,8 +268,9 @@ async def inspect_decision(
     now = rt.now()
     profile = await rt.profiles.fetch(tenant_id, user_id, now)
     mode = mode_for(profile, degraded=False)
+    recs = await _recs(rt, profile, mode, now)
     signals = build_context(
-        profile, layouts.vocabulary, now=now, mode=mode, peers=rt.peers, screen=screen
+        profile, layouts.vocabulary, now=now, mode=mode, peers=rt.peers, screen=screen, recs=recs
     )
-    decision = _decide(rt, layouts, screen, profile, mode, now, view, degraded=False)
-    return Inspection(profile, mode, signals, decision.descriptor, decision.trace)
+    decision = _decide(rt, layouts, screen, profile, mode, now, view, degraded=False, recs=recs)
+    return Inspection(profile, mode, signals, decision.descriptor, decision.trace, recs)

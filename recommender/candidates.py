@@ -38,6 +38,7 @@ __all__ = [
     "FrictionEvent",
     "PeerTenant",
     "Usage",
+    "cohort_candidates",
     "friction_candidates",
     "friction_query",
     "help_candidates",
@@ -50,6 +51,7 @@ SOURCE: Final = "recommender"
 MIN_TENANTS: Final = 5  # k-anonymity: the fewest distinct tenants any peer statement rests on
 _DAY: Final = 86_400.0
 _Z: Final = 1.2816  # one-sided 90% for the Wilson lower bound
+MIN_TENTHS: Final = 2  # "1 in 10 teams like yours" persuades no one: quote from 2 in 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +219,7 @@ def _cohort_proof(
             else:
                 share, phrase = ever / n, present.format(t=item.title)
             tenths = round(share * 10)
-            if tenths < 1:
+            if tenths < MIN_TENTHS:
                 return None
             label = current.label()
             return Evidence(
@@ -291,14 +293,22 @@ def peer_candidates(
             or item.kind not in kinds
             or support[item_id] < min_support
             or not item.for_role(role)
+            or (cohort.industry is not None and not item.for_industry(cohort.industry))
         ):
             continue
         score = weight / weight_total
         proof = _cohort_proof(item, cohort, members, min_tenants, first_week_days)
         if proof is None:
             phrase = _VERBS[item.kind][1].format(t=item.title)
+            n = support[item_id]
+            if n >= min_tenants:  # a count that rests on at least k tenants
+                summary = (
+                    f"{n} of the {len(chosen)} teams whose work looks most like yours {phrase}."
+                )
+            else:
+                summary = f"Teams whose work looks most like yours {phrase}."
             proof = Evidence(
-                summary=f"Teams whose work looks most like yours {phrase}.",
+                summary=summary,
                 drivers=(("peers.similar_teams", len(chosen)),),
             )
         out.append(
@@ -307,6 +317,72 @@ def peer_candidates(
                 item_id=item_id,
                 score=round(score, 4),
                 confidence=round(_wilson_lower(support[item_id], len(chosen)), 3),
+                source=SOURCE,
+                evidence=proof,
+            )
+        )
+    out.sort(key=lambda c: (-c.score, c.item_id))
+    return out[:limit]
+
+
+def cohort_candidates(
+    peers: Mapping[str, PeerTenant],
+    catalog: Mapping[str, CatalogItem],
+    *,
+    tenant_id: str,
+    cohort: Cohort,
+    adopted: Collection[str] = (),
+    dismissed: Collection[str] = (),
+    unavailable: Collection[str] = (),
+    role: str | None = None,
+    kinds: Collection[ItemKind] = ("integration", "template"),
+    min_tenants: int = MIN_TENANTS,
+    first_week_days: float = 7.0,
+    limit: int = 3,
+) -> list[Candidate]:
+    """For a team with no usage to compare yet: what most successful tenants of its cohort adopted.
+
+    The cohort is the industry and seat band, widened to the industry when the band has fewer than
+    `min_tenants` successful tenants; nothing is returned for a cohort smaller than that. The score
+    is the share of the cohort that adopted the item; the confidence its Wilson lower bound.
+    """
+    members: dict[Cohort, list[PeerTenant]] = {}
+    for peer in peers.values():
+        if peer.succeeded and peer.tenant_id != tenant_id:
+            members.setdefault(peer.cohort, []).append(peer)
+    current: Cohort | None = cohort
+    group: list[PeerTenant] = []
+    while current is not None:
+        group = members.get(current, [])
+        if current.seats is None:
+            group = [p for c, ps in members.items() if c.industry == current.industry for p in ps]
+        if len({p.tenant_id for p in group}) >= min_tenants:
+            break
+        current = current.coarser()
+    if current is None or not group:
+        return []
+    excluded = set(adopted) | set(dismissed) | set(unavailable)
+    counts: Counter[str] = Counter(item for p in group for item in p.adopted)
+    out: list[Candidate] = []
+    for item_id, count in counts.items():
+        item = catalog.get(item_id)
+        if (
+            item is None
+            or item_id in excluded
+            or item.kind not in kinds
+            or not item.for_role(role)
+            or not item.for_industry(cohort.industry)
+        ):
+            continue
+        proof = _cohort_proof(item, current, members, min_tenants, first_week_days)
+        if proof is None:
+            continue  # fewer than one in ten: not worth recommending on cohort evidence alone
+        out.append(
+            Candidate(
+                kind=item.kind,
+                item_id=item_id,
+                score=round(count / len(group), 4),
+                confidence=round(_wilson_lower(count, len(group)), 3),
                 source=SOURCE,
                 evidence=proof,
             )

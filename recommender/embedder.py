@@ -58,6 +58,11 @@ class Embedder(Protocol):
         """An (n, dim) float32 matrix, each row L2-normalized; (0, dim) for no texts."""
         ...
 
+    @property
+    def query_cache(self) -> QueryCache:
+        """Single texts (friction queries), embedded once and remembered."""
+        ...
+
 
 def normalize_rows(matrix: NDArray[Any]) -> Vectors:
     """`matrix` as float32 with every row scaled to unit length (zero rows stay zero)."""
@@ -86,6 +91,16 @@ class QueryCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def cached(self, text: str) -> Vector | None:
+        """The text's vector if it was embedded before, without embedding anything."""
+        key = _SPACE.sub(" ", text).strip()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            return found
 
     def embed_query(self, text: str) -> Vector:
         key = _SPACE.sub(" ", text).strip()

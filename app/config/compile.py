@@ -26,6 +26,7 @@ from app.engine.model import (
     Template,
 )
 from app.engine.paths import PLAIN_PATH, FastExpr, PathRef, build_trie
+from app.engine.recs import sample_feed
 from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
 from app.engine.templates import render
 from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
@@ -301,6 +302,36 @@ def _check_presets(presets: PresetsSpec, src: Source, problems: list[Problem]) -
                 )
 
 
+def sample_items(vocab: Vocabulary, source: str) -> list[dict[str, Any]]:
+    """Items like the recommender's for `source`, to check fed widgets with when layouts load."""
+    if source == "recs.integrations":
+        return [
+            {
+                "id": i,
+                "name": spec.name,
+                "connect_href": spec.connect_href or f"/settings/integrations/{i}/connect",
+                "peer_adoption": {"share": 0.7, "cohort": "healthcare, 10\u201350 seats"},
+            }
+            for i, spec in list(vocab.presets.integrations.items())[:3]
+        ]
+    if source == "recs.templates":
+        industries = [vocab.presets.default, *vocab.presets.industries.values()]
+        templates = [t for industry in industries for t in industry.templates][:3]
+        return [
+            {
+                "id": t.id,
+                "name": t.name,
+                "href": t.href or f"/templates/{t.id}",
+                "reason": "Teams like yours start here.",
+            }
+            for t in templates
+        ]
+    return [
+        {"id": a.id, "title": a.title, "href": a.href, "kind": a.kind, "summary": a.summary}
+        for a in vocab.help.articles[:1]
+    ]
+
+
 def _compile_screen(
     src: Source, spec: ScreenSpec, compiler: _Compiler, vocab: Vocabulary
 ) -> CompiledScreen | None:
@@ -333,6 +364,17 @@ def _compile_screen(
             for vi, v in enumerate(w.views):
                 if v not in view_ids:
                     compiler.problems.append(src.at((*base, "views", vi), f"unknown view '{v}'"))
+            schema = compiler.schema
+            if w.feed is not None:
+                if w.feed.min < 1 or w.feed.max < w.feed.min:
+                    compiler.problems.append(
+                        src.at((*base, "feed"), "feed needs 1 <= min <= max")
+                    )
+                name = w.feed.source.removeprefix("recs.")
+                compiler.schema = {
+                    **schema,
+                    "feed": sample_feed(name, sample_items(vocab, w.feed.source)),
+                }
             when = compiler.program(src, (*base, "when"), _expr(w.when))
             confidence: Any = w.confidence
             if isinstance(w.confidence, str):
@@ -357,6 +399,7 @@ def _compile_screen(
                         w.fallback.type,
                         compiler.props(src, (*base, "fallback", "props"), w.fallback.props),
                     )
+            compiler.schema = schema
             exprs = [
                 _expr(w.when),
                 *([w.confidence] if isinstance(w.confidence, str) else []),
@@ -373,7 +416,7 @@ def _compile_screen(
                 props=props,
                 summary=summary if isinstance(summary, Template) else Template((summary,)),
                 drivers=drivers,
-                behavioural=compiler.behavioural(exprs),
+                behavioural=w.feed is not None or compiler.behavioural(exprs),
                 fallback=fallback,
                 modal=kind.modal,
             )
@@ -381,9 +424,30 @@ def _compile_screen(
                 _check_props(src, base, compiled, compiler, vocab)
             widgets.append(compiled)
         slots.append(CompiledSlot(id=slot.id, max=slot.max, widgets=tuple(widgets)))
+    for si, slot in enumerate(spec.slots):
+        for wi, w in enumerate(slot.widgets):
+            for ri, replaced in enumerate(w.replaces):
+                if replaced not in seen or replaced == w.id:
+                    compiler.problems.append(
+                        src.at(
+                            ("slots", si, "widgets", wi, "replaces", ri),
+                            f"'{replaced}' is not another widget of this screen",
+                        )
+                    )
     if len(compiler.problems) > before:
         return None
-    return CompiledScreen(spec=spec, source=src.file, slots=tuple(slots))
+    families: dict[str, set[str]] = {}
+    for slot in spec.slots:
+        for w in slot.widgets:
+            for replaced in w.replaces:
+                families.setdefault(w.id, set()).add(replaced)
+                families.setdefault(replaced, set()).add(w.id)
+    return CompiledScreen(
+        spec=spec,
+        source=src.file,
+        slots=tuple(slots),
+        families={k: tuple(sorted(v)) for k, v in families.items()},
+    )
 
 
 def _check_props(
@@ -404,6 +468,9 @@ def _check_props(
     ctx = build_context(
         sample, vocab, now=__import__("datetime").datetime(2026, 1, 1), mode="full", screen="home"
     )
+    if widget.feed is not None:
+        name = widget.feed.source.removeprefix("recs.")
+        ctx["feed"] = sample_feed(name, sample_items(vocab, widget.feed.source))
     env = cel.Context(ctx)
     targets = [((*base, "props"), widget.type, widget.props)]
     if widget.fallback is not None:

@@ -138,6 +138,19 @@ class FallbackSpec(Spec, frozen=True, kw_only=True):
     props: dict[str, Any]
 
 
+class FeedSpec(Spec, frozen=True, kw_only=True):
+    """A widget fed by the recommender: its items come from `source`, best first.
+
+    The widget is shown only when the recommender answered with at least `min` candidates; it
+    shows at most `max`. Its props and "why" read them as `feed.items`, `feed.top`, `feed.reason`,
+    `feed.confidence` and `feed.count`, and its why.source is `recommender`.
+    """
+
+    source: Literal["recs.integrations", "recs.templates", "recs.help"]
+    min: int = 1
+    max: int = 3
+
+
 class WidgetSpec(Spec, frozen=True, kw_only=True):
     id: str
     type: str
@@ -150,6 +163,8 @@ class WidgetSpec(Spec, frozen=True, kw_only=True):
     props: dict[str, Any]
     suppress: SuppressSpec = SuppressSpec()
     fallback: Literal["drop"] | FallbackSpec = "drop"
+    feed: FeedSpec | None = None
+    replaces: list[str] = []  # widgets of this screen that this one stands in for when shown
 
 
 class SlotSpec(Spec, frozen=True, kw_only=True):

@@ -15,10 +15,11 @@ import msgspec
 from app.engine.model import CompiledScreen, CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
+from app.engine.recs import Recs, feed_of
 from app.engine.signals import Mode, build_context
 from app.engine.templates import render
 from widgets import SCHEMA_VERSION, WIDGET_KINDS
-from widgets.base import Driver, Why
+from widgets.base import Driver, Why, WhySource
 from widgets.descriptor import (
     LayoutDescriptor,
     PresetsDescriptor,
@@ -41,6 +42,7 @@ class DecisionInput:
     view: str | None = None
     peers: PeerStats | None = None
     degraded: bool = False
+    recs: Recs | None = None  # the recommender's candidates, when it was asked
 
 
 @dataclass(slots=True)
@@ -63,7 +65,13 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         raise UnknownScreenError(inp.screen)
     vocab = layouts.vocabulary
     ctx = build_context(
-        inp.profile, vocab, now=inp.now, mode=inp.mode, peers=inp.peers, screen=inp.screen
+        inp.profile,
+        vocab,
+        now=inp.now,
+        mode=inp.mode,
+        peers=inp.peers,
+        screen=inp.screen,
+        recs=inp.recs,
     )
     role = ctx["user"]["role"]
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
@@ -73,17 +81,35 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     floor = vocab.signals.confidence_floor
 
     chosen: list[tuple[CompiledWidget, Widget]] = []
+    recs_missing = False  # a widget fed by the recommender had to give way to rules
     for slot in screen.slots:
         for w in slot.widgets:
-            reason = _excluded(w, inp, view.id, env, ctx, floor)
+            w_env, w_ctx = env, ctx
+            reason = _static_exclusion(w, inp, view.id, screen.families.get(w.id, ()))
+            if not reason and w.feed is not None:
+                reason, answered = _feed_missing(w, inp)
+                recs_missing |= not answered
+                if not reason:
+                    name = w.feed.source.removeprefix("recs.")
+                    w_ctx = {**ctx, "feed": feed_of(inp.recs, name, w.feed.max)}
+                    w_env = LazyContext(w_ctx, layouts.context_trie)
+            if not reason:
+                reason = _rule_exclusion(w, w_env, w_ctx, floor)
             if reason:
                 trace.append((w.id, reason))
                 continue
-            widget = _build(w, env, ctx, inp.mode)
+            widget = _build(w, w_env, w_ctx, inp.mode)
             if isinstance(widget, str):
                 trace.append((w.id, widget))
                 continue
             chosen.append((w, widget))
+
+    # A widget that can be shown stands in for the widgets it replaces.
+    replaced_by = {r: w.id for w, _ in chosen for r in w.spec.replaces}
+    for w, _ in chosen:
+        if w.id in replaced_by:
+            trace.append((w.id, f"replaced by {replaced_by[w.id]}"))
+    chosen = [pair for pair in chosen if pair[0].id not in replaced_by]
 
     # Rank within slots, then keep one next step and at most one modal on the screen.
     chosen.sort(key=lambda pair: (-pair[0].spec.priority, pair[0].order))
@@ -117,7 +143,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         decision_id=decision_id(inp.seed),
         generated_at=inp.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         personalized=inp.mode != "default",
-        degraded=inp.degraded,
+        degraded=inp.degraded or recs_missing,
         view=ViewDescriptor(
             id=view.id,
             label=view.label,
@@ -143,26 +169,53 @@ def _presets(ctx: dict[str, Any], layouts: Layouts) -> PresetsDescriptor | None:
     )
 
 
-def _excluded(
-    w: CompiledWidget, inp: DecisionInput, view: str, env: Any, ctx: dict[str, Any], floor: float
+def _feed_missing(w: CompiledWidget, inp: DecisionInput) -> tuple[str, bool]:
+    """Why the recommender cannot feed this widget ('' if it can), and whether it answered."""
+    assert w.feed is not None
+    recs = inp.recs
+    if recs is None or not recs.available:
+        status = recs.status if recs is not None else "off"
+        detail = f": {recs.detail}" if recs is not None and recs.detail else ""
+        reason = f"the recommender did not answer ({status}{detail}); rules-only widgets stand in"
+        return reason, status == "off"
+    count = len(recs.feed(w.feed.source.removeprefix("recs.")))
+    if count < w.feed.min:
+        return f"{w.feed.source} has {count} candidates; this widget needs {w.feed.min}", True
+    return "", True
+
+
+def _static_exclusion(
+    w: CompiledWidget, inp: DecisionInput, view: str, family: tuple[str, ...] = ()
 ) -> str:
-    """Why a widget is left out, or '' when it is a candidate."""
+    """Why a widget is left out whatever its rule says, or ''. Dismissing a widget also rests
+    the widgets of its family (those it replaces or that replace it): the user said no to that
+    offer, whoever fills it."""
     if w.spec.views and view not in w.spec.views:
         return f"only for views {', '.join(w.spec.views)}"
     if inp.mode == "default" and not w.spec.in_default:
         return "not part of the default layout"
     if inp.mode == "basic" and w.behavioural:
         return "reads behavioural signals; personalization is basic"
+    if inp.mode == "default":
+        return ""
+    rest = timedelta(days=w.suppress.cooldown_days)
+    for other in family:
+        kin = inp.profile.widgets.get(other)
+        if kin is not None and kin.dismissed_at and inp.now - kin.dismissed_at < rest:
+            return f"{other} was dismissed; resting for its cool-down"
     state = inp.profile.widgets.get(w.id)
-    if state is not None and inp.mode != "default":  # a dismissal is the user's own choice
-        if state.dismissed_at and inp.now - state.dismissed_at < timedelta(
-            days=w.suppress.cooldown_days
-        ):
+    if state is not None:  # a dismissal is the user's own choice
+        if state.dismissed_at and inp.now - state.dismissed_at < rest:
             return "dismissed; resting for its cool-down"
         if w.suppress.hide_when_completed and state.completed_at:
             return "completed"
         if w.suppress.max_views is not None and state.views >= w.suppress.max_views:
             return "shown often enough"
+    return ""
+
+
+def _rule_exclusion(w: CompiledWidget, env: Any, ctx: dict[str, Any], floor: float) -> str:
+    """Why a widget's rule or confidence leaves it out, or ''."""
     try:
         if evaluate(w.when, env, ctx) is not True:
             return "rule does not hold"
@@ -202,9 +255,18 @@ def _build(w: CompiledWidget, env: Any, ctx: dict[str, Any], mode: Mode) -> Widg
             )
     except (*_EVAL_ERRORS, msgspec.ValidationError) as exc:
         return f"props could not be built: {exc}"
+    source: WhySource = "rule" if mode != "default" else "default"
+    if w.feed is not None:
+        source = "recommender"
+        named = {d.signal for d in drivers}
+        drivers += [
+            Driver(signal=d["signal"], value=d["value"])
+            for d in ctx["feed"]["drivers"]
+            if d["signal"] not in named
+        ]
     why = Why(
         summary=summary,
-        source="rule" if mode != "default" else "default",
+        source=source,
         confidence=round(min(max(confidence, 0.0), 1.0), 2),
         drivers=drivers,
     )

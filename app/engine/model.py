@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config.specs import ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
+from app.config.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
 from app.engine.vocabulary import Vocabulary
 
 
@@ -53,6 +53,10 @@ class CompiledWidget:
     def suppress(self) -> SuppressSpec:
         return self.spec.suppress
 
+    @property
+    def feed(self) -> FeedSpec | None:
+        return self.spec.feed
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledSlot:
@@ -66,6 +70,8 @@ class CompiledScreen:
     spec: ScreenSpec
     source: str  # the file it came from
     slots: tuple[CompiledSlot, ...]
+    # widget → the widgets it replaces or is replaced by: dismissing one rests them all
+    families: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from app.config.specs import PlanSpec
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
+from app.engine.recs import Recs, recs_context
 from app.engine.vocabulary import Vocabulary
 
 Mode = Literal["full", "basic", "default"]
@@ -30,6 +31,8 @@ BEHAVIOURAL = (
     "upgrade",
     "user.stage",
     "user.days_since_signup",
+    "recs",
+    "feed",
 )
 
 ROLES = ("admin", "maker", "end_user")
@@ -65,6 +68,7 @@ def build_context(
     mode: Mode,
     peers: PeerStats | None = None,
     screen: str = "",
+    recs: Recs | None = None,
 ) -> dict[str, Any]:
     """The variables of one decision. `now` is the decision time (UTC)."""
     behaviour = mode == "full"
@@ -319,6 +323,7 @@ def build_context(
             else {"id": "", "title": "", "href": "", "kind": "article", "summary": ""},
         },
         "upgrade": upgrade,
+        "recs": recs_context(recs if behaviour else None),
         "presets": {
             "industry": industry_id,
             "label": industry.label,

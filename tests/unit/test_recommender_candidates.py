@@ -20,6 +20,7 @@ from recommender.candidates import (
     FrictionEvent,
     PeerTenant,
     Usage,
+    cohort_candidates,
     friction_candidates,
     friction_query,
     help_candidates,
@@ -202,11 +203,53 @@ def test_peer_proof_widens_the_cohort_or_quotes_no_numbers() -> None:
     # No tenant of the user's seat band: the industry as a whole is quoted.
     slack = next(c for c in _recommend(cohort=Cohort("fintech", "200+")) if c.item_id == "slack")
     assert slack.evidence.summary.startswith("Teams like yours (fintech): 7 in 10 connected Slack")
-    # An industry nobody else is in: no numbers, no cohort, still no other tenant named.
+    # An industry nobody else is in: no cohort; a count of the most similar teams only when it
+    # rests on at least five of them, and never another tenant's name.
     slack = next(c for c in _recommend(cohort=Cohort("legal", "10–50")) if c.item_id == "slack")
     assert slack.evidence.cohort is None
     assert slack.evidence.share is None
-    assert slack.evidence.summary == "Teams whose work looks most like yours use Slack."
+    assert slack.evidence.summary == "8 of the 10 teams whose work looks most like yours use Slack."
+    stripe = next(c for c in _recommend(cohort=Cohort(None, "1–10")) if c.item_id == "stripe")
+    assert stripe.evidence.summary == "Teams whose work looks most like yours use Stripe."
+
+
+def test_peer_proof_does_not_quote_fewer_than_two_in_ten() -> None:
+    _, peers = _fintech_world()
+    rare = {
+        **{k: p for k, p in peers.items() if k != "fin0"},
+        "fin0": PeerTenant("fin0", FINTECH_MID, {"plaid": 1.0, "salesforce": 3.0}),
+    }
+    found = cohort_candidates(
+        rare, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", limit=10
+    )
+    assert "salesforce" not in [c.item_id for c in found]  # 1 in 10: not worth quoting
+
+
+def test_peers_respect_the_industries_an_item_is_for() -> None:
+    # Stripe is for fintech and ecommerce teams; a similar healthcare team is not offered it.
+    ids = [c.item_id for c in _recommend(cohort=Cohort("healthcare", "10–50"))]
+    assert "stripe" not in ids
+    assert "slack" in ids  # for every industry
+
+
+def test_a_team_with_nothing_used_gets_its_cohorts_adoptions() -> None:
+    _, peers = _fintech_world()
+    found = cohort_candidates(peers, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin")
+    assert [c.item_id for c in found] == ["plaid", "slack", "stripe"]
+    slack = found[1]
+    assert slack.evidence.summary == (
+        "Teams like yours (fintech, 10–50 seats): 7 in 10 connected Slack in their first week."
+    )
+    assert slack.score == pytest.approx(0.8)  # 8 of the 10 successful fintech tenants
+    assert 0.0 < slack.confidence < slack.score
+    # Never what the team has, never from a cohort of fewer than five tenants.
+    assert "plaid" not in [
+        c.item_id
+        for c in cohort_candidates(
+            peers, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", adopted={"plaid"}
+        )
+    ]
+    assert cohort_candidates(peers, CATALOG, tenant_id="me", cohort=Cohort("legal", None)) == []
 
 
 def test_peer_evidence_never_names_another_tenant() -> None:

@@ -1,0 +1,82 @@
+"""What every tenant adopted, and whether it succeeded: the recommender's view of peers.
+
+Read in one query for all tenants, in the background (never on the request path). Adoption is a
+catalog item's first use anywhere in the tenant: templates, features and help from user facets,
+integrations that are connected now (from the time they were connected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.storage.db import Pool
+
+_PEERS_SQL = """
+WITH starts AS (
+  SELECT tenant_id, min(first_seen) AS started FROM users GROUP BY tenant_id
+), adoption AS (
+  SELECT tenant_id, value AS item, min(first_at) AS first_at, max(last_at) AS last_at,
+         sum(n)::bigint AS n
+    FROM user_facets GROUP BY tenant_id, value
+  UNION ALL
+  SELECT tenant_id, integration, changed_at, changed_at, 1
+    FROM tenant_integrations WHERE connected
+), steps AS (
+  SELECT tenant_id, count(DISTINCT event) AS steps FROM user_event_days
+   WHERE event = ANY($1::text[]) GROUP BY tenant_id
+), recent AS (
+  SELECT tenant_id, max(day) AS last_value_day FROM user_event_days
+   WHERE event = ANY($2::text[]) GROUP BY tenant_id
+)
+SELECT t.tenant_id, t.traits, s.started, coalesce(st.steps, 0) AS steps, r.last_value_day,
+       coalesce(json_agg(json_build_array(a.item, a.first_at, a.last_at, a.n))
+                FILTER (WHERE a.item IS NOT NULL), '[]') AS adopted
+  FROM tenants t
+  JOIN starts s USING (tenant_id)
+  LEFT JOIN steps st USING (tenant_id)
+  LEFT JOIN recent r USING (tenant_id)
+  LEFT JOIN adoption a USING (tenant_id)
+ GROUP BY t.tenant_id, t.traits, s.started, st.steps, r.last_value_day
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantAdoption:
+    tenant_id: str
+    traits: dict[str, Any]
+    started: datetime
+    activation_steps: int  # distinct activation events anyone in the tenant has sent
+    last_value_day: Any  # date of the latest value event, or None
+    # item id → (first use, last use, uses)
+    adopted: dict[str, tuple[datetime, datetime, int]] = field(default_factory=dict)
+
+
+async def load_adoption(
+    pool: Pool, activation_events: list[str], value_events: list[str]
+) -> list[TenantAdoption]:
+    """Every tenant with at least one user: its traits, progress and what it adopted, when."""
+    rows = await pool.fetch(_PEERS_SQL, activation_events, value_events)
+    out = []
+    for r in rows:
+        adopted: dict[str, tuple[datetime, datetime, int]] = {}
+        for item, first_at, last_at, uses in r["adopted"]:  # json columns arrive decoded
+            first = datetime.fromisoformat(first_at)
+            last = datetime.fromisoformat(last_at)
+            n = int(uses)
+            if item in adopted:  # the same id as a facet and an integration: keep the earliest
+                prev = adopted[item]
+                first, last, n = min(first, prev[0]), max(last, prev[1]), n + prev[2]
+            adopted[item] = (first, last, n)
+        out.append(
+            TenantAdoption(
+                tenant_id=r["tenant_id"],
+                traits=r["traits"],
+                started=r["started"],
+                activation_steps=r["steps"],
+                last_value_day=r["last_value_day"],
+                adopted=adopted,
+            )
+        )
+    return out
