@@ -256,21 +256,21 @@ def test_a_hidden_page_sends_at_once_and_a_closing_page_still_delivers(
     posted = page.evaluate(
         """() => {
             const posted = [];
-            const real = window.fetch;
-            window.fetch = (url, init) => {
-                if (String(url).includes('/v1/events')) posted.push(init.keepalive);
-                return real(url, init);
+            const real = navigator.sendBeacon;
+            navigator.sendBeacon = function (url, data) {
+                if (String(url).includes('/v1/events')) posted.push(data.type);
+                return real.apply(navigator, arguments);
             };
             Cairn.track('report_created', {source: 'hidden tab'});
             Object.defineProperty(document, 'visibilityState', {value: 'hidden'});
             document.dispatchEvent(new Event('visibilitychange'));
-            window.fetch = real;
-            return posted;  // requests started by the event itself, before any timer ran
+            navigator.sendBeacon = real;
+            return posted;  // beacons sent by the event itself, before any timer ran
         }"""
     )
-    assert posted == [True], "nothing left at once, in a keepalive request, when hidden"
+    assert posted == ["text/plain;charset=utf-8"], "nothing left at once, in a beacon, when hidden"
     eventually(page, lambda: "report_created" in names(sent(batches)))
-    # The page goes away within the batching window: pagehide sends in a keepalive request.
+    # The page goes away within the batching window: pagehide sends in a beacon.
     page.evaluate("Cairn.track('feature_used', {source: 'last words'}); location.href = '/healthz'")
     page.wait_for_url("**/healthz")
     eventually(page, lambda: "feature_used" in dict(harness.stored_events(who)).values())

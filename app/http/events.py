@@ -1,5 +1,9 @@
 """Event ingestion: `POST /v1/events` and its Segment-compatible alias `POST /v1/batch`.
 
+The body is JSON whatever its Content-Type says: beacons (`navigator.sendBeacon`) send it as
+`text/plain`, a type that needs no CORS preflight, and carry their credentials in it (`writeKey`
+and `userHash`, see app.http.auth), as they cannot set headers.
+
 The answer `{"accepted": n, "duplicates": d}` is sent only once the batch is committed. Anything
 else is an error the sender can act on: 4xx for the batch as sent (nothing of it is stored), or
 503 `unavailable` when the database cannot take it now (the sender retries; messageIds make the
@@ -17,7 +21,7 @@ import msgspec
 from litestar import Request, post
 
 from app.engine.vocabulary import Vocabulary
-from app.http.auth import Caller, verify_user
+from app.http.auth import BODY_CREDENTIALS, Caller, verify_user
 from app.http.errors import ApiError
 from app.ingest import MAX_BATCH_BYTES, EventRow, ParsedBatch, parse_batch, pii_key
 from app.settings import Settings
@@ -35,7 +39,19 @@ class IngestAnswer(msgspec.Struct, frozen=True):
     duplicates: int
 
 
-@post(["/v1/events", "/v1/batch"], status_code=200)
+async def read_body(request: Request[Any, Any, Any]) -> bytes:
+    """The body, read once: authentication may need it first (credentials sent in the body)."""
+    body: bytes | None = request.state.get(_BODY)
+    if body is None:
+        body = await _read_body(request)
+        request.state[_BODY] = body
+    return body
+
+
+_BODY = "cairn_events_body"
+
+
+@post(["/v1/events", "/v1/batch"], status_code=200, opt={BODY_CREDENTIALS: read_body})
 async def post_events(request: Request[Any, Any, Any], principal: Caller) -> IngestAnswer:
     """Store a Segment-spec batch (or one event) atomically; retries are counted as duplicates."""
     body = await read_body(request)
@@ -133,7 +149,7 @@ def authorize(request: Request[Any, Any, Any], principal: Caller, batch: ParsedB
     verify_user(principal, request, first.tenant_id, first.user_id)
 
 
-async def read_body(request: Request[Any, Any, Any]) -> bytes:
+async def _read_body(request: Request[Any, Any, Any]) -> bytes:
     """The raw body, gunzipped for `Content-Encoding: gzip`; 500 KB at most, before and after."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BATCH_BYTES:

@@ -159,7 +159,9 @@
     }, fields);
   }
   function queueFor(c) {
-    var q = { c: c, k: key("q", c), items: [], level: LEVELS.test(c.personalization) ? c.personalization : null, delay: 0 };
+    // b: what this page sent on page hide (a beacon has no receipt): still queued, not sent again
+    // until the page is shown again; the next page sends everything queued
+    var q = { c: c, k: key("q", c), items: [], level: LEVELS.test(c.personalization) ? c.personalization : null, delay: 0, b: new Set() };
     q.items = list(load(q.k)).filter((x) => x && x.messageId);
     if (q.items.length) setTimeout(function () { flush(q); }, 0); // left by an earlier page
     return q;
@@ -200,7 +202,7 @@
       }
       q.items = q.items.filter((x) => allowed(q, x));
       save(q);
-      var batch = q.fly = q.items.slice(0, BATCH);
+      var batch = q.fly = q.items.filter((x) => !q.b.has(x)).slice(0, BATCH);
       if (!batch.length) return;
       await post(q, batch);
       q.fly = null;
@@ -223,11 +225,23 @@
     save(q);
   }
   // The page is being hidden or closed: send what is queued now, in a request that outlives it.
+  // A beacon first. It cannot carry headers, so the publishable key and the user hash go in its
+  // body, as text/plain (a type that needs no CORS preflight). It gives no receipt either: what it
+  // carried stays queued, and goes again from the next page, or from this one once it is shown
+  // again (messageId makes that safe). No beacon, or one refused (a browser takes at most 64 KB):
+  // the usual request, keepalive when it fits.
   function hide() {
     var q = Q;
     if (!q || !q.level) return;
-    var batch = q.items.filter((x) => allowed(q, x) && (!q.fly || q.fly.indexOf(x) < 0)).slice(0, BATCH);
-    if (batch.length) post(q, batch).catch(function () { /* still queued for the next page */ });
+    var c = q.c;
+    var batch = q.items.filter((x) => allowed(q, x) && !q.b.has(x) && (!q.fly || q.fly.indexOf(x) < 0)).slice(0, BATCH);
+    if (!batch.length) return;
+    batch.forEach((x) => q.b.add(x));
+    var body = JSON.stringify({ batch: batch, sentAt: iso(), writeKey: c.key, userHash: str(c.userHash) });
+    try {
+      if (navigator.sendBeacon(c.host + "/v1/events", new Blob([body], { type: "text/plain;charset=UTF-8" }))) return;
+    } catch (e) { /* no sendBeacon */ }
+    post(q, batch).catch(function () { /* still queued for the next page */ });
   }
 
   function find(root, id) {
@@ -804,8 +818,11 @@
     } catch (e) { fail(e); return resolved(); }
   };
 
-  w.addEventListener("pagehide", hide);
-  d.addEventListener("visibilitychange", function () { if (d.visibilityState === "hidden") hide(); });
+  w.addEventListener("pagehide", guard(hide));
+  d.addEventListener("visibilitychange", guard(function () {
+    if (d.visibilityState === "hidden") hide();
+    else if (Q && Q.b.size) { Q.b.clear(); flush(Q); } // shown again: what went by beacon, now with a receipt
+  }));
   w.addEventListener("online", function () { if (Q) { Q.delay = 0; flush(Q); } });
 
   w.Cairn = api;
