@@ -78,8 +78,8 @@ def _item(item: RecItem) -> dict[str, Any]:
 
 def feed_of(recs: Recs | None, name: str, limit: int) -> dict[str, Any]:
     """The `feed` variable of a fed widget: its items (best first, at most `limit`), the top one,
-    the reason of the item the recommender is surest of, and the confidence that the widget is worth showing: the chance
-    that at least one item is taken up, each item counting with its own confidence."""
+    the reason of the item the recommender is surest of, and the confidence that the widget is
+    worth showing: the chance that at least one item is taken up, each counting with its own."""
     items = list((recs or NO_RECS).feed(name)[:limit])
     top = items[0] if items else None
     # The reason quoted is the best-evidenced item's: the one the recommender is surest of.

@@ -15,6 +15,7 @@ import jinja2
 import msgspec
 from litestar import MediaType, Request, Response, get
 
+from app.engine.recs import FEEDS
 from app.http.auth import bearer_key
 from app.http.errors import ApiError
 from app.runtime import Runtime
@@ -79,6 +80,7 @@ async def admin_home(request: Req) -> Response[str]:
         counts=dict(counts or {}),
         profiles_cached=len(rt.profiles),
         catalog=_catalog_status(rt),
+        peers=_peer_model_status(rt),
     )
 
 
@@ -100,6 +102,24 @@ def _catalog_status(rt: Runtime) -> dict[str, object] | None:
         "last_sync_ms": round(status.wall_ms.get("last_sync", 0.0), 1),
         "building": status.building,
         "error": status.last_error,
+    }
+
+
+def _peer_model_status(rt: Runtime) -> dict[str, object] | None:
+    """The recommender's peer model: what it was built from, and when."""
+    rec = rt.recommender
+    if rec is None or not rec.enabled:
+        return None
+    model = rec.model
+    return {
+        "status": rec.status,
+        **(model.size if model is not None else {}),
+        "last_build": model.built_at.strftime("%Y-%m-%d %H:%M:%S UTC") if model else None,
+        "build_ms": round(model.build_ms, 1) if model else None,
+        "builds_since_start": rec.builds,
+        "budget_ms": round(rec.budget_s * 1000, 1),
+        "query_cache": len(rec.embedder.query_cache),
+        "error": rec.last_error,
     }
 
 
@@ -138,6 +158,9 @@ async def admin_why(
         error=error,
         result=result,
         shown=shown,
+        candidates=[(name, result.recs.feed(name)) for name in FEEDS]
+        if result is not None and result.recs is not None
+        else [],
         signals_json=json.dumps(result.signals, indent=2, default=str) if result else "",
         descriptor_json=msgspec.json.format(msgspec.json.encode(result.descriptor)).decode()
         if result

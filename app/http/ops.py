@@ -48,6 +48,16 @@ async def readyz(request: Req) -> Response[dict[str, object]]:
         }
         if rt.settings.recommender and not rt.catalog.ready:
             ok = False  # the catalog index is not built yet
+    if rt.recommender is not None and rt.recommender.enabled:
+        model = rt.recommender.model
+        checks["peers"] = {
+            "status": rt.recommender.status,
+            **(model.size if model is not None else {}),
+            "built_at": model.built_at.isoformat() if model is not None else None,
+            "error": rt.recommender.last_error,
+        }
+        if model is None:
+            ok = False
     if rt.layout_error:
         checks["layout_error"] = rt.layout_error
     return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)

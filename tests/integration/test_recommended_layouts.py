@@ -1,0 +1,346 @@
+"""Recommendations in layouts, end to end on PostgreSQL with the packaged MiniLM model.
+
+Peers that succeeded teach what a team like yours adopts next; friction finds help through the
+catalog; a recommender that is down or over its time budget leaves the rules-only layout in place,
+marked `degraded`, without making the layout wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.runtime import Runtime
+from recommender.demo_catalog import demo_items
+from recommender.embedder import Vectors
+from recommender.index import FaissIndex
+
+pytestmark = pytest.mark.integration
+
+_ids = itertools.count()
+T = TypeVar("T")
+
+CATALOG_IDS = (
+    "slack",
+    "stripe",
+    "plaid",
+    "salesforce",
+    "kyc_review",
+    "loan_pipeline",
+    "fraud_alerts",
+    "kb_automation_triggers",
+    "lesson_automations",
+    "fix-failing-automations",
+    "kb_reports_filters",
+    "kb_sso_setup",
+)
+COHORT = "fintech, 10\u201350 seats"  # \u2013: the en dash that cohort labels print
+SUCCESS = ("teammate_invited", "report_created", "template_used", "automation_created")
+
+
+def _event(tenant: str, user: str, kind: str, **body: Any) -> dict[str, Any]:
+    return {
+        "messageId": f"rl{next(_ids)}",
+        "tenantId": tenant,
+        "userId": user,
+        "type": kind,
+        **body,
+    }
+
+
+async def on_app(client: AsyncTestClient[Any], fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run a coroutine function on the app's own event loop (the runtime's pool lives there)."""
+    return await asyncio.to_thread(client.blocking_portal.call, fn, *args)
+
+
+async def _send(
+    client: AsyncTestClient[Any], headers: dict[str, str], events: Sequence[dict[str, Any]]
+) -> None:
+    r = await client.post("/v1/events", json={"batch": list(events)}, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+def _team(
+    tenant: str, integrations: Sequence[str], templates: Sequence[str]
+) -> list[dict[str, Any]]:
+    """A fintech team of 20 seats on Pro whose admin walked the activation steps this week."""
+    admin = f"{tenant}-admin"
+    out = [
+        _event(tenant, admin, "identify", traits={"role": "admin"}),
+        _event(
+            tenant,
+            admin,
+            "group",
+            groupId=tenant,
+            traits={"industry": "fintech", "seats": 20, "plan": "pro"},
+        ),
+    ]
+    out += [_event(tenant, admin, "track", event=e) for e in SUCCESS]
+    out += [
+        _event(tenant, admin, "track", event="integration_connected", properties={"integration": i})
+        for i in integrations
+    ]
+    out += [
+        _event(tenant, admin, "track", event="template_used", properties={"template": t})
+        for t in templates
+    ]
+    return out
+
+
+async def _world(client: AsyncTestClient[Any], headers: dict[str, str], rt: Runtime) -> None:
+    """Eight successful fintech peers and the catalog, embedded; then the peer model."""
+    for item in demo_items():
+        if item.id in CATALOG_IDS:
+            body = {k: v for k, v in msgspec.to_builtins(item).items() if k != "id"}
+            r = await client.put(f"/v1/catalog/items/{item.id}", json=body, headers=headers)
+            assert r.status_code in (200, 201), r.text
+    events: list[dict[str, Any]] = []
+    for n in range(8):
+        integrations = ["plaid", *(["slack"] if n < 6 else []), *(["stripe"] if n < 5 else [])]
+        templates = ["kyc_review", *(["loan_pipeline"] if n < 6 else []), "fraud_alerts"][
+            : 2 + n % 2
+        ]
+        events += _team(f"peer{n}", integrations, templates)
+    # The team the tests look at: fintech, 20 seats, Plaid connected, nothing else yet.
+    events += [
+        _event("acme", "ada", "identify", traits={"role": "admin"}),
+        _event(
+            "acme",
+            "ada",
+            "group",
+            groupId="acme",
+            traits={"industry": "fintech", "seats": 20, "plan": "pro"},
+        ),
+        _event(
+            "acme",
+            "ada",
+            "track",
+            event="integration_connected",
+            properties={"integration": "plaid"},
+        ),
+        _event("acme", "max", "identify", traits={"role": "maker"}),
+    ]
+    await _send(client, headers, events)
+    assert rt.catalog is not None
+    await on_app(client, rt.catalog.sync)
+    await on_app(client, rt.refresh_recommender)
+    assert rt.recommender is not None and rt.recommender.model is not None
+    assert rt.recommender.model.size["successful_peers"] == 8
+
+
+async def _layout(
+    client: AsyncTestClient[Any], headers: dict[str, str], screen: str, user: str
+) -> dict[str, Any]:
+    r = await client.get(
+        f"/v1/layouts/{screen}", params={"tenant_id": "acme", "user_id": user}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _widgets(layout: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {w["id"]: w for slot in layout["slots"] for w in slot["widgets"]}
+
+
+async def test_peers_recommend_integrations_with_k_anonymous_proof(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    await _world(client, secret_headers, runtime)
+    layout = await _layout(client, secret_headers, "home", "ada")
+    widgets = _widgets(layout)
+    assert layout["degraded"] is False
+    prompt = widgets["peer_integrations"]
+    assert "connect_integrations" not in widgets  # the rules' prompt gives way to the peers'
+    assert prompt["why"]["source"] == "recommender"
+    offered = [i["id"] for i in prompt["props"]["integrations"]]
+    assert offered[:2] == ["slack", "stripe"]
+    assert "plaid" not in offered  # already connected
+    assert "salesforce" not in offered  # no peer uses it
+    slack = prompt["props"]["integrations"][0]
+    assert slack["peer_adoption"] == {"share": 0.75, "cohort": COHORT}
+    assert prompt["why"]["summary"] == (
+        f"Teams like yours ({COHORT}): 8 in 10 connected Slack in their first week."
+    )
+    drivers = {d["signal"]: d["value"] for d in prompt["why"]["drivers"]}
+    assert drivers["peers.cohort"] == COHORT
+    assert 0.5 <= prompt["why"]["confidence"] <= 1.0
+    text = str(prompt)
+    assert not any(f"peer{n}" in text for n in range(8))  # no other tenant is ever named
+
+
+async def test_templates_come_from_peers_and_skip_what_the_team_used(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    await _world(client, secret_headers, runtime)
+    await _send(
+        client,
+        secret_headers,
+        [
+            _event(
+                "acme", "max", "track", event="template_used", properties={"template": "kyc_review"}
+            )
+        ],
+    )
+    await on_app(client, runtime.refresh_recommender)
+    layout = await _layout(client, secret_headers, "editor", "max")
+    gallery = _widgets(layout)["editor_peer_templates"]
+    assert gallery["why"]["source"] == "recommender"
+    ids = [t["id"] for t in gallery["props"]["templates"]]
+    assert "kyc_review" not in ids
+    assert set(ids) == {"loan_pipeline", "fraud_alerts"}
+    assert all(t["reason"] for t in gallery["props"]["templates"])
+
+
+async def test_basic_personalization_never_uses_other_tenants(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    await _world(client, secret_headers, runtime)
+    r = await client.put(
+        "/v1/preferences",
+        params={"tenant_id": "acme", "user_id": "ada"},
+        json={"personalization": "basic"},
+        headers=secret_headers,
+    )
+    assert r.status_code == 200, r.text
+    layout = await _layout(client, secret_headers, "home", "ada")
+    assert layout["degraded"] is False
+    assert all(w["why"]["source"] != "recommender" for w in _widgets(layout).values())
+    assert "peer_integrations" not in _widgets(layout)
+
+
+async def _friction(client: AsyncTestClient[Any], headers: dict[str, str], user: str) -> None:
+    await _send(
+        client,
+        headers,
+        [
+            _event(
+                "acme",
+                user,
+                "track",
+                event="error_shown",
+                properties={"feature": "automations", "message": "Trigger did not fire"},
+            )
+            for _ in range(3)
+        ],
+    )
+
+
+async def test_friction_finds_help_in_the_catalog(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    await _world(client, secret_headers, runtime)
+    assert runtime.recommender is not None
+    runtime.recommender.budget_s = 30.0  # this test is about the match, not the budget
+    await _friction(client, secret_headers, "max")
+    layout = await _layout(client, secret_headers, "editor", "max")
+    widgets = _widgets(layout)
+    tip = widgets["editor_help_match"]
+    assert "editor_help_tip" not in widgets
+    assert tip["why"]["source"] == "recommender"
+    assert tip["props"]["article"]["id"] in {
+        "kb_automation_triggers",
+        "lesson_automations",
+        "fix-failing-automations",
+    }
+    assert "Trigger did not fire" in tip["why"]["summary"]
+    drivers = {d["signal"]: d["value"] for d in tip["why"]["drivers"]}
+    assert drivers["friction.feature"] == "automations"
+    assert drivers["help.match"] > 0.3
+
+
+class _Gate:
+    """An embedder that waits for the test to let it finish: a slow model, made deterministic."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.release = threading.Event()
+        self.calls = 0
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls += 1
+        self.release.wait(30)
+        result: Vectors = self.inner.embed(texts)
+        return result
+
+
+async def test_over_budget_serves_the_rules_layout_at_once_then_updates_the_stream(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    await _world(client, secret_headers, runtime)
+    rec = runtime.recommender
+    assert rec is not None
+    gate = _Gate(runtime.embedder)
+    rec.embedder.query_cache._embedder = gate  # type: ignore[assignment]
+    streams: list[asyncio.Queue[str]] = []
+
+    async def subscribe() -> None:
+        streams.append(runtime.hub.subscribe("acme", "max"))
+
+    async def finish_embedding() -> list[str]:
+        """Let the embedding finish; what the user's live stream heard meanwhile."""
+        pending = list(rec._inflight.values())
+        assert len(pending) == 1
+        gate.release.set()
+        await asyncio.gather(*pending)
+        heard: list[str] = []
+        for _ in range(100):  # let the completion callbacks run
+            while not streams[0].empty():
+                heard.append(streams[0].get_nowait())
+            if "recs" in heard:
+                break
+            await asyncio.sleep(0)
+        return heard
+
+    await on_app(client, subscribe)
+    try:
+        await _friction(client, secret_headers, "max")
+        layout = await _layout(client, secret_headers, "editor", "max")
+        # Answered while the embedding is still running: the layout did not wait for it.
+        assert gate.calls == 1 and not gate.release.is_set()
+        assert layout["degraded"] is True
+        widgets = _widgets(layout)
+        assert "editor_help_match" not in widgets
+        assert widgets["editor_help_tip"]["why"]["source"] == "rule"  # help.yaml's article
+        heard = await on_app(client, finish_embedding)
+        assert "recs" in heard, "the user's live stream was not told that help is ready"
+        layout = await _layout(client, secret_headers, "editor", "max")
+        assert layout["degraded"] is False
+        assert "editor_help_match" in _widgets(layout)
+    finally:
+        gate.release.set()
+        rec.embedder.query_cache._embedder = gate.inner
+
+
+async def test_a_failing_recommender_leaves_the_rules_layout(
+    client: AsyncTestClient[Any],
+    secret_headers: dict[str, str],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _world(client, secret_headers, runtime)
+
+    def corrupt(*_: Any) -> Any:
+        raise RuntimeError("index file is corrupt")
+
+    monkeypatch.setattr(FaissIndex, "search", corrupt)
+    layout = await _layout(client, secret_headers, "home", "ada")
+    assert layout["degraded"] is True
+    widgets = _widgets(layout)
+    assert "peer_integrations" not in widgets
+    assert widgets["connect_integrations"]["why"]["source"] == "rule"
+    assert "next_activation_step" in widgets  # the rest of the layout is untouched
+    inspected = await client.get(
+        "/admin/why",
+        params={"tenant_id": "acme", "user_id": "ada", "screen": "home"},
+        headers=secret_headers,
+    )
+    assert inspected.status_code == 200
+    assert "index file is corrupt" in inspected.text
