@@ -21,12 +21,14 @@ import msgspec
 from app.config.compile import LayoutConfigError, load_layouts
 from app.engine.model import Layouts
 from app.engine.profile import PeerStats
+from app.engine.propensity import PropensityModels
 from app.engine.vocabulary import Vocabulary
 from app.http.auth import KEYS_CHANNEL, KeyRing
 from app.recommendations import CatalogIndex, Recommender
 from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
+from app.storage.models import MODELS_CHANNEL, load_models
 from app.storage.profiles import ProfileStore, load_peer_stats
 from recommender.embedder import SentenceTransformerEmbedder
 
@@ -96,6 +98,7 @@ class Runtime:
         self.embedder = SentenceTransformerEmbedder(settings.embedding_model or None)
         self.catalog: CatalogIndex | None = None
         self.recommender: Recommender | None = None
+        self.propensity: PropensityModels | None = None  # trained by `cairn recs train`
         self._recs_stale = asyncio.Event()
         self.ready = False
 
@@ -145,6 +148,7 @@ class Runtime:
             await self.refresh_recommender()
             self._tasks.append(asyncio.create_task(self._refresh_recommender_forever()))
         self._dsn = dsn
+        await self.reload_models()
         await self._listen()
         self._tasks.append(asyncio.create_task(self._keep_listening()))
         await self.refresh_peers()
@@ -186,6 +190,7 @@ class Runtime:
         await conn.add_listener("cairn_profile", self._on_profile)
         await conn.add_listener(KEYS_CHANNEL, self._on_keys)
         await conn.add_listener(CATALOG_CHANNEL, self._on_catalog)
+        await conn.add_listener(MODELS_CHANNEL, self._on_models)
         self._listener = conn
 
     @property
@@ -216,6 +221,16 @@ class Runtime:
     def _on_catalog(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         if self.catalog is not None:
             self.catalog.changed()
+
+    def _on_models(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
+        self._tasks.append(asyncio.create_task(self.reload_models()))
+
+    async def reload_models(self) -> None:
+        """Load the propensity models that `cairn recs train` saved (none is fine)."""
+        try:
+            self.propensity = await load_models(self.pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("propensity models not loaded: %r", exc)
 
     def _on_keys(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         self.keyring.forget()

@@ -82,6 +82,7 @@ class _Memo(msgspec.Struct):
     peers: object
     layouts: object
     recs_model: object
+    propensity: object
     at: datetime
     descriptor: LayoutDescriptor
     etag: str
@@ -103,6 +104,7 @@ def _reuse(
         or memo.peers is not rt.peers
         or memo.layouts is not rt.layouts
         or memo.recs_model is not _recs_model(rt)
+        or memo.propensity is not rt.propensity
         or now - memo.at >= MEMO_TTL
     ):
         return None
@@ -172,6 +174,7 @@ def _decide(
             peers=rt.peers,
             degraded=degraded,
             recs=recs,
+            propensity=rt.propensity,
         ),
     )
 
@@ -235,7 +238,15 @@ async def decide_layout(
     etag = etag_of(descriptor)
     if not descriptor.degraded:
         rt.decisions[key] = _Memo(
-            profile, rt.peers, layouts, recs_model, now, descriptor, etag, decision.trace
+            profile,
+            rt.peers,
+            layouts,
+            recs_model,
+            rt.propensity,
+            now,
+            descriptor,
+            etag,
+            decision.trace,
         )
         if len(rt.decisions) > MEMO_SIZE:
             rt.decisions.popitem(last=False)
@@ -270,7 +281,14 @@ async def inspect_decision(
     mode = mode_for(profile, degraded=False)
     recs = await _recs(rt, profile, mode, now)
     signals = build_context(
-        profile, layouts.vocabulary, now=now, mode=mode, peers=rt.peers, screen=screen, recs=recs
+        profile,
+        layouts.vocabulary,
+        now=now,
+        mode=mode,
+        peers=rt.peers,
+        screen=screen,
+        recs=recs,
+        propensity=rt.propensity,
     )
     decision = _decide(rt, layouts, screen, profile, mode, now, view, degraded=False, recs=recs)
     return Inspection(profile, mode, signals, decision.descriptor, decision.trace, recs)

@@ -15,6 +15,7 @@ import msgspec
 from app.engine.model import CompiledScreen, CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
+from app.engine.propensity import TARGETS, PropensityModels
 from app.engine.recs import Recs, feed_of
 from app.engine.signals import Mode, build_context
 from app.engine.templates import render
@@ -43,6 +44,7 @@ class DecisionInput:
     peers: PeerStats | None = None
     degraded: bool = False
     recs: Recs | None = None  # the recommender's candidates, when it was asked
+    propensity: PropensityModels | None = None  # trained models, when there are any
 
 
 @dataclass(slots=True)
@@ -72,6 +74,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         peers=inp.peers,
         screen=inp.screen,
         recs=inp.recs,
+        propensity=inp.propensity,
     )
     role = ctx["user"]["role"]
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
@@ -237,10 +240,7 @@ def _build(w: CompiledWidget, env: Any, ctx: dict[str, Any], mode: Mode) -> Widg
     try:
         props: Any = msgspec.convert(render(w.props, env, ctx), kind.props)
         summary = render(w.summary, env, ctx)
-        drivers = [
-            Driver(signal=name, value=_driver_value(evaluate(prog, env, ctx)))
-            for name, prog in w.drivers
-        ]
+        drivers = _drivers(w, env, ctx)
         confidence = (
             w.confidence
             if isinstance(w.confidence, (int, float))
@@ -274,6 +274,28 @@ def _build(w: CompiledWidget, env: Any, ctx: dict[str, Any], mode: Mode) -> Widg
         fallback = msgspec.structs.replace(fallback, why=why)
     built: Widget = kind.widget(id=w.id, props=props, why=why, fallback=fallback)
     return built
+
+
+_PROPENSITY = {f"propensity.{t}": t for t in TARGETS}
+
+
+def _drivers(w: CompiledWidget, env: Any, ctx: dict[str, Any]) -> list[Driver]:
+    """The widget's drivers with their values; a propensity score brings the features that
+    raise it most, and is left out when no model scored the user."""
+    out: list[Driver] = []
+    for name, prog in w.drivers:
+        target = _PROPENSITY.get(name)
+        if target is not None:
+            if not ctx["propensity"]["scored"][target]:
+                continue
+            out.append(Driver(signal=name, value=ctx["propensity"][target]))
+            out += [
+                Driver(signal=d["signal"], value=d["value"])
+                for d in ctx["propensity"]["drivers"][target]
+            ]
+            continue
+        out.append(Driver(signal=name, value=_driver_value(evaluate(prog, env, ctx))))
+    return out
 
 
 def _driver_value(value: Any) -> str | int | float | bool | list[str] | None:

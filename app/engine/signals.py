@@ -14,6 +14,7 @@ from typing import Any, Literal
 from app.config.specs import PlanSpec
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
+from app.engine.propensity import TARGETS, PropensityModels
 from app.engine.recs import Recs, recs_context
 from app.engine.vocabulary import Vocabulary
 
@@ -33,6 +34,7 @@ BEHAVIOURAL = (
     "user.days_since_signup",
     "recs",
     "feed",
+    "propensity",
 )
 
 ROLES = ("admin", "maker", "end_user")
@@ -69,6 +71,7 @@ def build_context(
     peers: PeerStats | None = None,
     screen: str = "",
     recs: Recs | None = None,
+    propensity: PropensityModels | None = None,
 ) -> dict[str, Any]:
     """The variables of one decision. `now` is the decision time (UTC)."""
     behaviour = mode == "full"
@@ -332,7 +335,32 @@ def build_context(
     }
     if behaviour:
         context["user"]["stage"] = lifecycle_stage(context, vocab)
+    context["propensity"] = propensity_context(context, propensity if behaviour else None)
     return context
+
+
+def propensity_context(context: dict[str, Any], models: PropensityModels | None) -> dict[str, Any]:
+    """`propensity.<target>`: the trained models' probability for this user (0 when there is no
+    model or the target does not apply), `propensity.scored.<target>`, and the features that raise
+    each score most, as `propensity.drivers.<target>` ({signal, value} each)."""
+    out: dict[str, Any] = {"scored": {}, "drivers": {}}
+    for target in TARGETS:
+        score = models.score_context(target, context) if models is not None else None
+        out[target] = round(score.probability, 3) if score is not None else 0.0
+        out["scored"][target] = score is not None
+        out["drivers"][target] = (
+            [_driver(name, value) for name, value, _ in score.drivers] if score is not None else []
+        )
+    return out
+
+
+def _driver(name: str, value: float) -> dict[str, Any]:
+    """A model feature as a why driver: `tenant.plan=trial` reads as tenant.plan = trial (or
+    'not trial'); counts are whole numbers."""
+    path, equals, expected = name.partition("=")
+    if equals:
+        return {"signal": path, "value": expected if value else f"not {expected}"}
+    return {"signal": path, "value": int(value) if float(value).is_integer() else round(value, 3)}
 
 
 def _first_plan_with(plans: dict[str, PlanSpec], start: str | None, feature: str) -> str:

@@ -1,0 +1,615 @@
+"""Training the propensity models from the event history in PostgreSQL (`cairn recs train`).
+
+For every user and every snapshot time T (every 3 days back from the end of the history), the
+user's profile as of T is rebuilt from the events stored before T (`ProfileBuilder`, which mirrors
+what the event store aggregates and the profile store reads), turned into signals by the engine's
+own `build_context(profile, vocab, now=T, mode="full")`, and into features by `features_of`: the
+same code that serves the scores computes the features they are trained on. The labels:
+
+- activation: a user not activated at T (see `app.engine.propensity.activated`) is activated at
+  T + 14 days;
+- upgrade: the user's tenant, on a plan that has a next plan at T, sends `plan_upgraded` within
+  the 30 days after T.
+
+Users whose personalization preference is not `full` are left out: their behaviour is not used.
+Events stream from the database one tenant at a time, in time order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+
+from app.engine.profile import EventDay, Facet, Preferences, ProfileData, RecentEvent, WidgetState
+from app.engine.propensity import (
+    ACTIVATION,
+    ACTIVATION_STEPS,
+    FEATURES,
+    HORIZON_DAYS,
+    SEGMENT_FEATURE,
+    SEGMENT_LABELS,
+    SEGMENTS,
+    TARGETS,
+    UPGRADE,
+    Z_CLIP,
+    PropensityModel,
+    PropensityModels,
+    SegmentModel,
+    activated,
+    applies,
+    features_of,
+    segment_of_seats,
+)
+from app.engine.signals import build_context
+from app.engine.vocabulary import Vocabulary
+from app.ingest import EventRow
+from app.storage.db import Pool
+from app.storage.events import MAX_KEY_LENGTH
+from app.storage.profiles import TRIGGER_EVENTS
+from recommender.propensity import LogisticFit, NotEnoughDataError, train_target
+
+DEFINITIONS: Final[Mapping[str, str]] = {
+    ACTIVATION: (
+        f"a user not yet activated reaches {ACTIVATION_STEPS} activation steps (all of their "
+        f"role's, when it has fewer) within {HORIZON_DAYS[ACTIVATION]} days"
+    ),
+    UPGRADE: (
+        "the user's tenant, on a plan that has a next plan, sends plan_upgraded within "
+        f"{HORIZON_DAYS[UPGRADE]} days"
+    ),
+}
+# Snapshots every 3 days: windows of 14 and 30 days overlap a lot, but a 90-day history holds few
+# outcomes (upgrades especially), and more snapshot times let each segment have its own model.
+SNAPSHOT_EVERY: Final = timedelta(days=3)
+LOW_AUC: Final = 0.6
+TOP_FEATURES: Final = 4
+
+_INTEGRATION_EVENTS: Final = {"integration_connected": True, "integration_disconnected": False}
+_WIDGET_EVENTS: Final = frozenset({"widget_viewed", "widget_dismissed", "widget_completed"})
+_RECENT_LIMIT: Final = 200
+_EVENT_DAYS: Final = timedelta(days=90)
+
+
+# --------------------------------------------------------------------------------------------------
+# Profiles as of a time.
+
+
+@dataclass(slots=True)
+class _UserState:
+    first_seen: datetime
+    last_seen: datetime
+    traits: dict[str, Any] = field(default_factory=dict)
+    days: dict[tuple[date, str], int] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # track events ever sent
+    facets: dict[tuple[str, str], tuple[int, datetime, datetime]] = field(default_factory=dict)
+    widgets: dict[str, WidgetState] = field(default_factory=dict)
+    triggers: list[RecentEvent] = field(default_factory=list)  # in time order
+
+
+class ProfileBuilder:
+    """One tenant's profiles, built from its events added in time order. Pure.
+
+    Mirrors the event store's aggregates (app.storage.events) and the profile store's read
+    (app.storage.profiles): a profile here equals the stored one for the same events, read at
+    the same time; an integration test holds the two together.
+    """
+
+    def __init__(self, tenant_id: str, vocab: Vocabulary) -> None:
+        signals = vocab.signals
+        self.tenant_id = tenant_id
+        self._facet_of = vocab.facets
+        self._tenant_steps = [s.event for s in signals.activation if s.scope == "tenant"]
+        self._user_steps = sorted({s.event for s in signals.activation})
+        self._trigger_window = timedelta(hours=max(signals.friction.trigger_hours, 1))
+        self._tenant_traits: dict[str, Any] = {}
+        self._integrations: dict[str, tuple[bool, datetime]] = {}
+        self._tenant_seen: set[str] = set()
+        self._users: dict[str, _UserState] = {}
+        self._last: datetime | None = None
+        self.upgrades: list[datetime] = []  # when the tenant sent plan_upgraded
+
+    @property
+    def users(self) -> list[str]:
+        """Users with at least one event so far, in the order they first appeared."""
+        return list(self._users)
+
+    def add(self, row: EventRow) -> None:
+        if row.tenant_id != self.tenant_id:
+            raise ValueError(f"an event of tenant {row.tenant_id!r}, not {self.tenant_id!r}")
+        if self._last is not None and row.ts < self._last:
+            raise ValueError("events must be added in time order")
+        self._last = row.ts
+        user = self._users.get(row.user_id)
+        if user is None:
+            user = self._users[row.user_id] = _UserState(first_seen=row.ts, last_seen=row.ts)
+        user.last_seen = row.ts
+        if row.type == "identify" and row.traits:
+            user.traits = {**user.traits, **row.traits}
+        if row.type == "group" and row.traits:
+            self._tenant_traits = {**self._tenant_traits, **row.traits}
+        elif row.event == "plan_upgraded" and isinstance(row.properties.get("plan"), str):
+            self._tenant_traits = {**self._tenant_traits, "plan": row.properties["plan"]}
+        if row.type != "track" or not row.event:
+            return
+        event, props = row.event, row.properties
+        key = (row.ts.date(), event)
+        user.days[key] = user.days.get(key, 0) + 1
+        user.seen.add(event)
+        self._tenant_seen.add(event)
+        kind = self._facet_of.get(event)
+        value = _key_value(props.get(kind)) if kind is not None else None
+        if kind is not None and value is not None:
+            n, first, _ = user.facets.get((kind, value), (0, row.ts, row.ts))
+            user.facets[(kind, value)] = (n + 1, first, row.ts)
+        connected = _INTEGRATION_EVENTS.get(event)
+        integration = _key_value(props.get("integration")) if connected is not None else None
+        if connected is not None and integration is not None:
+            self._integrations[integration] = (connected, row.ts)
+        widget_id = _key_value(props.get("widget_id")) if event in _WIDGET_EVENTS else None
+        if widget_id is not None:
+            state = user.widgets.get(widget_id, WidgetState())
+            if event == "widget_viewed":
+                state = msgspec.structs.replace(state, views=state.views + 1, last_viewed=row.ts)
+            elif event == "widget_dismissed":
+                state = msgspec.structs.replace(state, dismissed_at=row.ts)
+            elif state.completed_at is None:
+                state = msgspec.structs.replace(state, completed_at=row.ts)
+            user.widgets[widget_id] = state
+        if event in TRIGGER_EVENTS:
+            screen = (
+                _json_text(props.get("screen"))
+                or _json_text(_member(row.context.get("screen"), "name"))
+                or _json_text(_member(row.context.get("page"), "name"))
+                or ""
+            )
+            user.triggers.append(
+                RecentEvent(event=event, ts=row.ts, properties={**props, "screen": screen})
+            )
+        if event == "plan_upgraded":
+            self.upgrades.append(row.ts)
+
+    def profile(
+        self, user_id: str, at: datetime, preferences: Preferences | None = None
+    ) -> ProfileData:
+        """The profile the profile store would read at `at`, given the events added so far."""
+        tenant_traits = dict(self._tenant_traits)
+        tenant_events = [s for s in self._tenant_steps if s in self._tenant_seen]
+        integrations = {name: state[0] for name, state in self._integrations.items()}
+        preferences = preferences or Preferences()
+        user = self._users.get(user_id)
+        if user is None:
+            return ProfileData(
+                tenant_id=self.tenant_id,
+                user_id=user_id,
+                tenant_traits=tenant_traits,
+                tenant_events=tenant_events,
+                integrations=integrations,
+                preferences=preferences,
+            )
+        first_day = (at - _EVENT_DAYS).date()
+        horizon = at - self._trigger_window
+        recent: list[RecentEvent] = []
+        for event in reversed(user.triggers):
+            if event.ts < horizon or len(recent) == _RECENT_LIMIT:
+                break
+            recent.append(event)
+        return ProfileData(
+            tenant_id=self.tenant_id,
+            user_id=user_id,
+            known=True,
+            user_traits=dict(user.traits),
+            first_seen=user.first_seen,
+            last_seen=user.last_seen,
+            event_days=[
+                EventDay(day=day, event=event, n=n)
+                for (day, event), n in user.days.items()
+                if day >= first_day
+            ],
+            milestones=[s for s in self._user_steps if s in user.seen],
+            facets=[
+                Facet(kind=kind, value=value, n=n, first_at=first, last_at=last)
+                for (kind, value), (n, first, last) in user.facets.items()
+            ],
+            widgets=dict(user.widgets),
+            recent=recent,
+            tenant_traits=tenant_traits,
+            tenant_events=tenant_events,
+            integrations=integrations,
+            preferences=preferences,
+        )
+
+
+def profile_at(
+    events: Iterable[EventRow],
+    tenant_id: str,
+    user_id: str,
+    at: datetime,
+    vocab: Vocabulary,
+    *,
+    preferences: Preferences | None = None,
+) -> ProfileData:
+    """A user's profile as of `at`, from raw events (any order, any tenant): what the profile
+    store would have read at `at` had only the events before `at` been stored."""
+    builder = ProfileBuilder(tenant_id, vocab)
+    for row in sorted((e for e in events if e.tenant_id == tenant_id and e.ts < at), key=_ts):
+        builder.add(row)
+    return builder.profile(user_id, at, preferences)
+
+
+def _ts(row: EventRow) -> datetime:
+    return row.ts
+
+
+def _key_value(value: object) -> str | None:
+    """A property usable as part of a key, as the event store takes it; anything else is None."""
+    if isinstance(value, str):
+        return value if 0 < len(value) <= MAX_KEY_LENGTH else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _member(value: object, name: str) -> object:
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _json_text(value: object) -> str | None:
+    """A JSON value as PostgreSQL's `->>` gives it: strings unquoted, null as None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+# --------------------------------------------------------------------------------------------------
+# Training rows.
+
+
+def snapshot_times(start: datetime, end: datetime, every: timedelta) -> list[datetime]:
+    """end - every, end - 2 * every, ... while after `start`, oldest first."""
+    times = []
+    t = end - every
+    while t > start:
+        times.append(t)
+        t -= every
+    return times[::-1]
+
+
+@dataclass
+class TargetRows:
+    features: list[str]
+    values: list[list[float]] = field(default_factory=list)
+    labels: list[bool] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # snapshot time, seconds since the epoch
+    segments: list[str] = field(default_factory=list)
+    users: set[tuple[str, str]] = field(default_factory=set)
+
+
+class RowCollector:
+    """Training rows of every target, from one tenant's history at a time. Pure."""
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        snapshots: Sequence[datetime],
+        end: datetime,
+        *,
+        excluded: Container[tuple[str, str]] = (),
+    ) -> None:
+        self.vocab = vocab
+        self.snapshots = list(snapshots)
+        self.end = end
+        self.excluded = excluded
+        self.horizons = {t: timedelta(days=HORIZON_DAYS[t]) for t in TARGETS}
+        label_times = {
+            s + self.horizons[ACTIVATION]
+            for s in self.snapshots
+            if s + self.horizons[ACTIVATION] <= end
+        }
+        self.times = sorted(set(self.snapshots) | label_times)
+        self.rows = {
+            target: TargetRows(features=list(dict.fromkeys([*FEATURES[target], SEGMENT_FEATURE])))
+            for target in TARGETS
+        }
+        self.tenants = 0
+        self.events = 0
+
+    def add_tenant(self, tenant_id: str, events: Sequence[EventRow]) -> None:
+        """Every snapshot of the tenant's users; `events` in time order."""
+        builder = ProfileBuilder(tenant_id, self.vocab)
+        snapshots = set(self.snapshots)
+        active: dict[tuple[str, datetime], bool] = {}
+        pending: dict[str, list[tuple[str, datetime, dict[str, float]]]] = {t: [] for t in TARGETS}
+        i = 0
+        for at in self.times:
+            while i < len(events) and events[i].ts < at:
+                builder.add(events[i])
+                i += 1
+            for user_id in builder.users:
+                if (tenant_id, user_id) in self.excluded:
+                    continue
+                context = build_context(
+                    builder.profile(user_id, at), self.vocab, now=at, mode="full"
+                )
+                active[(user_id, at)] = activated(context)
+                if at not in snapshots:
+                    continue
+                for target in TARGETS:
+                    if at + self.horizons[target] <= self.end and applies(target, context):
+                        values = features_of(context, self.rows[target].features)
+                        pending[target].append((user_id, at, values))
+        for row in events[i:]:
+            builder.add(row)
+        self.tenants += 1
+        self.events += len(events)
+        upgrades = builder.upgrades
+        for target, found in pending.items():
+            rows = self.rows[target]
+            horizon = self.horizons[target]
+            for user_id, at, values in found:
+                if target == ACTIVATION:
+                    label = active.get((user_id, at + horizon), False)
+                else:
+                    label = any(at < u <= at + horizon for u in upgrades)
+                rows.values.append([values[name] for name in rows.features])
+                rows.labels.append(label)
+                rows.times.append(at.timestamp())
+                rows.segments.append(segment_of_seats(values[SEGMENT_FEATURE]))
+                rows.users.add((tenant_id, user_id))
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the history.
+
+_BOUNDS_SQL = "SELECT min(ts) AS first, max(ts) AS last, count(*) AS n FROM events"
+_HISTORY_SQL = """
+SELECT tenant_id, message_id, user_id, type, event, properties, traits, context, ts
+  FROM events ORDER BY tenant_id, ts, received_at, message_id
+"""
+
+
+async def tenant_histories(pool: Pool) -> AsyncIterator[tuple[str, list[EventRow]]]:
+    """Every tenant's events in time order, one tenant at a time (streamed by a cursor)."""
+    async with pool.acquire() as conn, conn.transaction():
+        tenant: str | None = None
+        events: list[EventRow] = []
+        async for r in conn.cursor(_HISTORY_SQL, prefetch=5000):
+            if r["tenant_id"] != tenant:
+                if tenant is not None:
+                    yield tenant, events
+                tenant, events = r["tenant_id"], []
+            events.append(
+                EventRow(
+                    tenant_id=r["tenant_id"],
+                    message_id=r["message_id"],
+                    user_id=r["user_id"],
+                    type=r["type"],
+                    event=r["event"],
+                    properties=r["properties"],
+                    traits=r["traits"],
+                    context=r["context"],
+                    ts=r["ts"],
+                )
+            )
+        if tenant is not None:
+            yield tenant, events
+
+
+async def _held_back(pool: Pool) -> set[tuple[str, str]]:
+    """Users whose behaviour may not be used: personalization `basic` or `off`."""
+    rows = await pool.fetch(
+        "SELECT tenant_id, user_id FROM preferences"
+        " WHERE coalesce(body->>'personalization', 'full') <> 'full'"
+    )
+    return {(r["tenant_id"], r["user_id"]) for r in rows}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training, and what it reports.
+
+
+class SegmentReport(msgspec.Struct, frozen=True, kw_only=True):
+    segment: str  # "smb", "mid_market", or "all" (the pooled model)
+    label: str
+    rows_train: int  # snapshots before the cutoff (label window ended by then)
+    rows_test: int  # snapshots from the cutoff on
+    positives_train: int
+    positives_test: int
+    test_auc: float | None
+    own_model: bool  # False: scored by the pooled model
+    fallback: str = ""  # why it has no model of its own
+    # (feature, coefficient on the standardized feature) of the served model, largest |coef| first
+    top_features: list[tuple[str, float]] = []
+
+
+class TargetReport(msgspec.Struct, frozen=True, kw_only=True):
+    target: str
+    definition: str
+    horizon_days: int
+    features: list[str]
+    rows: int = 0
+    users: int = 0
+    positives: int = 0
+    cutoff: str = ""
+    test_auc: float | None = None
+    segments: list[SegmentReport] = []
+    notes: list[str] = []
+    error: str = ""  # set when no model could be trained
+
+
+class TrainingReport(msgspec.Struct, frozen=True, kw_only=True):
+    trained_at: str
+    history_from: str = ""
+    history_to: str = ""
+    events: int = 0
+    tenants: int = 0
+    snapshot_every_days: int = 3
+    snapshots: int = 0
+    users_held_back: int = 0  # personalization basic or off: not used
+    targets: list[TargetReport] = []
+    saved: bool = False
+
+
+async def train(
+    pool: Pool, vocab: Vocabulary, *, now: datetime, every: timedelta = SNAPSHOT_EVERY
+) -> tuple[PropensityModels | None, TrainingReport]:
+    """Train every target on the stored history; None when no target could be trained."""
+    trained_at = now.astimezone(UTC).isoformat()
+    bounds = await pool.fetchrow(_BOUNDS_SQL)
+    if bounds is None or not bounds["n"]:
+        return None, TrainingReport(
+            trained_at=trained_at,
+            targets=[
+                TargetReport(
+                    target=t,
+                    definition=DEFINITIONS[t],
+                    horizon_days=HORIZON_DAYS[t],
+                    features=list(FEATURES[t]),
+                    error="no events are stored",
+                )
+                for t in TARGETS
+            ],
+        )
+    first: datetime = bounds["first"]
+    end: datetime = bounds["last"] + timedelta(seconds=1)  # every event is before the end
+    held_back = await _held_back(pool)
+    collector = RowCollector(vocab, snapshot_times(first, end, every), end, excluded=held_back)
+    async for tenant_id, events in tenant_histories(pool):
+        collector.add_tenant(tenant_id, events)
+    models: dict[str, PropensityModel] = {}
+    reports = []
+    for target in TARGETS:
+        model, target_report = _train_target(target, collector.rows[target], trained_at)
+        if model is not None:
+            models[target] = model
+        reports.append(target_report)
+    report = TrainingReport(
+        trained_at=trained_at,
+        history_from=first.isoformat(),
+        history_to=bounds["last"].isoformat(),
+        events=collector.events,
+        tenants=collector.tenants,
+        snapshot_every_days=round(every / timedelta(days=1)),
+        snapshots=len(collector.snapshots),
+        users_held_back=len(held_back),
+        targets=reports,
+    )
+    if not models:
+        return None, report
+    return PropensityModels(models=models, trained_at=trained_at), report
+
+
+def _train_target(
+    target: str, rows: TargetRows, trained_at: str
+) -> tuple[PropensityModel | None, TargetReport]:
+    horizon = timedelta(days=HORIZON_DAYS[target])
+    base = TargetReport(
+        target=target,
+        definition=DEFINITIONS[target],
+        horizon_days=HORIZON_DAYS[target],
+        features=list(FEATURES[target]),
+        rows=len(rows.labels),
+        users=len(rows.users),
+        positives=sum(rows.labels),
+    )
+    try:
+        result = train_target(
+            np.array(rows.values, dtype=np.float64).reshape(len(rows.labels), len(rows.features)),
+            np.array(rows.labels, dtype=bool),
+            np.array(rows.times, dtype=np.float64),
+            rows.segments,
+            rows.features,
+            horizon=horizon.total_seconds(),
+            segment_names=SEGMENTS,
+            clip=Z_CLIP,
+        )
+    except NotEnoughDataError as exc:
+        return None, msgspec.structs.replace(base, error=str(exc))
+    cutoff = datetime.fromtimestamp(result.cutoff, UTC).isoformat()
+    segments: dict[str, SegmentModel] = {}
+    reports = []
+    notes = []
+    for seg in [*result.segments, result.pooled]:
+        label = SEGMENT_LABELS[seg.segment]
+        served = seg.model if seg.model is not None else result.pooled.model
+        assert served is not None  # the pooled model is always fitted
+        if seg.model is not None:
+            segments[seg.segment] = segment_model(
+                seg.segment, seg.model, rows.features, seg.test_auc
+            )
+        else:
+            notes.append(f"{target}, {label}: scored by the pooled model ({seg.fallback}).")
+        if seg.test_auc is None:
+            notes.append(
+                f"{target}, {label}: no test AUC ({seg.n_test} test rows, "
+                f"{seg.positives_test} positives)."
+            )
+        elif seg.test_auc < LOW_AUC:
+            notes.append(
+                f"{target}, {label}: the held-out AUC is {seg.test_auc:.2f}, below {LOW_AUC}: "
+                "its scores rank users little better than chance."
+            )
+        reports.append(
+            SegmentReport(
+                segment=seg.segment,
+                label=label,
+                rows_train=seg.n_train,
+                rows_test=seg.n_test,
+                positives_train=seg.positives_train,
+                positives_test=seg.positives_test,
+                test_auc=_round(seg.test_auc),
+                own_model=seg.model is not None,
+                fallback=seg.fallback,
+                top_features=_top_features(served, rows.features),
+            )
+        )
+    if result.test_auc is not None and result.test_auc < LOW_AUC:
+        notes.append(
+            f"{target}: the held-out AUC over all segments is {result.test_auc:.2f}, "
+            f"below {LOW_AUC}."
+        )
+    model = PropensityModel(
+        target=target,
+        horizon_days=HORIZON_DAYS[target],
+        segments=segments,
+        trained_at=trained_at,
+        auc=_round(result.test_auc),
+        cutoff=cutoff,
+        notes=notes,
+    )
+    report = msgspec.structs.replace(
+        base, cutoff=cutoff, test_auc=_round(result.test_auc), segments=reports, notes=notes
+    )
+    return model, report
+
+
+def segment_model(
+    name: str, fit: LogisticFit, features: Sequence[str], auc: float | None = None
+) -> SegmentModel:
+    """A fitted logistic regression as the engine's scorer reads it."""
+    return SegmentModel(
+        segment=name,
+        features=list(features),
+        mean=[float(v) for v in fit.mean],
+        scale=[float(v) for v in fit.scale],
+        coef=[float(v) for v in fit.coef],
+        intercept=fit.intercept,
+        n_train=fit.n,
+        positives=fit.positives,
+        auc=_round(auc),
+    )
+
+
+def _top_features(fit: LogisticFit, features: Sequence[str]) -> list[tuple[str, float]]:
+    ranked = sorted(zip(features, fit.coef, strict=True), key=lambda fc: -abs(fc[1]))
+    return [(name, round(float(coef), 3)) for name, coef in ranked[:TOP_FEATURES] if coef != 0]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
