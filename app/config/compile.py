@@ -367,9 +367,7 @@ def _compile_screen(
             schema = compiler.schema
             if w.feed is not None:
                 if w.feed.min < 1 or w.feed.max < w.feed.min:
-                    compiler.problems.append(
-                        src.at((*base, "feed"), "feed needs 1 <= min <= max")
-                    )
+                    compiler.problems.append(src.at((*base, "feed"), "feed needs 1 <= min <= max"))
                 name = w.feed.source.removeprefix("recs.")
                 compiler.schema = {
                     **schema,

@@ -154,3 +154,41 @@ def test_a_broken_reload_keeps_the_last_good_layouts(layouts_dir: Path) -> None:
     add_screen(layouts_dir, GOOD_WIDGET.format(when="user.role == 'admin'"))
     assert rt.reload_layouts() is True
     assert "probe" in rt.layouts.screens and rt.layout_error is None
+
+
+FED_WIDGET = """\
+      - id: fed
+        type: integration_prompt
+        feed: {{source: recs.integrations, min: {min}, max: {max}}}
+        replaces: [{replaces}]
+        when: "{when}"
+        why:
+          summary: "{{{{ feed.reason }}}}"
+        props:
+          title: Connect
+          integrations: "{{{{ feed.items }}}}"
+"""
+
+
+def test_fed_widgets_are_checked_with_the_recommenders_items(layouts_dir: Path) -> None:
+    add_screen(
+        layouts_dir,
+        FED_WIDGET.format(min=2, max=3, replaces="probe", when="feed.count >= 2")
+        + GOOD_WIDGET.format(when="true"),
+    )
+    screen = load_layouts(layouts_dir).screens["probe"]
+    assert screen.families == {"fed": ("probe",), "probe": ("fed",)}
+
+
+def test_feed_mistakes_are_reported_where_they_are(layouts_dir: Path) -> None:
+    add_screen(
+        layouts_dir,
+        FED_WIDGET.format(min=3, max=2, replaces="nowhere", when="feed.cuont >= 2")
+        + GOOD_WIDGET.format(when="feed.count > 0"),
+    )
+    found = problems(layouts_dir)
+    assert any(p.endswith(":10:15: feed needs 1 <= min <= max") for p in found), found
+    assert any(":11:20: 'nowhere' is not another widget" in p for p in found), found
+    assert any(":12:15: unknown signal 'feed.cuont' (feed has: confidence" in p for p in found)
+    # `feed` exists only in widgets that have one.
+    assert any(":20:15: unknown signal 'feed' (rules has:" in p for p in found), found
