@@ -194,6 +194,18 @@ async def _seeded(dsn: str, *, clear: bool = False) -> bool:
         await conn.close()
 
 
+def _train_demo_models(dsn: str, settings: Settings) -> None:
+    """`cairn recs train` on the fresh demo history, so propensity signals are live at once."""
+    from app.config.compile import load_layouts
+    from app.propensity_cli import format_training, train_models
+    from app.propensity_train import SNAPSHOT_EVERY
+
+    print("Training the propensity models (cairn recs train)...", file=sys.stderr)
+    vocab = load_layouts(settings.layouts_dir).vocabulary
+    report = asyncio.run(train_models(dsn, vocab, every=SNAPSHOT_EVERY))
+    print(format_training(report), file=sys.stderr)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.storage.db import EmbeddedPostgres
 
@@ -217,6 +229,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             asyncio.run(
                 seed(dsn, settings, tenants=args.tenants, users=args.users, events=args.events)
             )
+            _train_demo_models(dsn, settings)
         host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host  # noqa: S104
         base = f"http://{host}:{args.port}"
         print(

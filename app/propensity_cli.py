@@ -88,7 +88,7 @@ def cmd_recs_train(args: argparse.Namespace) -> int:
         dsn = embedded.start()
     try:
         report = asyncio.run(
-            _train(dsn, vocab, every=timedelta(days=args.every_days), save=not args.no_save)
+            train_models(dsn, vocab, every=timedelta(days=args.every_days), save=not args.no_save)
         )
     except Exception as exc:
         if not is_unavailable(exc):
@@ -105,7 +105,10 @@ def cmd_recs_train(args: argparse.Namespace) -> int:
     return 0 if any(not t.error for t in report.targets) else 1
 
 
-async def _train(dsn: str, vocab: Vocabulary, *, every: timedelta, save: bool) -> TrainingReport:
+async def train_models(
+    dsn: str, vocab: Vocabulary, *, every: timedelta, save: bool = True
+) -> TrainingReport:
+    """Train the propensity models on the history in `dsn` and (by default) save them."""
     from app.propensity_train import train
     from app.storage.db import create_pool, migrate
     from app.storage.models import save_models
