@@ -23,6 +23,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from app.propensity_cli import add_train_command
 from recommender.catalog import embedding_text
 from recommender.evaluate import (
     EvalReport,
@@ -58,7 +59,11 @@ def add_recs_commands(subparsers: Any) -> None:
         "--interactions: the demo population.",
     )
     p.add_argument(
-        "--interactions", metavar="FILE", help="CSV with the header user_id,item_id,timestamp"
+        "--interactions",
+        metavar="FILE",
+        help="CSV with the header user_id,item_id,timestamp and optionally group_id: the "
+        "account (tenant) a user works in, one per user; with it Cairn also learns from each "
+        "user's teammates (the baselines never look at groups)",
     )
     p.add_argument("--items", metavar="FILE", help="CSV with the header item_id,text (embedded)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -86,6 +91,8 @@ def add_recs_commands(subparsers: Any) -> None:
     p.add_argument("--csv", action="store_true", help="item_id,text rows, as `recs eval` reads")
     p.set_defaults(func=cmd_recs_catalog)
 
+    add_train_command(sub)
+
 
 # --------------------------------------------------------------------------------------------------
 # Data.
@@ -94,12 +101,14 @@ def add_recs_commands(subparsers: Any) -> None:
 def demo_interactions(
     tenants: int = 200, users: int = 2000, events: int = 200_000, seed: int = 7
 ) -> Interactions:
-    """The demo population's adoption events as interactions (user, catalog item, time)."""
+    """The demo population's adoption events as interactions (user, catalog item, time), each
+    user in the group of their tenant."""
     from app.demo.population import PopulationSpec, generate
     from recommender.demo_catalog import demo_items
 
     population = generate(PopulationSpec(tenants=tenants, users=users, events=events, seed=seed))
     records: list[tuple[str, str, float]] = []
+    groups: dict[str, str] = {}
     for event in population.events():
         if event["type"] != "track":
             continue
@@ -107,7 +116,8 @@ def demo_interactions(
         item = event["properties"].get(prop) if prop else None
         if item:
             records.append((event["userId"], str(item), parse_timestamp(event["timestamp"])))
-    return Interactions.from_records(records, [i.id for i in demo_items()])
+            groups[event["userId"]] = event["tenantId"]
+    return Interactions.from_records(records, [i.id for i in demo_items()], groups)
 
 
 def embed_item_texts(

@@ -13,7 +13,7 @@ from typing import Any
 
 import cel
 
-from app.config.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec
+from app.config.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec, WidgetSpec
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
 from app.engine.fastcel import compile_fast
 from app.engine.model import (
@@ -26,6 +26,7 @@ from app.engine.model import (
     Template,
 )
 from app.engine.paths import PLAIN_PATH, FastExpr, PathRef, build_trie
+from app.engine.propensity import TARGETS
 from app.engine.recs import sample_feed
 from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
 from app.engine.templates import render
@@ -302,6 +303,27 @@ def _check_presets(presets: PresetsSpec, src: Source, problems: list[Problem]) -
                 )
 
 
+def _propensity_targets(dotted: str) -> set[str]:
+    """The propensity targets a signal path reads: `propensity.upgrade`, `propensity.scored.
+    activation`...; `propensity` or `propensity.drivers` as a whole read every target."""
+    parts = dotted.split(".")
+    if parts[0] != "propensity":
+        return set()
+    named = [p for p in parts[1:3] if p in TARGETS]
+    return set(named[:1]) if named else set(TARGETS)
+
+
+def _widget_exprs(w: WidgetSpec) -> list[str]:
+    """Every CEL expression of a widget: its rule, confidence, templates and drivers."""
+    return [
+        _expr(w.when),
+        *([w.confidence] if isinstance(w.confidence, str) else []),
+        *_strings(w.props),
+        *_strings(w.why.summary),
+        *w.why.drivers,
+    ]
+
+
 def sample_items(vocab: Vocabulary, source: str) -> list[dict[str, Any]]:
     """Items like the recommender's for `source`, to check fed widgets with when layouts load."""
     if source == "recs.integrations":
@@ -398,13 +420,7 @@ def _compile_screen(
                         compiler.props(src, (*base, "fallback", "props"), w.fallback.props),
                     )
             compiler.schema = schema
-            exprs = [
-                _expr(w.when),
-                *([w.confidence] if isinstance(w.confidence, str) else []),
-                *_strings(w.props),
-                *_strings(w.why.summary),
-                *w.why.drivers,
-            ]
+            exprs = _widget_exprs(w)
             compiled = CompiledWidget(
                 spec=w,
                 slot=slot.id,
@@ -434,6 +450,12 @@ def _compile_screen(
                     )
     if len(compiler.problems) > before:
         return None
+    targets: set[str] = set()
+    for slot in spec.slots:
+        for w in slot.widgets:
+            for expr in _widget_exprs(w):
+                for dotted, _ in compiler.references(expr):
+                    targets |= _propensity_targets(dotted)
     families: dict[str, set[str]] = {}
     for slot in spec.slots:
         for w in slot.widgets:
@@ -445,6 +467,7 @@ def _compile_screen(
         source=src.file,
         slots=tuple(slots),
         families={k: tuple(sorted(v)) for k, v in families.items()},
+        propensity_targets=frozenset(targets),
     )
 
 

@@ -75,6 +75,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         screen=inp.screen,
         recs=inp.recs,
         propensity=inp.propensity,
+        propensity_targets=screen.propensity_targets,
     )
     role = ctx["user"]["role"]
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)

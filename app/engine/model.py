@@ -72,6 +72,8 @@ class CompiledScreen:
     slots: tuple[CompiledSlot, ...]
     # widget → the widgets it replaces or is replaced by: dismissing one rests them all
     families: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the propensity targets this screen's rules read: only those are scored for it
+    propensity_targets: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:

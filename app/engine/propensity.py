@@ -13,6 +13,7 @@ Feature names are signal paths, or `path=value` for a text signal being one valu
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -112,25 +113,31 @@ def features_of(context: Mapping[str, Any], names: Sequence[str]) -> dict[str, f
     lists by their length, `path=value` as 1 when the text signal equals value; missing is 0."""
     out: dict[str, float] = {}
     for name in names:
-        path, equals, expected = name.partition("=")
-        value = _lookup(context, path)
-        if equals:
-            out[name] = 1.0 if isinstance(value, str) and value == expected else 0.0
+        parts, expected = _parsed(name)
+        node: Any = context
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        if expected is not None:
+            out[name] = 1.0 if node == expected and isinstance(node, str) else 0.0
         else:
-            out[name] = _number(value)
+            out[name] = _number(node)
     return out
 
 
-def _lookup(context: Mapping[str, Any], path: str) -> Any:
-    node: Any = context
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
+@functools.lru_cache(maxsize=1024)
+def _parsed(name: str) -> tuple[tuple[str, ...], str | None]:
+    """A feature name as (signal path parts, the text it must equal or None)."""
+    path, equals, expected = name.partition("=")
+    return tuple(path.split(".")), expected if equals else None
 
 
 def _number(value: Any) -> float:
+    kind = type(value)
+    if kind is float or kind is int:
+        number = float(value)
+        return number if math.isfinite(number) else 0.0
+    if kind is bool:
+        return 1.0 if value else 0.0
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int | float):

@@ -8,6 +8,7 @@ of the user (personalization off, unknown user, or the profile store is down).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -72,8 +73,10 @@ def build_context(
     screen: str = "",
     recs: Recs | None = None,
     propensity: PropensityModels | None = None,
+    propensity_targets: Collection[str] = TARGETS,
 ) -> dict[str, Any]:
-    """The variables of one decision. `now` is the decision time (UTC)."""
+    """The variables of one decision. `now` is the decision time (UTC). Only the propensity
+    targets named are scored (those the screen's rules read)."""
     behaviour = mode == "full"
     declared = mode != "default"
     signals = vocab.signals
@@ -335,17 +338,27 @@ def build_context(
     }
     if behaviour:
         context["user"]["stage"] = lifecycle_stage(context, vocab)
-    context["propensity"] = propensity_context(context, propensity if behaviour else None)
+    context["propensity"] = propensity_context(
+        context, propensity if behaviour else None, propensity_targets
+    )
     return context
 
 
-def propensity_context(context: dict[str, Any], models: PropensityModels | None) -> dict[str, Any]:
+def propensity_context(
+    context: dict[str, Any],
+    models: PropensityModels | None,
+    targets: Collection[str] = TARGETS,
+) -> dict[str, Any]:
     """`propensity.<target>`: the trained models' probability for this user (0 when there is no
     model or the target does not apply), `propensity.scored.<target>`, and the features that raise
     each score most, as `propensity.drivers.<target>` ({signal, value} each)."""
     out: dict[str, Any] = {"scored": {}, "drivers": {}}
     for target in TARGETS:
-        score = models.score_context(target, context) if models is not None else None
+        score = (
+            models.score_context(target, context)
+            if models is not None and target in targets
+            else None
+        )
         out[target] = round(score.probability, 3) if score is not None else 0.0
         out["scored"][target] = score is not None
         out["drivers"][target] = (

@@ -23,10 +23,19 @@ from typing import Any
 import cel
 import msgspec
 
-from app.config.compile import load_layouts
+from app.config.compile import load_layouts, sample_items
 from app.engine.decide import DecisionInput, decide
 from app.engine.model import Layouts
 from app.engine.profile import PeerStats, ProfileData
+from app.engine.propensity import (
+    FEATURES,
+    POOLED,
+    TARGETS,
+    PropensityModel,
+    PropensityModels,
+    SegmentModel,
+)
+from app.engine.recs import RecDriver, RecItem, Recs
 from app.engine.signals import build_context
 from tests.bench._common import (
     CORES,
@@ -44,8 +53,61 @@ SCREENS = ("home", "editor", "settings", "billing")
 _NS_PER_US = 1000.0
 
 
+def _recs(layouts: Layouts) -> Recs:
+    """Candidates as the recommender hands them to a decision: three integrations, three
+    templates and one help article, each with its reason and evidence."""
+
+    def items(source: str, kind: str) -> tuple[RecItem, ...]:
+        return tuple(
+            RecItem(
+                id=str(p["id"]),
+                kind=str(p.get("kind", kind)),
+                score=0.8 - 0.1 * n,
+                confidence=0.6 - 0.1 * n,
+                reason="Teams like yours (fintech, 10\u201350 seats): 7 in 10 use this.",
+                drivers=(RecDriver("peers.cohort", "fintech, 10\u201350 seats"),),
+                props=p,
+            )
+            for n, p in enumerate(sample_items(layouts.vocabulary, source))
+        )
+
+    return Recs(
+        status="ok",
+        integrations=items("recs.integrations", "integration"),
+        templates=items("recs.templates", "template"),
+        help=items("recs.help", "article"),
+    )
+
+
+def _propensity() -> PropensityModels:
+    """Both targets' models over every feature the trained ones read."""
+
+    def model(target: str) -> PropensityModel:
+        names = list(FEATURES[target])
+        pooled = SegmentModel(
+            segment=POOLED,
+            features=names,
+            mean=[1.0] * len(names),
+            scale=[2.0] * len(names),
+            coef=[0.3 if n % 2 else -0.2 for n in range(len(names))],
+            intercept=-0.5,
+            n_train=1000,
+            positives=200,
+        )
+        return PropensityModel(
+            target=target, horizon_days=30, segments={POOLED: pooled}, trained_at="", auc=None
+        )
+
+    return PropensityModels(models={t: model(t) for t in TARGETS})
+
+
 def _inputs(
-    screen: str, profiles: Sequence[ProfileData], peers: PeerStats, seed: int
+    screen: str,
+    profiles: Sequence[ProfileData],
+    peers: PeerStats,
+    seed: int,
+    recs: Recs | None = None,
+    propensity: PropensityModels | None = None,
 ) -> list[DecisionInput]:
     rng = random.Random(seed)
     return [
@@ -56,6 +118,8 @@ def _inputs(
             now=NOW,
             seed=rng.getrandbits(64),
             peers=peers,
+            recs=recs if mode_of(p) == "full" else None,
+            propensity=propensity,
         )
         for p in profiles
     ]
@@ -94,7 +158,14 @@ def _parts(layouts: Layouts, inputs: Sequence[DecisionInput]) -> tuple[list[floa
     for inp in inputs:
         t0 = clock()
         ctx = build_context(
-            inp.profile, vocab, now=inp.now, mode=inp.mode, peers=inp.peers, screen=inp.screen
+            inp.profile,
+            vocab,
+            now=inp.now,
+            mode=inp.mode,
+            peers=inp.peers,
+            screen=inp.screen,
+            recs=inp.recs,
+            propensity=inp.propensity,
         )
         t1 = clock()
         cel.Context(ctx)
@@ -108,11 +179,13 @@ def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
     layouts = load_layouts(LAYOUTS_DIR)
     people = synthetic_profiles(profiles, seed=41)
     peers = synthetic_peers()
+    recs, propensity = _recs(layouts), _propensity()
     modes = Counter(mode_of(p) for p in people)
     mix = ", ".join(f"{m} {n}" for m, n in sorted(modes.items()))
     print(
         f"decide(): {profiles} profiles ({mix}) x {passes} passes per screen, one timing per "
-        f"call; layouts {layouts.version}."
+        f"call; layouts {layouts.version}; with the recommender's candidates (3 integrations, "
+        f"3 templates, 1 help item) and propensity models for both targets."
     )
     print(
         f"CPU: {CORES} cores, shared with whatever else runs. Baseline: msgspec.json.encode of "
@@ -129,7 +202,7 @@ def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
     errors: Counter[str] = Counter()
     by_mode: dict[str, list[float]] = {}
     for i, screen in enumerate(SCREENS):
-        inputs = _inputs(screen, people, peers, seed=i)
+        inputs = _inputs(screen, people, peers, seed=i, recs=recs, propensity=propensity)
         for inp in inputs[: min(50, len(inputs))]:  # warm-up
             decide(layouts, inp)
         decide_us, encode_us, decisions = _sample(layouts, inputs, passes)
@@ -183,7 +256,7 @@ def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
         for what, n in errors.most_common(8):
             print(f"  {n:6d} x {what}")
 
-    inputs = _inputs("home", people, peers, seed=99)
+    inputs = _inputs("home", people, peers, seed=99, recs=recs, propensity=propensity)
     build_us, env_us = _parts(layouts, inputs)
     b50, c50 = percentile(build_us, 50), percentile(env_us, 50)
     print(

@@ -5,7 +5,9 @@
 1. Creates a throwaway database `cairn_bench_<random>` on DATABASE_URL (default
    postgresql://postgres@127.0.0.1:5432/test) and seeds a demo population into it through the
    ingestion path (`app.cli.seed`); the database is dropped at the end.
-2. Starts `python -m app.cli serve` (one worker) on a free port of 127.0.0.1 and waits for /readyz.
+2. Starts `python -m app.cli serve` (one worker, the recommender on) on a free port of 127.0.0.1
+   and waits for /readyz: the catalog embedded and the peer model built, so every layout below
+   also asks the recommender for candidates within its budget.
 3. For each rate: an open-loop load generator fires requests at fixed times, independent of the
    responses, over a pool of keep-alive connections, and records each latency: from the moment
    the request is fired (waiting for a free connection included) to its response. How late the
