@@ -151,6 +151,7 @@ class CatalogIndex:
 
 RECENT_DAYS = 30  # a tenant that used the product for value this recently is retained
 ACTIVATED_STEPS = 3  # ... and one that reached this many activation steps has activated
+SPARSE_USAGE = 3  # a team that used fewer catalog items than this is compared by its cohort
 
 
 @dataclass(frozen=True)
@@ -331,15 +332,23 @@ def peer_recs(
         "kinds": ("integration", "template"),
         "limit": 4 * limit,
     }
-    found: list[Candidate] = []
+    similar: list[Candidate] = []
     if query is not None and len(model.peer_index):
         with tracer.start_as_current_span("cairn.recommender.search") as span:
             span.set_attribute("cairn.index_size", len(model.peer_index))
-            found = peer_candidates(query, model.peer_index, model.peers, model.catalog, **common)
-    if not found:
-        found = cohort_candidates(model.peers, model.catalog, **common)
+            similar = peer_candidates(query, model.peer_index, model.peers, model.catalog, **common)
+    cohort_found = cohort_candidates(model.peers, model.catalog, **common)
+    # A team that has used little is known by its cohort better than by a vector of one or two
+    # items; a team with a history is known by the teams whose history looks like its own.
+    used = {u.item_id for u in usage if u.item_id in model.catalog} | (
+        model.tenant_adopted.get(profile.tenant_id, frozenset())
+    )
+    first, then = (cohort_found, similar) if len(used) < SPARSE_USAGE else (similar, cohort_found)
+    found: dict[str, Candidate] = {}
+    for candidate in (*first, *then):
+        found.setdefault(candidate.item_id, candidate)
     by_kind: dict[str, list[RecItem]] = {"integration": [], "template": []}
-    for candidate in found:
+    for candidate in found.values():
         group = by_kind[candidate.kind]
         if len(group) < limit:
             group.append(rec_item(candidate, model.catalog[candidate.item_id], vocab))
