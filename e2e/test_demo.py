@@ -81,3 +81,18 @@ def test_healthcare_end_user_sees_industry_words(page: Page, server: Server) -> 
     root = page.locator("#cairn-root")
     expect(root).to_have_attribute("data-cairn-layout", "home/end_user")
     expect(root.locator(".cairn-shortcut_grid")).to_contain_text("patients")
+
+
+def test_friction_brings_help_found_by_the_recommender(page: Page, server: Server) -> None:
+    # A maker in the editor hits the same automation error three times: the recommender turns the
+    # messages into a query over the catalog's help and the live layout shows what it found. (If
+    # the query's first embedding outlasts the decision's budget, the rules' article shows first
+    # and the stream brings the recommender's a moment later.)
+    open_demo(page, server, persona_index(server, r"stuck"), screen="editor")
+    page.get_by_role("button", name="Hit 3 automation errors").click()
+    tip = page.locator("#cairn-root .cairn-help_tip")
+    expect(tip).to_have_count(1)
+    why = tip.get_by_role("button", name=re.compile("why this", re.I))
+    why.click()
+    expect(tip).to_contain_text("Trigger failed", timeout=15_000)
+    expect(tip).to_contain_text("times just now")
