@@ -30,9 +30,28 @@ async def test_layout_request_spans(settings: Settings, pool: Pool) -> None:
             "/v1/layouts/home", params={"tenant_id": "a", "user_id": "u"}, headers=headers
         )
         assert r.status_code == 200
+        known = {
+            "type": "identify",
+            "messageId": "m1",
+            "tenantId": "a",
+            "userId": "k",
+            "traits": {"role": "admin"},
+        }
+        r = await client.post("/v1/events", json={"batch": [known]}, headers=headers)
+        assert r.status_code == 200
+        r = await client.get(
+            "/v1/layouts/home", params={"tenant_id": "a", "user_id": "k"}, headers=headers
+        )
+        assert r.status_code == 200
     names = [span.name for span in exporter.get_finished_spans()]
     assert "cairn.profile.load" in names
     assert "cairn.decide" in names
+    assert "cairn.recommender.peers" in names  # the peer model, built as the server starts
+    # A known, fully personalized user's decision asks the recommender for candidates.
+    candidates = next(
+        s for s in exporter.get_finished_spans() if s.name == "cairn.recommender.candidates"
+    )
+    assert candidates.attributes is not None and "cairn.candidates" in candidates.attributes
     decide_span = next(s for s in exporter.get_finished_spans() if s.name == "cairn.decide")
     assert decide_span.attributes is not None
     assert decide_span.attributes["cairn.screen"] == "home"
