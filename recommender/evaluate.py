@@ -2,28 +2,36 @@
 
 Input is any interactions table (user, item, time), for instance a CSV with the header
 `user_id,item_id,timestamp` (ISO 8601 or epoch seconds), and optionally a text per item that is
-embedded. The split is temporal per user: each user's distinct items are ordered by first use and
-the last 20% are held out (users with fewer than two distinct items only train). Every model
-recommends 10 items per test user, never one the user already has in training, and is scored with
+embedded. The CSV may carry a `group_id` column too: the account or workspace (in Cairn, the
+tenant) each user works in; a user belongs to one group. The split is temporal per user: each
+user's distinct items are ordered by first use and the last 20% are held out (users with fewer than
+two distinct items only train). Every model recommends 10 items per test user, never one the user
+already has in training, and is scored with
 
 - recall@10: held-out items found, over min(10, held-out items);
 - nDCG@10: binary relevance, ideal = all held-out items first;
 - coverage: distinct items recommended to anyone, over all items known.
 
-Cairn's recommender blends five scores, each scaled to [0, 1] per user:
+Popularity and item-kNN never look at groups. Cairn's recommender blends up to six scores, each
+scaled to [0, 1] per user:
 1. item-kNN (cosine on co-occurrence) over the user's history weighted by recency;
 2. EASE (a closed-form linear item-to-item model, Steck 2019), for catalogs of up to a few
-   thousand items;
+   thousand items; with groups, its inputs also hold, per item, the share of the user's teammates
+   (the other users of the group) who use it, so that it learns what a team's adoption says about
+   its members' next items;
 3. "what comes next": directed co-occurrence, item j used shortly before item i;
 4. content: the embedding similarity of each item to the user's recency-weighted profile vector
    (when item texts are given);
 5. popularity;
-with the kNN, EASE and next-item scores divided by popularity**beta to favour specific items. The
-recency half-life, EASE's regularisation, beta and the blend weights are tuned on a validation split
-carved the same way out of the training data (never on the test split), then the model is refit
-on all training data.
+6. teammates: the share of the user's teammates who use each item (with groups);
+with the kNN, EASE and next-item scores divided by popularity**beta to favour specific items.
+Teammates' items come from the training rows only, like everything else. The recency half-life,
+EASE's regularisation, the teammates' weight among EASE's inputs, beta and the blend weights are
+tuned on a validation split carved the same way out of the training data (never on the test
+split), then the model is refit on all training data.
 
-Everything is vectorised with numpy and scipy sparse matrices; 100k interactions take seconds.
+Everything is vectorised with numpy and scipy sparse matrices; 100k interactions take seconds to
+fit, and the tuning about a minute on two cores.
 """
 
 from __future__ import annotations
@@ -87,13 +95,19 @@ def parse_timestamp(value: str) -> float:
 
 @dataclass(frozen=True)
 class Interactions:
-    """Interaction rows as integer user and item indexes, with the ids they stand for."""
+    """Interaction rows as integer user and item indexes, with the ids they stand for.
+
+    `groups`, when known, gives each user's group index (-1: none), naming `group_ids`: the
+    account or workspace (tenant) the user works in.
+    """
 
     users: NDArray[np.int64]
     items: NDArray[np.int64]
     times: NDArray[np.float64]
     user_ids: list[str]
     item_ids: list[str]
+    groups: NDArray[np.int64] | None = None
+    group_ids: list[str] = field(default_factory=list)
 
     @property
     def n_users(self) -> int:
@@ -108,9 +122,13 @@ class Interactions:
 
     @classmethod
     def from_records(
-        cls, records: Iterable[tuple[str, str, float]], item_ids: Sequence[str] = ()
+        cls,
+        records: Iterable[tuple[str, str, float]],
+        item_ids: Sequence[str] = (),
+        groups: Mapping[str, str] | None = None,
     ) -> Interactions:
-        """From (user id, item id, epoch seconds); `item_ids` adds items nobody used."""
+        """From (user id, item id, epoch seconds); `item_ids` adds items nobody used; `groups`
+        maps user ids to group ids (users it lacks have no group)."""
         user_index: dict[str, int] = {}
         item_index: dict[str, int] = {i: n for n, i in enumerate(dict.fromkeys(item_ids))}
         users: list[int] = []
@@ -120,28 +138,48 @@ class Interactions:
             users.append(user_index.setdefault(user, len(user_index)))
             items.append(item_index.setdefault(item, len(item_index)))
             times.append(at)
+        group_of: NDArray[np.int64] | None = None
+        group_index: dict[str, int] = {}
+        if groups is not None:
+            group_of = np.array(
+                [
+                    group_index.setdefault(groups[u], len(group_index)) if u in groups else -1
+                    for u in user_index
+                ],
+                dtype=np.int64,
+            )
         return cls(
             np.array(users, dtype=np.int64),
             np.array(items, dtype=np.int64),
             np.array(times, dtype=np.float64),
             list(user_index),
             list(item_index),
+            group_of,
+            list(group_index),
         )
 
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_ids)
+
     def subset(self, rows: NDArray[np.bool_]) -> Interactions:
-        """The same index spaces, fewer rows."""
-        return Interactions(
-            self.users[rows], self.items[rows], self.times[rows], self.user_ids, self.item_ids
-        )
+        """The same index spaces (and groups), fewer rows."""
+        return replace(self, users=self.users[rows], items=self.items[rows], times=self.times[rows])
 
 
 def read_interactions(path: str | Path, item_ids: Sequence[str] = ()) -> Interactions:
-    """A CSV with the header `user_id,item_id,timestamp` (extra columns are ignored)."""
+    """A CSV with the header `user_id,item_id,timestamp` and optionally `group_id` (other columns
+    are ignored). `group_id` names the account or workspace a user works in; a user belongs to one
+    group (rows with an empty group_id say nothing about it)."""
     with Path(path).open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = {"user_id", "item_id", "timestamp"} - set(reader.fieldnames or ())
+        header = set(reader.fieldnames or ())
+        missing = {"user_id", "item_id", "timestamp"} - header
         if missing:
             raise ValueError(f"{path}: the header lacks {', '.join(sorted(missing))}")
+        with_groups = "group_id" in header
+        groups: dict[str, str] = {}
+        group_line: dict[str, int] = {}
         records: list[tuple[str, str, float]] = []
         for line, row in enumerate(reader, start=2):
             try:
@@ -155,7 +193,18 @@ def read_interactions(path: str | Path, item_ids: Sequence[str] = ()) -> Interac
             if not user or not item:
                 raise ValueError(f"{path}:{line}: empty user_id or item_id")
             records.append((user, item, at))
-    return Interactions.from_records(records, item_ids)
+            group = (row.get("group_id") or "").strip() if with_groups else ""
+            if group:
+                known = groups.setdefault(user, group)
+                group_line.setdefault(user, line)
+                if known != group:
+                    raise ValueError(
+                        f"{path}:{line}: user {user!r} is in group {group!r} here and in "
+                        f"{known!r} on line {group_line[user]}; a user belongs to one group "
+                        "(for people in several, make the user id group-specific, "
+                        "e.g. group:user)"
+                    )
+    return Interactions.from_records(records, item_ids, groups if with_groups else None)
 
 
 def read_item_texts(path: str | Path) -> dict[str, str]:
@@ -301,6 +350,30 @@ def _transitions(train: Interactions, window: int) -> sp.csr_matrix:
     return (sp.diags(scale.astype(np.float32)) @ t).tocsr()
 
 
+def _group_context(train: Interactions, x: sp.csr_matrix) -> sp.csr_matrix | None:
+    """Users x items: the share of the user's teammates (the other users of their group) who use
+    each item; None without groups of two or more users."""
+    if train.groups is None or not train.n_groups:
+        return None
+    member = train.groups >= 0
+    users = np.flatnonzero(member)
+    size = np.bincount(train.groups[member], minlength=train.n_groups)
+    if not np.any(size >= 2):
+        return None
+    membership = sp.csr_matrix(
+        (np.ones(len(users), dtype=np.float32), (users, train.groups[users])),
+        shape=(train.n_users, train.n_groups),
+    )
+    totals = (membership.T @ x).tocsr()
+    others = (membership @ totals - sp.diags(member.astype(np.float32)) @ x).tocsr()
+    mates = np.zeros(train.n_users, dtype=np.float32)
+    mates[users] = size[train.groups[users]] - 1
+    scale = np.divide(1.0, mates, out=np.zeros_like(mates), where=mates > 0)
+    context = (sp.diags(scale) @ others).tocsr().astype(np.float32)
+    context.eliminate_zeros()
+    return context
+
+
 def _popularity(train: Interactions) -> NDArray[np.float32]:
     """Distinct users per item."""
     x = _user_item(train)
@@ -350,18 +423,20 @@ class CairnParams:
     neighbours: int = 200
     window: int = 3
     beta: float = 0.0  # popularity penalty on the kNN and next-item scores
+    group_context: float = 0.0  # weight of the teammates' shares among EASE's inputs
     w_knn: float = 1.0
     w_ease: float = 0.0
     w_next: float = 0.0
     w_content: float = 0.0
     w_pop: float = 0.0
+    w_team: float = 0.0
 
     def as_dict(self) -> dict[str, float | str]:
         return {k: "inf" if math.isinf(v) else v for k, v in vars(self).items()}
 
 
 def _ease(x: sp.csr_matrix, lam: float) -> FloatMatrix:
-    """EASE item-item weights: B = I - P diag(1/diag(P)), P = (X'X + lam I)^-1, zero diagonal."""
+    """EASE weights: B = I - P diag(1/diag(P)), P = (X'X + lam I)^-1, zero diagonal."""
     gram = np.asarray((x.T @ x).todense(), dtype=np.float32)
     gram[np.diag_indices_from(gram)] += np.float32(lam)
     inverse = np.linalg.inv(gram)
@@ -372,8 +447,9 @@ def _ease(x: sp.csr_matrix, lam: float) -> FloatMatrix:
 
 class CairnRecommender:
     """The blend described in the module docstring. `item_vectors` rows align with item indexes
-    (zero rows for items without text). The EASE score is used only up to `max_ease_items` items
-    (its dense item x item inverse grows with the square of the catalog)."""
+    (zero rows for items without text). The EASE score is used only up to `max_ease_items` items,
+    and the teammates' shares join its inputs only up to `max_context_items` items (they double
+    them): its gram matrix is dense and refitted for every setting the tuning tries."""
 
     name = "cairn"
 
@@ -384,6 +460,7 @@ class CairnRecommender:
         item_vectors: FloatMatrix | None = None,
         *,
         max_ease_items: int = 6000,
+        max_context_items: int = 1500,
     ) -> None:
         self.params = params
         self._train = train
@@ -392,21 +469,33 @@ class CairnRecommender:
         self._sim = _cosine_item_item(self._binary, params.neighbours)
         self._next = _transitions(train, params.window)
         self._vectors = item_vectors
+        self._context = _group_context(train, self._binary)
         self.has_ease = train.n_items <= max_ease_items
+        self.has_groups = self._context is not None
+        self.has_group_context = self.has_ease and self.has_groups
+        self.has_group_context &= train.n_items <= max_context_items
         self._ease: FloatMatrix | None = None
-        self._ease_lambda = math.nan
+        self._ease_fit = (math.nan, math.nan)
         self._weights = _recency_weights(train, params.half_life)
         self._half_life = params.half_life
 
     def configure(self, params: CairnParams) -> None:
-        """Refit what depends on the structural knobs (recency half-life, EASE lambda)."""
+        """Refit what depends on the structural knobs (recency half-life, EASE lambda, the group
+        context's weight)."""
         if params.half_life != self._half_life:
             self._weights = _recency_weights(self._train, params.half_life)
             self._half_life = params.half_life
-        if self.has_ease and params.w_ease and params.ease_lambda != self._ease_lambda:
-            self._ease = _ease(self._binary, params.ease_lambda)
-            self._ease_lambda = params.ease_lambda
+        fit = (params.ease_lambda, self._ease_context(params))
+        if self.has_ease and params.w_ease and fit != self._ease_fit:
+            inputs = self._binary
+            if fit[1] and self._context is not None:
+                inputs = sp.hstack([inputs, np.float32(fit[1]) * self._context]).tocsr()
+            self._ease = _ease(inputs, params.ease_lambda)
+            self._ease_fit = fit
         self.params = params
+
+    def _ease_context(self, params: CairnParams) -> float:
+        return params.group_context if self.has_group_context else 0.0
 
     def components(self, users: NDArray[np.int64]) -> dict[str, FloatMatrix]:
         """Each raw score of the blend for `users` (users x items), before scaling and weights."""
@@ -415,13 +504,21 @@ class CairnRecommender:
             "knn": np.asarray((w @ self._sim).todense(), dtype=np.float32),
             "next": np.asarray((w @ self._next).todense(), dtype=np.float32),
         }
+        context = self._context[users] if self._context is not None else None
         if self._ease is not None and self.params.w_ease:
-            out["ease"] = np.maximum(np.asarray(w @ self._ease, dtype=np.float32), 0.0)
+            inputs = w
+            a = self._ease_fit[1]
+            if a and context is not None:
+                inputs = sp.hstack([w, np.float32(a) * context]).tocsr()
+            n = self._train.n_items
+            out["ease"] = np.maximum(np.asarray(inputs @ self._ease[:, :n], np.float32), 0.0)
         if self._vectors is not None:
             profiles = np.asarray(w @ self._vectors, dtype=np.float32)
             norms = np.linalg.norm(profiles, axis=1, keepdims=True)
             np.divide(profiles, norms, out=profiles, where=norms > 0)
             out["content"] = np.maximum(profiles @ self._vectors.T, 0.0).astype(np.float32)
+        if context is not None:
+            out["team"] = np.asarray(context.todense(), dtype=np.float32)
         pop = np.log1p(self._pop).astype(np.float32)
         out["pop"] = np.broadcast_to(pop, (len(users), len(pop))).copy()
         return out
@@ -436,6 +533,7 @@ class CairnRecommender:
             (params.w_next, "next", True),
             (params.w_content, "content", False),
             (params.w_pop, "pop", False),
+            (params.w_team, "team", False),
         ):
             if weight and name in parts:
                 part = parts[name] * penalty if penalised else parts[name]
@@ -537,8 +635,11 @@ _GRID: Final[Mapping[str, tuple[float, ...]]] = {
     "w_next": (0.0, 0.25, 0.5, 1.0, 2.0),
     "w_content": (0.0, 0.1, 0.25, 0.5, 1.0),
     "w_pop": (0.0, 0.1, 0.25, 0.5),
+    "group_context": (0.0, 0.25, 0.5, 1.0),
+    "w_team": (0.0, 0.1, 0.25, 0.5),
 }
-_STRUCTURAL: Final = frozenset({"half_life", "ease_lambda", "w_ease"})
+_STRUCTURAL: Final = frozenset({"half_life", "ease_lambda", "w_ease", "group_context"})
+_EASE_KNOBS: Final = frozenset({"w_ease", "ease_lambda", "group_context"})
 
 
 @dataclass
@@ -582,7 +683,9 @@ def tune_cairn(
         n
         for n in _GRID
         if (item_vectors is not None or n != "w_content")
-        and (model.has_ease or n not in ("w_ease", "ease_lambda"))
+        and (model.has_ease or n not in _EASE_KNOBS)
+        and (model.has_groups or n != "w_team")
+        and (model.has_group_context or n != "group_context")
     ]
     starts = [
         CairnParams(),  # plain kNN
@@ -592,6 +695,8 @@ def tune_cairn(
             w_next=1.0,
             w_content=0.25 if item_vectors is not None else 0.0,
             w_pop=0.1,
+            group_context=0.5 if model.has_group_context else 0.0,
+            w_team=0.1 if model.has_groups else 0.0,
         ),
     ]
     best, best_ndcg, tried = starts[0], -1.0, 0
@@ -622,7 +727,7 @@ def _ascend(
     for _ in range(rounds):
         improved = False
         for name in names:
-            if name == "ease_lambda" and not best.w_ease:
+            if name in ("ease_lambda", "group_context") and not best.w_ease:
                 continue
             for value in _GRID[name]:
                 if value == getattr(best, name):
@@ -667,6 +772,7 @@ class EvalReport:
     tuning: Tuning
     seconds: float
     notes: list[str] = field(default_factory=list)
+    groups: int = 0  # groups (accounts) the users belong to; 0 when not given
 
     def ratio(self, model: str, baseline: str, metric: str = "ndcg") -> float:
         a = getattr(self.models[model], metric)
@@ -716,6 +822,7 @@ class EvalReport:
                 "test_users": self.test_users,
                 "held_out_items": self.held_out,
                 "item_texts": self.with_content,
+                "groups": self.groups,
             },
             "split": "per user, last 20% of distinct items by first use held out",
             "cairn": {
@@ -744,7 +851,7 @@ def evaluate(
     """Split, fit the three models on the training rows and score them on the held-out items.
 
     `item_vectors` (n_items x dim, rows aligned with `data.item_ids`, zero for items without text)
-    turns on Cairn's content score.
+    turns on Cairn's content score; users' groups (`data.groups`) turn on its teammates' scores.
     """
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -756,6 +863,10 @@ def evaluate(
         f"{len(split.test_users):,} test users, {split.held_out:,} held-out items"
     )
     notes: list[str] = []
+    if data.groups is not None and data.n_groups:
+        sizes = np.bincount(data.groups[data.groups >= 0], minlength=data.n_groups)
+        if not np.any(sizes >= 2):
+            notes.append("no group has two users: Cairn runs without its teammates' scores")
     if item_vectors is not None and not np.any(item_vectors):
         item_vectors = None
     if item_vectors is None:
@@ -782,6 +893,7 @@ def evaluate(
         tuning=tuning,
         seconds=time.perf_counter() - t0,
         notes=notes,
+        groups=data.n_groups,
     )
 
 
@@ -798,10 +910,11 @@ def format_report(report: EvalReport, title: str = "") -> str:
     lines: list[str] = []
     if title:
         lines.append(title)
+    in_groups = f" in {report.groups:,} groups" if report.groups else ""
     lines.append(
-        f"{report.interactions:,} interactions, {report.users:,} users, {report.items:,} items; "
-        f"{report.test_users:,} test users, {report.held_out:,} held-out items "
-        f"(last 20% of each user's distinct items)"
+        f"{report.interactions:,} interactions, {report.users:,} users{in_groups}, "
+        f"{report.items:,} items; {report.test_users:,} test users, {report.held_out:,} held-out "
+        f"items (last 20% of each user's distinct items)"
     )
     header = f"{'model':<12} {'recall@10':>10} {'nDCG@10':>9} {'coverage':>9} {'nDCG/pop':>9}"
     lines += [header, "-" * len(header)]
@@ -816,6 +929,11 @@ def format_report(report: EvalReport, title: str = "") -> str:
         f"{report.tuning.validation_knn_ndcg:.4f}, {report.tuning.tried} settings): "
         f"half-life {p.half_life} items, beta {p.beta}, EASE lambda {p.ease_lambda}; weights "
         f"knn {p.w_knn} EASE {p.w_ease} next {p.w_next} content {p.w_content} popularity {p.w_pop}"
+        + (
+            f" teammates {p.w_team}; teammates' share among EASE's inputs {p.group_context}"
+            if report.groups
+            else ""
+        )
     )
     lines += report.notes
     lines += report.verdict()

@@ -4,7 +4,8 @@
 
 Two data sets, each through `cairn recs eval`'s own code path:
 1. the demo population (200 tenants, 2,000 users, 200,000 events): templates used, integrations
-   connected, features used and help articles read, with the demo catalog's texts embedded;
+   connected, features used and help articles read, with the demo catalog's texts embedded and
+   each user in the group of their tenant;
 2. a generated interactions file of about 100k rows (clustered users, long-tail items) with an
    item texts file, written to a temporary directory and read back as a user's file would be.
 
@@ -12,7 +13,9 @@ Baseline in the same run: popularity (ratios are to it); item-kNN is the second 
 (PRODUCT.md): Cairn's nDCG@10 >= 1.5x popularity and not below item-kNN. For the demo data the
 benchmark also prints what an oracle that knows each user's role, plan and industry reaches with
 popularity inside that segment: the demo's events are drawn almost independently given those
-traits, which bounds what any model can learn from them.
+traits, which bounds what any model can learn from them. Popularity's recall@10 there is already
+0.85 and the segment reference sits near 1.35x popularity: 1.5x is out of reach on this data, and
+the benchmark reports the miss rather than bend the data.
 """
 
 from __future__ import annotations
@@ -96,9 +99,11 @@ def run_demo(demo: tuple[int, int, int, int]) -> tuple[EvalReport, float]:
     }
     oracle = segment_oracle(demo_interactions(*demo), segments)
     pop = report.models["popularity"].ndcg
+    cairn = report.models["cairn"].ndcg
     print(
         f"reference: an oracle that knows each user's role, plan and industry (popularity within "
-        f"that segment) reaches nDCG@10 {oracle:.4f} = {oracle / pop:.2f}x popularity"
+        f"that segment) reaches nDCG@10 {oracle:.4f} = {oracle / pop:.2f}x popularity; Cairn "
+        f"reaches {cairn / oracle:.2f}x the oracle"
     )
     return report, oracle
 

@@ -23,7 +23,9 @@ from recommender.evaluate import (
     Popularity,
     Split,
     Tuning,
+    _group_context,
     _metrics,
+    _user_item,
     evaluate,
     format_report,
     parse_timestamp,
@@ -37,8 +39,12 @@ from recommender.synthetic import generate_interactions, write_csv
 DAY = 86_400.0
 
 
-def _data(rows: list[tuple[str, str, float]], items: tuple[str, ...] = ()) -> Interactions:
-    return Interactions.from_records(rows, items)
+def _data(
+    rows: list[tuple[str, str, float]],
+    items: tuple[str, ...] = (),
+    groups: dict[str, str] | None = None,
+) -> Interactions:
+    return Interactions.from_records(rows, items, groups)
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -87,6 +93,38 @@ def test_reading_reports_bad_files_by_line(tmp_path: Path) -> None:
     empty_item.write_text("user_id,item_id,timestamp\nu,,1\n")
     with pytest.raises(ValueError, match=r"c\.csv:2: empty"):
         read_interactions(empty_item)
+
+
+def test_reading_an_optional_group_column(tmp_path: Path) -> None:
+    path = tmp_path / "interactions.csv"
+    path.write_text(
+        "user_id,item_id,timestamp,group_id\n"
+        "u1,a,1,acme\n"
+        "u2,a,2,globex\n"
+        "u1,b,3,\n"  # an empty group says nothing
+        "u3,b,4,acme\n"
+        "u4,c,5,\n"  # no group at all
+    )
+    data = read_interactions(path)
+    assert data.group_ids == ["acme", "globex"]
+    assert data.groups is not None
+    assert data.groups.tolist() == [0, 1, 0, -1]
+    assert data.n_groups == 2
+    split = temporal_split(data)
+    assert split.train.groups is not None
+    assert split.train.groups.tolist() == data.groups.tolist()  # the split keeps the groups
+    without = tmp_path / "plain.csv"
+    without.write_text("user_id,item_id,timestamp\nu1,a,1\n")
+    plain = read_interactions(without)
+    assert plain.groups is None
+    assert plain.n_groups == 0
+
+
+def test_a_user_in_two_groups_is_reported_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "interactions.csv"
+    path.write_text("user_id,item_id,timestamp,group_id\nu1,a,1,acme\nu1,b,2,acme\nu1,c,3,x\n")
+    with pytest.raises(ValueError, match=r"csv:4: user 'u1' is in group 'x' here and in 'acme'"):
+        read_interactions(path)
 
 
 # --- the split ------------------------------------------------------------------------------------
@@ -180,6 +218,75 @@ def _cooccurrence_vectors(data: Interactions) -> NDArray[np.float32]:
     return normalize_rows(vectors)
 
 
+def test_group_context_is_the_share_of_teammates_using_each_item() -> None:
+    rows = [("a1", "x", 1.0), ("a2", "x", 2.0), ("a2", "y", 3.0), ("a3", "y", 4.0)]
+    rows += [("b1", "z", 5.0), ("solo", "x", 6.0)]
+    groups = {"a1": "acme", "a2": "acme", "a3": "acme", "b1": "bolt", "solo": "lone"}
+    data = _data(rows, groups=groups)
+    context = _group_context(data, _user_item(data))
+    assert context is not None
+    dense = context.toarray()
+    col = {item: n for n, item in enumerate(data.item_ids)}
+    user = {u: n for n, u in enumerate(data.user_ids)}
+    # a1's teammates are a2 (x, y) and a3 (y): x by half of them, y by all; never a1's own row.
+    assert dense[user["a1"], col["x"]] == pytest.approx(0.5)
+    assert dense[user["a1"], col["y"]] == pytest.approx(1.0)
+    assert dense[user["a2"], col["x"]] == pytest.approx(0.5)
+    assert dense[user["a3"], col["x"]] == pytest.approx(1.0)
+    assert not dense[user["b1"]].any()  # alone in the group
+    assert not dense[user["solo"]].any()
+    assert _group_context(_data(rows), _user_item(_data(rows))) is None  # no groups
+    lonely = {"a1": "1", "a2": "2", "a3": "3", "b1": "4", "solo": "5"}
+    assert _group_context(_data(rows, groups=lonely), _user_item(_data(rows))) is None
+
+
+def _teams(
+    groups: int = 60, size: int = 8, items: int = 120, kit: int = 20, seed: int = 1
+) -> tuple[list[tuple[str, str, float]], dict[str, str]]:
+    """Each group works with its own random kit of items; each member uses five of them. Items
+    belong to many kits, so a user's own few items say little about which kit is theirs, and
+    their teammates' say a lot."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, str, float]] = []
+    group_of: dict[str, str] = {}
+    for g in range(groups):
+        chosen = rng.choice(items, size=kit, replace=False)
+        for m in range(size):
+            user = f"g{g}u{m}"
+            group_of[user] = f"g{g}"
+            for n, item in enumerate(rng.choice(chosen, size=5, replace=False).tolist()):
+                rows.append((user, f"i{item}", float(n)))
+    return rows, group_of
+
+
+def test_cairn_learns_from_teammates_when_groups_are_given() -> None:
+    rows, group_of = _teams()
+    alone = evaluate(_data(rows))
+    together = evaluate(_data(rows, groups=group_of))
+    assert alone.groups == 0
+    assert together.groups == 60
+    # The baselines never look at groups: the same scores either way.
+    for name in ("popularity", "item_knn"):
+        assert together.models[name] == alone.models[name]
+    assert together.models["cairn"].ndcg > 2.0 * alone.models["cairn"].ndcg
+    assert together.models["cairn"].ndcg > 2.0 * together.models["item_knn"].ndcg
+    params = together.tuning.params
+    assert params.w_team > 0 or (params.w_ease > 0 and params.group_context > 0)
+    assert "in 60 groups" in format_report(together)
+    assert together.as_json()["data"]["groups"] == 60
+    assert alone.as_json()["data"]["groups"] == 0
+    assert "teammates" not in format_report(alone)
+
+
+def test_groups_of_one_are_noted_and_change_nothing() -> None:
+    rows, _ = _teams(groups=20)
+    lonely = {u: u for u, _, _ in rows}
+    report = evaluate(_data(rows, groups=lonely))
+    assert "no group has two users: Cairn runs without its teammates' scores" in report.notes
+    plain = evaluate(_data(rows))
+    assert report.models == plain.models
+
+
 def test_the_verdict_says_plainly_when_cairn_loses() -> None:
     scores = {
         "popularity": ModelScores(0.30, 0.20, 0.01, 100),
@@ -222,6 +329,16 @@ def test_demo_events_become_interactions_with_catalog_items() -> None:
     assert set(data.item_ids) <= set(catalog)
     used = {catalog[data.item_ids[i]].kind for i in set(data.items.tolist())}
     assert used == {"template", "integration", "feature", "article"}
+    # Each user is in the group of their tenant.
+    from app.demo.population import PopulationSpec, generate
+
+    population = generate(PopulationSpec(tenants=12, users=80, events=6000))
+    tenant_of = {u.user_id: u.tenant_id for u in population.users}
+    assert data.groups is not None
+    assert all(
+        data.group_ids[data.groups[n]] == tenant_of[user] for n, user in enumerate(data.user_ids)
+    )
+    assert 1 < data.n_groups <= 12
 
 
 def _run(argv: list[str]) -> int:
@@ -246,7 +363,22 @@ def test_recs_eval_prints_json_for_a_file(
         assert all(0.0 <= v <= 1.0 for v in scores.values())
     assert out["data"]["interactions"] == len(synthetic.rows)
     assert out["data"]["item_texts"] is False
+    assert out["data"]["groups"] == 0
     assert out["verdict"]
+
+
+def test_recs_eval_reads_a_group_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows, group_of = _teams(groups=30)
+    path = tmp_path / "interactions.csv"
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("user_id,item_id,timestamp,group_id\n")
+        fh.writelines(f"{u},{i},{int(t)},{group_of[u]}\n" for u, i, t in rows)
+    assert _run(["recs", "eval", "--interactions", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["data"]["groups"] == 30
+    assert out["cairn"]["params"]["w_team"] > 0 or out["cairn"]["params"]["group_context"] > 0
+    assert _run(["recs", "eval", "--interactions", str(path)]) == 0
+    assert "in 30 groups" in capsys.readouterr().out
 
 
 def test_recs_eval_on_the_demo_population_embeds_the_catalog(
@@ -259,6 +391,7 @@ def test_recs_eval_on_the_demo_population_embeds_the_catalog(
     for name in ("popularity", "item_knn", "cairn"):
         assert f"\n{name} " in captured.out
     assert "embedded 176 item texts" in captured.err
+    assert " groups, 176 items" in captured.out  # each user in the group of their tenant
     assert "Goal" in captured.out
 
 
