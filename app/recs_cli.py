@@ -1,13 +1,16 @@
 """`cairn recs ...`: offline evaluation of the recommender, and the data it runs on.
 
     cairn recs eval [--interactions FILE] [--items FILE] [--json]
+    cairn recs train [--json] [--every-days N] [--no-save]
     cairn recs synth --out FILE [--items-out FILE] [--rows N]
     cairn recs catalog [--csv]
 
 `recs eval` compares popularity, item-kNN and Cairn's recommender on held-out interactions (see
 `recommender.evaluate`). Without `--interactions` it evaluates the demo population (the one
 `cairn demo` seeds): templates used, integrations connected, features used and help articles read,
-with the demo catalog's texts embedded. `add_recs_commands(subparsers)` registers the commands on
+with the demo catalog's texts embedded and each user in the group of their tenant (an optional
+`group_id` column does the same for a file). `recs train` fits the propensity models
+(`app.propensity_cli`). `add_recs_commands(subparsers)` registers the commands on
 the `cairn` parser.
 """
 
