@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -29,6 +30,7 @@ from app.telemetry import tracer
 from recommender.candidates import (
     Candidate,
     Cohort,
+    Cohorts,
     FrictionEvent,
     PeerTenant,
     Usage,
@@ -161,6 +163,7 @@ class RecsModel:
     catalog: dict[str, CatalogItem]
     vectors: dict[str, Vector]
     peers: dict[str, PeerTenant]  # successful tenants, the only ones peers are learned from
+    cohorts: Cohorts
     peer_index: VectorIndex
     tenant_vectors: dict[str, Vector]
     tenant_adopted: dict[str, frozenset[str]]
@@ -221,9 +224,10 @@ def build_recs_model(
                 industry if isinstance(industry, str) and industry else None,
                 seats_band(seats if isinstance(seats, int) else None),
             ),
-            adopted={
+            adopted={  # what peers can recommend; help and features read are not adoption
                 item: max(0.0, (first - t.started).total_seconds() / 86_400)
                 for item, (first, _, _) in used.items()
+                if catalog[item].kind in PEER_KINDS
             },
         )
     peer_index = FaissIndex(dim)
@@ -238,6 +242,7 @@ def build_recs_model(
         catalog=catalog,
         vectors=vectors,
         peers=peers,
+        cohorts=Cohorts(peers),
         peer_index=peer_index,
         tenant_vectors=tenant_vectors,
         tenant_adopted=tenant_adopted,
@@ -250,6 +255,7 @@ def build_recs_model(
 
 
 HELP_KINDS: Final = ("article", "lesson")
+PEER_KINDS: Final = ("integration", "template")  # what peers' adoption recommends
 
 
 def _text(value: object) -> str:
@@ -329,8 +335,9 @@ def peer_recs(
         "adopted": adopted,
         "unavailable": model.unavailable.get(plan, frozenset()),
         "role": role,
-        "kinds": ("integration", "template"),
+        "kinds": PEER_KINDS,
         "limit": 4 * limit,
+        "cohorts": model.cohorts,
     }
     similar: list[Candidate] = []
     if query is not None and len(model.peer_index):
@@ -423,6 +430,9 @@ class Recommender:
         self.last_error: str | None = None
         self.builds = 0
         self._inflight: dict[str, asyncio.Future[Vector]] = {}
+        # One query is embedded at a time, so the model never takes more than one core from
+        # the decisions being served.
+        self._embedding_thread = ThreadPoolExecutor(1, thread_name_prefix="cairn-embed")
 
     @property
     def status(self) -> RecsStatus:
@@ -454,9 +464,12 @@ class Recommender:
             cache = self.embedder.query_cache
 
             async def embed() -> Vector:
+                loop = asyncio.get_running_loop()
                 try:
                     with tracer.start_as_current_span("cairn.recommender.embed_query"):
-                        return await asyncio.to_thread(cache.embed_query, text)
+                        return await loop.run_in_executor(
+                            self._embedding_thread, cache.embed_query, text
+                        )
                 finally:
                     self._inflight.pop(text, None)
 
@@ -488,7 +501,13 @@ class Recommender:
                 if text:
                     query = self.embedder.query_cache.cached(text)
                     if query is None:
+                        waited = text in self._inflight  # another decision already waited
                         pending = self._embedding(text, profile.tenant_id, profile.user_id)
+                        if waited:
+                            return Recs(
+                                status="over_budget",
+                                detail="the friction query is still being embedded",
+                            )
                         try:
                             query = await asyncio.wait_for(
                                 asyncio.shield(pending), max(0.0, deadline - loop.time())

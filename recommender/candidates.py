@@ -34,6 +34,7 @@ __all__ = [
     "SOURCE",
     "Candidate",
     "Cohort",
+    "Cohorts",
     "Evidence",
     "FrictionEvent",
     "PeerTenant",
@@ -176,6 +177,28 @@ class PeerTenant:
     succeeded: bool = True
 
 
+class Cohorts:
+    """The successful peers of every cohort and of every industry, grouped once per peer model
+    (a decision only looks its groups up)."""
+
+    def __init__(self, peers: Mapping[str, PeerTenant]) -> None:
+        self.by_cohort: dict[Cohort, list[PeerTenant]] = {}
+        self.by_industry: dict[str | None, list[PeerTenant]] = {}
+        for peer in peers.values():
+            if peer.succeeded:
+                self.by_cohort.setdefault(peer.cohort, []).append(peer)
+                self.by_industry.setdefault(peer.cohort.industry, []).append(peer)
+
+    def group(self, cohort: Cohort, tenant_id: str) -> list[PeerTenant]:
+        """The cohort's successful peers other than `tenant_id` (an industry-only cohort: every
+        seat band of the industry)."""
+        if cohort.seats is None:
+            group = self.by_industry.get(cohort.industry, [])
+        else:
+            group = self.by_cohort.get(cohort, [])
+        return [p for p in group if p.tenant_id != tenant_id]
+
+
 _VERBS: Final[Mapping[str, tuple[str, str]]] = {
     # kind → (past tense phrase, present tense phrase); {t} is the title
     "integration": ("connected {t}", "use {t}"),
@@ -199,16 +222,15 @@ def _wilson_lower(successes: float, n: float) -> float:
 def _cohort_proof(
     item: CatalogItem,
     cohort: Cohort,
-    members: Mapping[Cohort, list[PeerTenant]],
+    cohorts: Cohorts,
+    tenant_id: str,
     min_tenants: int,
     first_week_days: float,
 ) -> Evidence | None:
     """A quotable statement about the item's adoption in the user's cohort, if k-anonymous."""
     current: Cohort | None = cohort
     while current is not None:
-        group = members.get(current, [])
-        if current.seats is None:  # industry only: every band of that industry
-            group = [p for c, ps in members.items() if c.industry == current.industry for p in ps]
+        group = cohorts.group(current, tenant_id)
         if len({p.tenant_id for p in group}) >= min_tenants:
             n = len(group)
             early = sum(1 for p in group if p.adopted.get(item.id, math.inf) <= first_week_days)
@@ -251,6 +273,7 @@ def peer_candidates(
     min_tenants: int = MIN_TENANTS,
     first_week_days: float = 7.0,
     limit: int = 3,
+    cohorts: Cohorts | None = None,
 ) -> list[Candidate]:
     """What the most similar successful tenants adopted that this user has not, best first.
 
@@ -262,7 +285,7 @@ def peer_candidates(
     """
     hits = peer_index.search(np.asarray(user_vector, dtype=np.float32)[None, :], neighbours + 1)
     chosen: list[tuple[PeerTenant, float]] = []
-    for peer_id, similarity in zip(hits.ids[0], hits.scores[0], strict=True):
+    for peer_id, similarity in zip(hits.ids[0], np.asarray(hits.scores[0]).tolist(), strict=True):
         peer = peers.get(peer_id)
         if peer is None or peer_id == tenant_id or not peer.succeeded:
             continue
@@ -279,10 +302,7 @@ def peer_candidates(
         for item_id in peer.adopted:
             weighted[item_id] = weighted.get(item_id, 0.0) + similarity
             support[item_id] += 1
-    members: dict[Cohort, list[PeerTenant]] = {}
-    for peer in peers.values():
-        if peer.succeeded and peer.tenant_id != tenant_id:
-            members.setdefault(peer.cohort, []).append(peer)
+    cohorts = cohorts or Cohorts(peers)
 
     out: list[Candidate] = []
     for item_id, weight in weighted.items():
@@ -297,7 +317,7 @@ def peer_candidates(
         ):
             continue
         score = weight / weight_total
-        proof = _cohort_proof(item, cohort, members, min_tenants, first_week_days)
+        proof = _cohort_proof(item, cohort, cohorts, tenant_id, min_tenants, first_week_days)
         if proof is None:
             phrase = _VERBS[item.kind][1].format(t=item.title)
             n = support[item_id]
@@ -339,6 +359,7 @@ def cohort_candidates(
     min_tenants: int = MIN_TENANTS,
     first_week_days: float = 7.0,
     limit: int = 3,
+    cohorts: Cohorts | None = None,
 ) -> list[Candidate]:
     """For a team with no usage to compare yet: what most successful tenants of its cohort adopted.
 
@@ -346,16 +367,11 @@ def cohort_candidates(
     `min_tenants` successful tenants; nothing is returned for a cohort smaller than that. The score
     is the share of the cohort that adopted the item; the confidence its Wilson lower bound.
     """
-    members: dict[Cohort, list[PeerTenant]] = {}
-    for peer in peers.values():
-        if peer.succeeded and peer.tenant_id != tenant_id:
-            members.setdefault(peer.cohort, []).append(peer)
+    cohorts = cohorts or Cohorts(peers)
     current: Cohort | None = cohort
     group: list[PeerTenant] = []
     while current is not None:
-        group = members.get(current, [])
-        if current.seats is None:
-            group = [p for c, ps in members.items() if c.industry == current.industry for p in ps]
+        group = cohorts.group(current, tenant_id)
         if len({p.tenant_id for p in group}) >= min_tenants:
             break
         current = current.coarser()
@@ -374,7 +390,7 @@ def cohort_candidates(
             or not item.for_industry(cohort.industry)
         ):
             continue
-        proof = _cohort_proof(item, current, members, min_tenants, first_week_days)
+        proof = _cohort_proof(item, current, cohorts, tenant_id, min_tenants, first_week_days)
         if proof is None:
             continue  # fewer than one in ten: not worth recommending on cohort evidence alone
         out.append(
