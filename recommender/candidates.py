@@ -426,8 +426,9 @@ class QueryEmbedder(Protocol):
 def friction_query(events: Sequence[FrictionEvent]) -> tuple[str, str, int] | None:
     """(feature, query text, errors for it) for the feature with the most errors; None if none.
 
-    The query is the feature's name and its distinct messages, most frequent first, so that a
-    repeated message weighs most.
+    The query is the feature's name and its most frequent message (ties: the first in order of
+    text), so that the same trouble always makes the same query and its embedding is reused:
+    users who hit the same error share one cached vector.
     """
     if not events:
         return None
@@ -435,7 +436,7 @@ def friction_query(events: Sequence[FrictionEvent]) -> tuple[str, str, int] | No
     feature, count = min(by_feature.items(), key=lambda kv: (-kv[1], kv[0]))
     messages = Counter(e.message.strip() for e in events if e.feature == feature and e.message)
     ordered = [m for m, _ in sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))]
-    text = feature.replace("_", " ") + (": " + ". ".join(ordered[:3]) if ordered else "")
+    text = feature.replace("_", " ") + (": " + ordered[0] if ordered else "")
     return feature, text, count
 
 
