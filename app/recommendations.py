@@ -25,7 +25,7 @@ from app.engine.recs import RecDriver, RecItem, Recs, RecsStatus
 from app.engine.vocabulary import Vocabulary
 from app.storage.catalog import embedded_items, refresh_hashes, save_embeddings, stale_items
 from app.storage.db import Pool
-from app.storage.peers import TenantAdoption, load_adoption
+from app.storage.peers import TenantAdoption, load_adoption, recent_errors
 from app.telemetry import tracer
 from recommender.candidates import (
     Candidate,
@@ -456,6 +456,23 @@ class Recommender:
         self.builds += 1
         self.last_error = None
         return model
+
+    async def warm_queries(self, pool: Pool) -> int:
+        """Embed the friction queries of the errors users saw lately, on the embedding thread, so
+        that decisions find them cached; returns how many were new."""
+        pairs = await recent_errors(pool)
+        cache = self.embedder.query_cache
+        loop = asyncio.get_running_loop()
+        new = 0
+        with tracer.start_as_current_span("cairn.recommender.warm_queries") as span:
+            for feature, message in pairs:
+                query = friction_query([FrictionEvent(feature or "unknown", message)])
+                if query is None or cache.cached(query[1]) is not None:
+                    continue
+                await loop.run_in_executor(self._embedding_thread, cache.embed_query, query[1])
+                new += 1
+            span.set_attribute("cairn.queries", new)
+        return new
 
     def _embedding(self, text: str, tenant_id: str, user_id: str) -> asyncio.Future[Vector]:
         """The query's embedding, shared by concurrent decisions; tells the user when it lands."""
