@@ -76,14 +76,13 @@ def etag_of(descriptor: LayoutDescriptor) -> str:
 
 
 class _Memo(msgspec.Struct):
-    """A decision kept for reuse while its inputs are the very same objects."""
+    """A decision kept for reuse while the user's profile and the layouts are the very same
+    objects, for a few seconds. Peer statistics, the recommender's peer model and the propensity
+    models are rebuilt on schedules of minutes: a decision is at most a few seconds behind them."""
 
     profile: ProfileData
-    peers: object
     layouts: object
-    recs_model: object
-    propensity: object
-    at: datetime
+    expires: datetime
     descriptor: LayoutDescriptor
     etag: str
     trace: list[tuple[str, str]]
@@ -93,19 +92,22 @@ MEMO_TTL = timedelta(seconds=5)  # time-based signals (cool-downs, windows) move
 MEMO_SIZE = 50_000
 
 
+def _memo_ttl(key: tuple[object, ...]) -> timedelta:
+    """Between half and all of MEMO_TTL, spread by key: decisions made together (a warm-up, a
+    burst) do not all expire together and come back as one burst of work."""
+    return MEMO_TTL * (0.5 + (hash(key) % 512) / 1024)
+
+
 def _reuse(
     key: tuple[object, ...], profile: ProfileData, rt: Runtime, now: datetime
 ) -> Served | None:
-    """The same profile, peers and layouts a moment ago give the same layout: reuse it."""
+    """The same profile and layouts a moment ago give the same layout: reuse it."""
     memo = rt.decisions.get(key)
     if (
         memo is None
         or memo.profile is not profile
-        or memo.peers is not rt.peers
         or memo.layouts is not rt.layouts
-        or memo.recs_model is not _recs_model(rt)
-        or memo.propensity is not rt.propensity
-        or now - memo.at >= MEMO_TTL
+        or now >= memo.expires
     ):
         return None
     rt.decisions.move_to_end(key)
@@ -136,10 +138,6 @@ async def _profile(rt: Runtime, tenant_id: str, user_id: str, now: datetime) -> 
     ) as exc:
         log.warning("profile store unavailable, serving the default layout: %r", exc)
         return None
-
-
-def _recs_model(rt: Runtime) -> object:
-    return rt.recommender.model if rt.recommender is not None else None
 
 
 async def _recs(rt: Runtime, profile: ProfileData, mode: Mode, now: datetime) -> Recs | None:
@@ -223,7 +221,6 @@ async def decide_layout(
         if reused is not None:
             return reused
     mode = mode_for(profile, degraded=degraded)
-    recs_model = _recs_model(rt)
     recs = await _recs(rt, profile, mode, now)
     with tracer.start_as_current_span("cairn.decide") as span:
         decision = _decide(
@@ -238,15 +235,7 @@ async def decide_layout(
     etag = etag_of(descriptor)
     if not descriptor.degraded:
         rt.decisions[key] = _Memo(
-            profile,
-            rt.peers,
-            layouts,
-            recs_model,
-            rt.propensity,
-            now,
-            descriptor,
-            etag,
-            decision.trace,
+            profile, layouts, now + _memo_ttl(key), descriptor, etag, decision.trace
         )
         if len(rt.decisions) > MEMO_SIZE:
             rt.decisions.popitem(last=False)
