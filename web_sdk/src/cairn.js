@@ -1,6 +1,5 @@
-/*! Cairn web SDK: renders Cairn layout descriptors (schema version 1) and reports what users do with them. */
+/* Cairn web SDK: renders Cairn layout descriptors (schema version 1) and reports what users do with them. */
 (function (w, d) {
-  "use strict";
   if (w.Cairn && w.Cairn.render) return;
 
   var VERSION = "0.2.0";
@@ -163,7 +162,7 @@
     // until the page is shown again; the next page sends everything queued
     var q = { c: c, k: key("q", c), items: [], level: LEVELS.test(c.personalization) ? c.personalization : null, delay: 0, b: new Set() };
     q.items = list(load(q.k)).filter((x) => x && x.messageId);
-    if (q.items.length) setTimeout(function () { flush(q); }, 0); // left by an earlier page
+    if (q.items.length) setTimeout(() => flush(q), 0); // left by an earlier page
     return q;
   }
   function save(q) { set(q.k, JSON.stringify(q.items)); }
@@ -174,23 +173,23 @@
     q.items.splice(0, q.items.length - MAX_QUEUE);
     save(q);
     if (now) return flush(q);
-    if (!q.t) q.t = setTimeout(function () { flush(q); }, 250);
+    if (!q.t) q.t = setTimeout(() => flush(q), 250);
     return resolved();
   }
   function flush(q) {
     if (!q) return resolved();
     clearTimeout(q.t);
     q.t = 0;
-    return q.busy || (q.busy = send(q).then(function () {
+    return q.busy || (q.busy = send(q).then(() => {
       q.busy = null;
       q.delay = 0;
-    }, function (e) {
+    }, (e) => {
       // Network trouble or a server error: keep the events (messageId makes resending safe).
       q.busy = null;
       q.fly = null;
       fail(e);
       q.delay = Math.min(q.delay * 2 || 1000, 60000);
-      q.t = setTimeout(function () { flush(q); }, q.delay * (1 + Math.random() / 2));
+      q.t = setTimeout(() => flush(q), q.delay * (1 + Math.random() / 2));
     }));
   }
   async function send(q) {
@@ -241,7 +240,7 @@
     try {
       if (navigator.sendBeacon(c.host + "/v1/events", new Blob([body], { type: "text/plain;charset=UTF-8" }))) return;
     } catch (e) { /* no sendBeacon */ }
-    post(q, batch).catch(function () { /* still queued for the next page */ });
+    post(q, batch).catch(() => { /* still queued for the next page */ });
   }
 
   function find(root, id) {
@@ -823,7 +822,7 @@
     if (d.visibilityState === "hidden") hide();
     else if (Q && Q.b.size) { Q.b.clear(); flush(Q); } // shown again: what went by beacon, now with a receipt
   }));
-  w.addEventListener("online", function () { if (Q) { Q.delay = 0; flush(Q); } });
+  w.addEventListener("online", () => { if (Q) { Q.delay = 0; flush(Q); } });
 
   w.Cairn = api;
 })(window, document);
