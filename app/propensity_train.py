@@ -49,7 +49,7 @@ from app.engine.signals import build_context
 from app.engine.vocabulary import Vocabulary
 from app.ingest import EventRow
 from app.storage.db import Pool
-from app.storage.events import MAX_KEY_LENGTH
+from app.storage.events import event_time, key_value
 from app.storage.profiles import TRIGGER_EVENTS
 from recommender.propensity import LogisticFit, NotEnoughDataError, train_target
 
@@ -142,15 +142,15 @@ class ProfileBuilder:
         user.seen.add(event)
         self._tenant_seen.add(event)
         kind = self._facet_of.get(event)
-        value = _key_value(props.get(kind)) if kind is not None else None
+        value = key_value(props.get(kind)) if kind is not None else None
         if kind is not None and value is not None:
             n, first, _ = user.facets.get((kind, value), (0, row.ts, row.ts))
             user.facets[(kind, value)] = (n + 1, first, row.ts)
         connected = _INTEGRATION_EVENTS.get(event)
-        integration = _key_value(props.get("integration")) if connected is not None else None
+        integration = key_value(props.get("integration")) if connected is not None else None
         if connected is not None and integration is not None:
             self._integrations[integration] = (connected, row.ts)
-        widget_id = _key_value(props.get("widget_id")) if event in _WIDGET_EVENTS else None
+        widget_id = key_value(props.get("widget_id")) if event in _WIDGET_EVENTS else None
         if widget_id is not None:
             state = user.widgets.get(widget_id, WidgetState())
             if event == "widget_viewed":
@@ -236,22 +236,11 @@ def profile_at(
     """A user's profile as of `at`, from raw events (any order, any tenant): what the profile
     store would have read at `at` had only the events before `at` been stored."""
     builder = ProfileBuilder(tenant_id, vocab)
-    for row in sorted((e for e in events if e.tenant_id == tenant_id and e.ts < at), key=_ts):
+    for row in sorted(
+        (e for e in events if e.tenant_id == tenant_id and e.ts < at), key=event_time
+    ):
         builder.add(row)
     return builder.profile(user_id, at, preferences)
-
-
-def _ts(row: EventRow) -> datetime:
-    return row.ts
-
-
-def _key_value(value: object) -> str | None:
-    """A property usable as part of a key, as the event store takes it; anything else is None."""
-    if isinstance(value, str):
-        return value if 0 < len(value) <= MAX_KEY_LENGTH else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 def _member(value: object, name: str) -> object:

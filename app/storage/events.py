@@ -199,7 +199,7 @@ async def store_events(
             return StoreResult(accepted=0, duplicates=len(rows), touched=set())
         stored = {(r["tenant_id"], r["message_id"]) for r in inserted}
         # In event time, ties in the order sent: traits merge and "latest wins" in that order.
-        new = sorted((row for key, row in unique.items() if key in stored), key=_event_time)
+        new = sorted((row for key, row in unique.items() if key in stored), key=event_time)
         await conn.execute(_AGGREGATE, *_aggregate_parameters(new, facets, tenant_wide))
     return StoreResult(
         accepted=len(new),
@@ -234,11 +234,11 @@ def _json(values: Sequence[tuple[Any, ...]]) -> str:
     return msgspec.json.encode(values).decode()
 
 
-def _event_time(row: EventRow) -> datetime:
+def event_time(row: EventRow) -> datetime:
     return row.ts
 
 
-def _key_value(value: object) -> str | None:
+def key_value(value: object) -> str | None:
     """A property usable as part of a key (an id, a name), as text; anything else is skipped."""
     if isinstance(value, str):
         return value if 0 < len(value) <= MAX_KEY_LENGTH else None
@@ -307,7 +307,7 @@ class _Aggregates:
             kind = self.facet_of.get(row.event or "") if row.type == "track" else None
             if kind is None:
                 continue
-            value = _key_value(row.properties.get(kind))
+            value = key_value(row.properties.get(kind))
             if value is None:
                 continue
             key = (row.tenant_id, row.user_id, kind, value)
@@ -321,7 +321,7 @@ class _Aggregates:
             connected = _INTEGRATION_EVENTS.get(row.event or "") if row.type == "track" else None
             if connected is None:
                 continue
-            integration = _key_value(row.properties.get("integration"))
+            integration = key_value(row.properties.get("integration"))
             if integration is not None:
                 latest[(row.tenant_id, integration)] = (connected, row.ts)
         return [(*key, *state) for key, state in sorted(latest.items())]
@@ -331,7 +331,7 @@ class _Aggregates:
         for row in self.rows:
             if row.type != "track" or row.event not in _WIDGET_EVENTS:
                 continue
-            widget_id = _key_value(row.properties.get("widget_id"))
+            widget_id = key_value(row.properties.get("widget_id"))
             if widget_id is None:
                 continue
             key = (row.tenant_id, row.user_id, widget_id)
