@@ -40,6 +40,7 @@ from recommender.candidates import (
     peer_candidates,
     profile_vector,
     seats_band,
+    top_message,
 )
 from recommender.catalog import CatalogItem, embedding_text, off_plan
 from recommender.embedder import Embedder, Vector
@@ -362,8 +363,11 @@ def peer_recs(
     return tuple(by_kind["integration"]), tuple(by_kind["template"])
 
 
-def friction_of(profile: ProfileData, vocab: Vocabulary, now: datetime) -> tuple[str, str, int]:
-    """(feature, query text, errors) of the user's repeated friction; ('', '', 0) when none."""
+def friction_of(
+    profile: ProfileData, vocab: Vocabulary, now: datetime
+) -> tuple[str, str, int, str]:
+    """(feature, query text, errors, the message seen most) of the user's repeated friction;
+    ('', '', 0, '') when there is none."""
     window = now - timedelta(minutes=vocab.signals.friction.window_minutes)
     events = [
         FrictionEvent(
@@ -374,9 +378,9 @@ def friction_of(profile: ProfileData, vocab: Vocabulary, now: datetime) -> tuple
     ]
     query = friction_query(events)
     if query is None or query[2] < vocab.signals.friction.repeat_threshold:
-        return "", "", 0
+        return "", "", 0, ""
     feature, text, count = query
-    return feature, text, count
+    return feature, text, count, top_message(events, feature)
 
 
 def help_recs(
@@ -513,7 +517,7 @@ class Recommender:
         with tracer.start_as_current_span("cairn.recommender.candidates") as span:
             try:
                 integrations, templates = peer_recs(model, profile, vocab, now)
-                feature, text, errors = friction_of(profile, vocab, now)
+                feature, text, errors, message = friction_of(profile, vocab, now)
                 help_items: tuple[RecItem, ...] = ()
                 if text:
                     query = self.embedder.query_cache.cached(text)
@@ -536,15 +540,6 @@ class Recommender:
                                 detail=f"embedding the friction query took over "
                                 f"{self.budget_s * 1000:.0f} ms",
                             )
-                    message = next(
-                        (
-                            _text(e.properties.get("message"))
-                            for e in profile.recent
-                            if e.event == "error_shown"
-                            and _text(e.properties.get("feature")) == feature
-                        ),
-                        "",
-                    )
                     help_items = help_recs(model, query, feature, errors, message, vocab)
             except Exception as exc:  # noqa: BLE001 - personalization never fails a layout
                 log.warning("recommender failed; rules-only layout: %r", exc)

@@ -46,6 +46,7 @@ __all__ = [
     "peer_candidates",
     "profile_vector",
     "seats_band",
+    "top_message",
 ]
 
 SOURCE: Final = "recommender"
@@ -434,10 +435,16 @@ def friction_query(events: Sequence[FrictionEvent]) -> tuple[str, str, int] | No
         return None
     by_feature = Counter(e.feature for e in events)
     feature, count = min(by_feature.items(), key=lambda kv: (-kv[1], kv[0]))
-    messages = Counter(e.message.strip() for e in events if e.feature == feature and e.message)
-    ordered = [m for m, _ in sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))]
-    text = feature.replace("_", " ") + (": " + ordered[0] if ordered else "")
+    message = top_message(events, feature)
+    text = feature.replace("_", " ") + (": " + message if message else "")
     return feature, text, count
+
+
+def top_message(events: Sequence[FrictionEvent], feature: str) -> str:
+    """The message shown most often with errors in `feature` (ties: the first in order of text);
+    '' when none had one."""
+    messages = Counter(e.message.strip() for e in events if e.feature == feature and e.message)
+    return min(messages.items(), key=lambda kv: (-kv[1], kv[0]))[0] if messages else ""
 
 
 def help_candidates(
@@ -514,15 +521,13 @@ def friction_candidates(
     if query is None:
         return []
     feature, text, count = query
-    messages = Counter(e.message for e in events if e.feature == feature and e.message)
-    top_message = messages.most_common(1)[0][0] if messages else None
     return help_candidates(
         embedder.embed_query(text),
         help_index,
         catalog,
         feature=feature,
         errors=count,
-        message=top_message,
+        message=top_message(events, feature) or None,
         dismissed=dismissed,
         limit=limit,
     )
