@@ -199,6 +199,19 @@ class Cohorts:
             group = self.by_cohort.get(cohort, [])
         return [p for p in group if p.tenant_id != tenant_id]
 
+    def quotable(
+        self, cohort: Cohort, tenant_id: str, min_tenants: int
+    ) -> tuple[Cohort, list[PeerTenant]] | None:
+        """The narrowest cohort, from `cohort` widening to its industry, whose group spans at
+        least `min_tenants` tenants, with that group; None when even the widest is smaller."""
+        current: Cohort | None = cohort
+        while current is not None:
+            group = self.group(current, tenant_id)
+            if len({p.tenant_id for p in group}) >= min_tenants:
+                return current, group
+            current = current.coarser()
+        return None
+
 
 _VERBS: Final[Mapping[str, tuple[str, str]]] = {
     # kind → (past tense phrase, present tense phrase); {t} is the title
@@ -229,31 +242,42 @@ def _cohort_proof(
     first_week_days: float,
 ) -> Evidence | None:
     """A quotable statement about the item's adoption in the user's cohort, if k-anonymous."""
-    current: Cohort | None = cohort
-    while current is not None:
-        group = cohorts.group(current, tenant_id)
-        if len({p.tenant_id for p in group}) >= min_tenants:
-            n = len(group)
-            early = sum(1 for p in group if p.adopted.get(item.id, math.inf) <= first_week_days)
-            ever = sum(1 for p in group if item.id in p.adopted)
-            past, present = _VERBS[item.kind]
-            if early / n >= 0.3:
-                share, phrase = early / n, past.format(t=item.title) + " in their first week"
-            else:
-                share, phrase = ever / n, present.format(t=item.title)
-            tenths = round(share * 10)
-            if tenths < MIN_TENTHS:
-                return None
-            label = current.label()
-            return Evidence(
-                summary=f"Teams like yours ({label}): {tenths} in 10 {phrase}.",
-                drivers=(("peers.cohort", label), ("peers.share", round(share, 2))),
-                cohort=label,
-                cohort_tenants=n,
-                share=round(share, 2),
-            )
-        current = current.coarser()
-    return None
+    found = cohorts.quotable(cohort, tenant_id, min_tenants)
+    if found is None:
+        return None
+    current, group = found
+    n = len(group)
+    early = sum(1 for p in group if p.adopted.get(item.id, math.inf) <= first_week_days)
+    ever = sum(1 for p in group if item.id in p.adopted)
+    past, present = _VERBS[item.kind]
+    if early / n >= 0.3:
+        share, phrase = early / n, past.format(t=item.title) + " in their first week"
+    else:
+        share, phrase = ever / n, present.format(t=item.title)
+    tenths = round(share * 10)
+    if tenths < MIN_TENTHS:
+        return None
+    label = current.label()
+    return Evidence(
+        summary=f"Teams like yours ({label}): {tenths} in 10 {phrase}.",
+        drivers=(("peers.cohort", label), ("peers.share", round(share, 2))),
+        cohort=label,
+        cohort_tenants=n,
+        share=round(share, 2),
+    )
+
+
+def _offerable(
+    item: CatalogItem | None,
+    excluded: Collection[str],
+    kinds: Collection[ItemKind],
+    role: str | None,
+) -> bool:
+    """An item that exists, that the user's team has not adopted, dismissed or lost to its plan,
+    of a kind asked for and meant for the user's role."""
+    return (
+        item is not None and item.id not in excluded and item.kind in kinds and item.for_role(role)
+    )
 
 
 def peer_candidates(
@@ -310,10 +334,8 @@ def peer_candidates(
         item = catalog.get(item_id)
         if (
             item is None
-            or item_id in excluded
-            or item.kind not in kinds
+            or not _offerable(item, excluded, kinds, role)
             or support[item_id] < min_support
-            or not item.for_role(role)
             or (cohort.industry is not None and not item.for_industry(cohort.industry))
         ):
             continue
@@ -369,27 +391,18 @@ def cohort_candidates(
     is the share of the cohort that adopted the item; the confidence its Wilson lower bound.
     """
     cohorts = cohorts or Cohorts(peers)
-    current: Cohort | None = cohort
-    group: list[PeerTenant] = []
-    while current is not None:
-        group = cohorts.group(current, tenant_id)
-        if len({p.tenant_id for p in group}) >= min_tenants:
-            break
-        current = current.coarser()
-    if current is None or not group:
+    found = cohorts.quotable(cohort, tenant_id, min_tenants)
+    if found is None or not found[1]:
         return []
+    current, group = found
     excluded = set(adopted) | set(dismissed) | set(unavailable)
     counts: Counter[str] = Counter(item for p in group for item in p.adopted)
     out: list[Candidate] = []
     for item_id, count in counts.items():
         item = catalog.get(item_id)
-        if (
-            item is None
-            or item_id in excluded
-            or item.kind not in kinds
-            or not item.for_role(role)
-            or not item.for_industry(cohort.industry)
-        ):
+        if item is None or not _offerable(item, excluded, kinds, role):
+            continue
+        if not item.for_industry(cohort.industry):
             continue
         proof = _cohort_proof(item, current, cohorts, tenant_id, min_tenants, first_week_days)
         if proof is None:
