@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +25,7 @@ from app.engine.recs import RecDriver, RecItem, Recs, RecsStatus
 from app.engine.vocabulary import Vocabulary
 from app.storage.catalog import embedded_items, refresh_hashes, save_embeddings, stale_items
 from app.storage.db import Pool
-from app.storage.peers import TenantAdoption, load_adoption, recent_errors
+from app.storage.peers import TenantAdoption, load_adoption
 from app.telemetry import tracer
 from recommender.candidates import (
     Candidate,
@@ -154,6 +154,7 @@ class CatalogIndex:
 
 RECENT_DAYS = 30  # a tenant that used the product for value this recently is retained
 ACTIVATED_STEPS = 3  # ... and one that reached this many activation steps has activated
+PREPARE_MAX = 64  # friction queries being embedded ahead of decisions, at most
 SPARSE_USAGE = 3  # a team that used fewer catalog items than this is compared by its cohort
 
 
@@ -434,6 +435,7 @@ class Recommender:
         self.last_error: str | None = None
         self.builds = 0
         self._inflight: dict[str, asyncio.Future[Vector]] = {}
+        self._waited: set[str] = set()  # queries in flight that a decision already waited for
         # One query is embedded at a time, so the model never takes more than one core from
         # the decisions being served.
         self._embedding_thread = ThreadPoolExecutor(1, thread_name_prefix="cairn-embed")
@@ -461,25 +463,26 @@ class Recommender:
         self.last_error = None
         return model
 
-    async def warm_queries(self, pool: Pool) -> int:
-        """Embed the friction queries of the errors users saw lately, on the embedding thread, so
-        that decisions find them cached; returns how many were new."""
-        pairs = await recent_errors(pool)
+    def prepare(self, errors: Iterable[Mapping[str, Any]]) -> None:
+        """The properties of `error_shown` events just ingested: embed their friction queries
+        now, on the embedding thread, so that the decisions that follow find them cached. Never
+        waits; a flood of distinct messages is not queued past PREPARE_MAX embeddings at a time."""
+        if not self.enabled:
+            return
         cache = self.embedder.query_cache
-        loop = asyncio.get_running_loop()
-        new = 0
-        with tracer.start_as_current_span("cairn.recommender.warm_queries") as span:
-            for feature, message in pairs:
-                query = friction_query([FrictionEvent(feature or "unknown", message)])
-                if query is None or cache.cached(query[1]) is not None:
-                    continue
-                await loop.run_in_executor(self._embedding_thread, cache.embed_query, query[1])
-                new += 1
-            span.set_attribute("cairn.queries", new)
-        return new
+        for props in errors:
+            if len(self._inflight) >= PREPARE_MAX:
+                return
+            feature, message = _text(props.get("feature")), _text(props.get("message"))
+            query = friction_query([FrictionEvent(feature or "unknown", message)])
+            if query is not None and cache.cached(query[1]) is None:
+                self._embedding(query[1])
 
-    def _embedding(self, text: str, tenant_id: str, user_id: str) -> asyncio.Future[Vector]:
-        """The query's embedding, shared by concurrent decisions; tells the user when it lands."""
+    def _embedding(
+        self, text: str, waiting: tuple[str, str] | None = None
+    ) -> asyncio.Future[Vector]:
+        """The query's embedding, shared by concurrent decisions; tells the (tenant, user)
+        `waiting` for it when it lands."""
         future = self._inflight.get(text)
         if future is None:
             cache = self.embedder.query_cache
@@ -493,16 +496,18 @@ class Recommender:
                         )
                 finally:
                     self._inflight.pop(text, None)
+                    self._waited.discard(text)
 
             future = asyncio.ensure_future(embed())
             self._inflight[text] = future
-        waiting = (tenant_id, user_id)
+        if waiting is not None:
+            tenant_id, user_id = waiting
 
-        def landed(done: asyncio.Future[Vector]) -> None:
-            if self.on_ready is not None and not done.cancelled() and done.exception() is None:
-                self.on_ready(*waiting)
+            def landed(done: asyncio.Future[Vector]) -> None:
+                if self.on_ready is not None and not done.cancelled() and done.exception() is None:
+                    self.on_ready(tenant_id, user_id)
 
-        future.add_done_callback(landed)
+            future.add_done_callback(landed)
         return future
 
     async def recommend(self, profile: ProfileData, vocab: Vocabulary, now: datetime) -> Recs:
@@ -522,13 +527,13 @@ class Recommender:
                 if text:
                     query = self.embedder.query_cache.cached(text)
                     if query is None:
-                        waited = text in self._inflight  # another decision already waited
-                        pending = self._embedding(text, profile.tenant_id, profile.user_id)
-                        if waited:
+                        pending = self._embedding(text, (profile.tenant_id, profile.user_id))
+                        if text in self._waited:  # one decision has spent its budget on it
                             return Recs(
                                 status="over_budget",
                                 detail="the friction query is still being embedded",
                             )
+                        self._waited.add(text)
                         try:
                             query = await asyncio.wait_for(
                                 asyncio.shield(pending), max(0.0, deadline - loop.time())

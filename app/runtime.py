@@ -100,7 +100,6 @@ class Runtime:
         self.recommender: Recommender | None = None
         self.propensity: PropensityModels | None = None  # trained by `cairn recs train`
         self._recs_stale = asyncio.Event()
-        self._warming: asyncio.Task[None] | None = None
         self.ready = False
 
     @property
@@ -160,8 +159,6 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
-        if self._warming is not None:
-            self._tasks.append(self._warming)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -270,18 +267,6 @@ class Runtime:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.recommender.last_error = repr(exc)
             log.warning("recommender not rebuilt: %r", exc)
-            return
-        if self._warming is None or self._warming.done():
-            self._warming = asyncio.create_task(self._warm_queries())
-
-    async def _warm_queries(self) -> None:
-        """In the background: embed the friction queries of recent errors ahead of decisions."""
-        if self.recommender is None:
-            return
-        try:
-            await self.recommender.warm_queries(self.pool)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RuntimeError) as exc:
-            log.warning("friction queries not embedded ahead: %r", exc)
 
     async def _refresh_recommender_forever(self) -> None:
         """Every five minutes, and soon after the catalog gains vectors."""

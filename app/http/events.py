@@ -83,6 +83,8 @@ async def accept(runtime: Runtime, batch: ParsedBatch) -> IngestAnswer:
         log.warning("events not stored, the database is unavailable: %r", exc)
         raise _unavailable() from None
     runtime.forget(result.touched, tenant_wide(batch.rows, wide_events))
+    if runtime.recommender is not None:  # help for these errors, ready before it is asked for
+        runtime.recommender.prepare(r.properties for r in batch.rows if r.event == "error_shown")
     return IngestAnswer(accepted=result.accepted, duplicates=batch.duplicates + result.duplicates)
 
 

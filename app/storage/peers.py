@@ -80,20 +80,3 @@ async def load_adoption(
             )
         )
     return out
-
-
-_ERRORS_SQL = """
-SELECT coalesce(properties->>'feature', '') AS feature,
-       coalesce(properties->>'message', '') AS message
-  FROM events
- WHERE type = 'track' AND event = 'error_shown' AND ts >= now() - interval '1 day'
- GROUP BY 1, 2
- ORDER BY count(*) DESC
- LIMIT $1
-"""
-
-
-async def recent_errors(pool: Pool, limit: int = 500) -> list[tuple[str, str]]:
-    """The (feature, message) pairs of the errors users saw in the last day, most frequent first."""
-    rows = await pool.fetch(_ERRORS_SQL, limit)
-    return [(r["feature"], r["message"]) for r in rows]
