@@ -40,7 +40,6 @@ from recommender.candidates import (
     peer_candidates,
     profile_vector,
     seats_band,
-    top_message,
 )
 from recommender.catalog import CatalogItem, embedding_text, off_plan
 from recommender.embedder import Embedder, Vector
@@ -367,10 +366,11 @@ def peer_recs(
 def friction_of(
     profile: ProfileData, vocab: Vocabulary, now: datetime
 ) -> tuple[str, str, int, str]:
-    """(feature, query text, errors, the message seen most) of the user's repeated friction;
-    ('', '', 0, '') when there is none."""
+    """(feature, query text, errors, the latest message) of the user's repeated friction;
+    ('', '', 0, '') when there is none. The query quotes the message seen most (it is cached
+    across users); the explanation quotes the one the user has just seen."""
     window = now - timedelta(minutes=vocab.signals.friction.window_minutes)
-    events = [
+    events = [  # latest first, as the profile keeps them
         FrictionEvent(
             _text(e.properties.get("feature")) or "unknown", _text(e.properties.get("message"))
         )
@@ -381,7 +381,8 @@ def friction_of(
     if query is None or query[2] < vocab.signals.friction.repeat_threshold:
         return "", "", 0, ""
     feature, text, count = query
-    return feature, text, count, top_message(events, feature)
+    latest = next((e.message for e in events if e.feature == feature and e.message), "")
+    return feature, text, count, latest
 
 
 def help_recs(

@@ -454,6 +454,7 @@ class _Runtime:
         self.vocabulary = VOCABULARY
         self.forgotten: list[set[tuple[str, str]]] = []
         self.forgotten_tenants: list[set[str]] = []
+        self.recommender = None  # friction queries are not embedded ahead here
 
     def forget(self, users: set[tuple[str, str]], tenants: Iterable[str] = ()) -> None:
         self.forgotten.append(users)
