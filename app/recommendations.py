@@ -464,6 +464,17 @@ class Recommender:
         self.last_error = None
         return model
 
+    def load_model(self, load: Callable[[], None]) -> None:
+        """Load the embedding model on the embedding thread now, in the background, so that the
+        first friction query does not also pay for loading it (seconds)."""
+        future = asyncio.get_running_loop().run_in_executor(self._embedding_thread, load)
+
+        def loaded(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                self.last_error = repr(done.exception())
+
+        future.add_done_callback(loaded)
+
     def prepare(self, errors: Iterable[Mapping[str, Any]]) -> None:
         """The properties of `error_shown` events just ingested: embed their friction queries
         now, on the embedding thread, so that the decisions that follow find them cached. Never

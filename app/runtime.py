@@ -144,6 +144,7 @@ class Runtime:
             on_ready=lambda tenant_id, user_id: self.hub.publish(tenant_id, user_id, "recs"),
         )
         if self.settings.recommender:
+            self.recommender.load_model(self.embedder.load)
             self._tasks.append(asyncio.create_task(self.catalog.run()))
             await self.refresh_recommender()
             self._tasks.append(asyncio.create_task(self._refresh_recommender_forever()))
