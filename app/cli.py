@@ -71,7 +71,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from widgets.descriptor import layout_json_schema
+    from widgets.schema import layout_json_schema
 
     path = Path(__file__).resolve().parents[1] / "widgets" / "layout.schema.json"
     text = json.dumps(layout_json_schema(), indent=2, sort_keys=True) + "\n"

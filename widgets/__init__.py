@@ -35,7 +35,11 @@ class WidgetKind:
     name: str
     props: type[msgspec.Struct]
     widget: type[Any]  # the tagged WidgetBase subclass
-    modal: bool
+    # A screen shows at most one widget of this group ("next_step": the one next step; "modal":
+    # modal-style widgets, never stacked); None: no such limit. The engine, the server's
+    # negotiation of fallbacks and the web SDK all apply this one rule, read from here (the
+    # JSON Schema carries it as `x-cairn-once-per-screen`).
+    once_per_screen: str | None
 
 
 def _kinds() -> dict[str, WidgetKind]:
@@ -50,12 +54,25 @@ def _kinds() -> dict[str, WidgetKind]:
     )
     by_tag = {cls.__struct_config__.tag: cls for cls in WidgetBase.__subclasses__()}
     return {
-        m.TYPE: WidgetKind(name=m.TYPE, props=m.PROPS, widget=by_tag[m.TYPE], modal=m.MODAL)
+        m.TYPE: WidgetKind(
+            name=m.TYPE, props=m.PROPS, widget=by_tag[m.TYPE], once_per_screen=m.ONCE_PER_SCREEN
+        )
         for m in modules
     }
 
 
 WIDGET_KINDS: dict[str, WidgetKind] = _kinds()
+
+
+def once_per_screen() -> dict[str, str]:
+    """Widget type → the group of which a screen shows at most one (types without a limit are
+    left out)."""
+    return {
+        name: kind.once_per_screen
+        for name, kind in WIDGET_KINDS.items()
+        if kind.once_per_screen is not None
+    }
+
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -65,4 +82,5 @@ __all__ = [
     "Widget",
     "WidgetBase",
     "WidgetKind",
+    "once_per_screen",
 ]

@@ -19,4 +19,4 @@ class ChecklistProps(Wire, frozen=True):
 
 TYPE = "checklist"
 PROPS = ChecklistProps
-MODAL = False
+ONCE_PER_SCREEN: str | None = None

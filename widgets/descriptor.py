@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
-
 from widgets.base import Why, Wire
 from widgets.checklist import ChecklistProps
 from widgets.help_tip import HelpTipProps
@@ -106,12 +104,3 @@ class LayoutDescriptor(Wire, frozen=True):
     view: ViewDescriptor
     presets: PresetsDescriptor | None
     slots: list[SlotDescriptor]
-
-
-def layout_json_schema() -> dict[str, object]:
-    """The JSON Schema of the descriptor, as committed in widgets/layout.schema.json."""
-    schema = msgspec.json.schema(LayoutDescriptor)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://cairn.dev/schema/layout/v1.json"
-    schema["title"] = f"Cairn layout descriptor, schema version {SCHEMA_VERSION}"
-    return schema

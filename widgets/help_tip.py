@@ -23,4 +23,4 @@ class HelpTipProps(Wire, frozen=True):
 
 TYPE = "help_tip"
 PROPS = HelpTipProps
-MODAL = False
+ONCE_PER_SCREEN: str | None = None

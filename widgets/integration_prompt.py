@@ -24,4 +24,4 @@ class IntegrationPromptProps(Wire, frozen=True):
 
 TYPE = "integration_prompt"
 PROPS = IntegrationPromptProps
-MODAL = False
+ONCE_PER_SCREEN: str | None = None

@@ -20,4 +20,5 @@ class NextStepCardProps(Wire, frozen=True):
 
 TYPE = "next_step_card"
 PROPS = NextStepCardProps
-MODAL = False
+# The single most valuable next step: a screen shows one, never a choice of several.
+ONCE_PER_SCREEN: str | None = "next_step"

@@ -18,4 +18,4 @@ class ShortcutGridProps(Wire, frozen=True):
 
 TYPE = "shortcut_grid"
 PROPS = ShortcutGridProps
-MODAL = False
+ONCE_PER_SCREEN: str | None = None

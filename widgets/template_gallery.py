@@ -19,4 +19,4 @@ class TemplateGalleryProps(Wire, frozen=True):
 
 TYPE = "template_gallery"
 PROPS = TemplateGalleryProps
-MODAL = False
+ONCE_PER_SCREEN: str | None = None

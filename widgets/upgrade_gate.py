@@ -22,4 +22,5 @@ class UpgradeGateProps(Wire, frozen=True):
 
 TYPE = "upgrade_gate"
 PROPS = UpgradeGateProps
-MODAL = True
+# Modal-style: it takes the user's attention over the screen, so a screen never shows two.
+ONCE_PER_SCREEN: str | None = "modal"

@@ -432,7 +432,7 @@ def _compile_screen(
                 drivers=drivers,
                 behavioural=w.feed is not None or compiler.behavioural(exprs),
                 fallback=fallback,
-                modal=kind.modal,
+                once_per_screen=kind.once_per_screen,
             )
             if len(compiler.problems) == before:
                 _check_props(src, base, compiled, compiler, vocab)

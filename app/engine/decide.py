@@ -119,19 +119,15 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     chosen.sort(key=lambda pair: (-pair[0].spec.priority, pair[0].order))
     kept: dict[str, list[Widget]] = {slot.id: [] for slot in screen.slots}
     limits = {slot.id: slot.max for slot in screen.slots}
-    has_next_step = has_modal = False
+    once = OncePerScreen()
     for w, widget in chosen:
-        if w.type == "next_step_card" and has_next_step:
-            trace.append((w.id, "one next step per screen: a higher-priority one is shown"))
-            continue
-        if w.modal and has_modal:
-            trace.append((w.id, "no stacked modals: a higher-priority one is shown"))
+        if once.taken(w.type):
+            trace.append((w.id, _ONCE_REASONS.get(str(w.once_per_screen), "one per screen")))
             continue
         if len(kept[w.slot]) >= limits[w.slot]:
             trace.append((w.id, f"slot '{w.slot}' is full"))
             continue
-        has_next_step |= w.type == "next_step_card"
-        has_modal |= w.modal
+        once.take(w.type)
         kept[w.slot].append(widget)
 
     order = {w.id: w.order for w, _ in chosen}
@@ -307,11 +303,36 @@ def _driver_value(value: Any) -> str | int | float | bool | list[str] | None:
     return str(value)
 
 
+class OncePerScreen:
+    """The screen rule of the widget kinds: at most one widget of each `once_per_screen` group
+    (one next step, no stacked modals), the first one offered winning."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self) -> None:
+        self._groups: set[str] = set()
+
+    def taken(self, widget_type: str) -> bool:
+        group = WIDGET_KINDS[widget_type].once_per_screen
+        return group is not None and group in self._groups
+
+    def take(self, widget_type: str) -> None:
+        group = WIDGET_KINDS[widget_type].once_per_screen
+        if group is not None:
+            self._groups.add(group)
+
+
+_ONCE_REASONS = {
+    "next_step": "one next step per screen: a higher-priority one is shown",
+    "modal": "no stacked modals: a higher-priority one is shown",
+}
+
+
 def negotiate(
     descriptor: LayoutDescriptor, widget_types: frozenset[str] | None
 ) -> LayoutDescriptor:
     """Replace widgets a client cannot render by their fallback, or drop them; the screen's
-    rules still hold afterwards (one next step, no two modal widgets)."""
+    rule still holds afterwards (`OncePerScreen`)."""
     if widget_types is None:
         return descriptor
 
@@ -322,7 +343,7 @@ def negotiate(
             widget = widget.fallback
         return None
 
-    has_next_step = has_modal = False
+    once = OncePerScreen()
     slots = []
     for slot in descriptor.slots:
         widgets = []
@@ -331,12 +352,9 @@ def negotiate(
             if widget is None:
                 continue
             tag = str(widget.__struct_config__.tag)
-            if tag == "next_step_card" and has_next_step:
+            if once.taken(tag):
                 continue
-            if WIDGET_KINDS[tag].modal and has_modal:
-                continue
-            has_next_step |= tag == "next_step_card"
-            has_modal |= WIDGET_KINDS[tag].modal
+            once.take(tag)
             widgets.append(widget)
         if widgets:
             slots.append(SlotDescriptor(id=slot.id, widgets=widgets))

@@ -39,7 +39,7 @@ class CompiledWidget:
     drivers: tuple[tuple[str, Any], ...]  # (signal path, cel.Program)
     behavioural: bool
     fallback: CompiledFallback | None
-    modal: bool
+    once_per_screen: str | None  # see widgets.WidgetKind
 
     @property
     def id(self) -> str:

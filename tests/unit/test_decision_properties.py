@@ -108,7 +108,8 @@ def test_every_decision_is_well_formed(inp: DecisionInput) -> None:
     types = [w.__struct_config__.tag for w in widgets]
     assert set(types) <= set(WIDGET_KINDS)  # never an unknown widget
     assert types.count("next_step_card") <= 1  # one clear next step
-    assert sum(WIDGET_KINDS[str(t)].modal for t in types) <= 1  # no stacked modals
+    modal = [t for t in types if WIDGET_KINDS[str(t)].once_per_screen == "modal"]
+    assert len(modal) <= 1  # no stacked modals
     for w in widgets:
         assert w.why.summary.strip()  # every widget says why
         assert 0.0 <= w.why.confidence <= 1.0

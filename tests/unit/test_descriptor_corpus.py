@@ -50,13 +50,17 @@ def summary(descriptor: dict[str, Any]) -> Summary:
     ]
 
 
-ONE_PER_SCREEN = ("next_step_card", "upgrade_gate")  # one next step; one modal widget
+# The screen rule as a client reads it from the published schema: widget type → its group, of
+# which a screen shows one (the next step; modal-style widgets).
+ONCE_PER_SCREEN: dict[str, str] = json.loads(
+    (ROOT / "widgets" / "layout.schema.json").read_text(encoding="utf-8")
+)["x-cairn-once-per-screen"]
 
 
 def resolve(descriptor: dict[str, Any], widgets: list[str] | None) -> Summary:
     """The client's rule: a widget of a type the client renders is shown; otherwise its fallback
-    (a widget object, tried the same way) or nothing ("drop"). A next_step_card or upgrade_gate
-    after the first of its type on the screen is left out, and so is a slot left empty."""
+    (a widget object, tried the same way) or nothing ("drop"). A widget whose once-per-screen
+    group already has one on the screen is left out, and so is a slot left empty."""
     known = V1_TYPES if widgets is None else set(widgets)
     out: Summary = []
     once: set[str] = set()
@@ -66,10 +70,13 @@ def resolve(descriptor: dict[str, Any], widgets: list[str] | None) -> Summary:
             widget = top
             while isinstance(widget, dict) and widget["type"] not in known:
                 widget = widget.get("fallback", "drop")
-            if not isinstance(widget, dict) or widget["type"] in once:
+            if not isinstance(widget, dict):
                 continue
-            if widget["type"] in ONE_PER_SCREEN:
-                once.add(widget["type"])
+            group = ONCE_PER_SCREEN.get(widget["type"])
+            if group in once:
+                continue
+            if group is not None:
+                once.add(group)
             shown.append(f"{widget['id']}:{widget['type']}")
         if shown:
             out.append([slot["id"], shown])
