@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from app.http import admin, catalog, events, layouts, ops, preferences
-from app.http.auth import authenticate
+from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
-from app.runtime import Runtime
+from app.serving.runtime import Runtime
 from app.settings import Settings
 
 log = logging.getLogger("cairn")
@@ -32,9 +31,6 @@ def create_app(
         if owned:
             await rt.start()
         app.state.runtime = rt
-        app.state.settings = settings
-        app.state.pool = rt.pool
-        app.state.keyring = rt.keyring
         try:
             yield
         finally:
@@ -50,7 +46,7 @@ def create_app(
         *catalog.ROUTES,
     ]
     if demo:
-        from app.http import demo as demo_pages
+        from app.demo import routes as demo_pages
 
         route_handlers.extend(demo_pages.ROUTES)
     cors = (
@@ -82,7 +78,7 @@ def create_app(
         route_handlers=route_handlers,  # type: ignore[arg-type]
         plugins=plugins,
         lifespan=[lifespan],
-        dependencies={"principal": Provide(authenticate)},
+        dependencies=dependencies(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=cors,
         openapi_config=OpenAPIConfig(title="Cairn", version="1.0.0", path="/schema"),

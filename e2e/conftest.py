@@ -67,7 +67,7 @@ class Server:
 @pytest.fixture(scope="session")
 def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`cairn serve` with the demo app, on a database seeded with a small demo population."""
-    from app.cli import seed
+    from app.cli.seed import seed
 
     data_dir = tmp_path_factory.mktemp("cairn-e2e")
     env = {
@@ -170,7 +170,7 @@ class Harness:
         """A user of a fresh tenant, known to Cairn through identify and group calls."""
         import httpx
 
-        from app.http.auth import user_hash
+        from app.serving.identity import user_hash
 
         tenant, user = f"sdk-{uuid.uuid4().hex[:10]}", "u1"
         secret = {"Authorization": f"Bearer {self.server.settings.secret_key}"}

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.http.auth import user_hash
+from app.serving.identity import user_hash
 from e2e.conftest import Server
 
 pytestmark = pytest.mark.e2e

@@ -20,6 +20,8 @@ from typing import Final
 
 import numpy as np
 
+from recommender.catalog import CatalogItem
+
 __all__ = ["SyntheticData", "activity_texts", "generate_interactions", "write_csv"]
 
 # topic → (team, nouns, verbs)
@@ -267,15 +269,12 @@ _FORMS: Final = (
 # fmt: on
 
 
-def activity_texts(n: int, *, seed: int = 11) -> list[str]:
-    """`n` distinct, varied sentences about people using the demo catalog's items.
+def activity_texts(n: int, items: Sequence[CatalogItem], *, seed: int = 11) -> list[str]:
+    """`n` distinct, varied sentences about people using `items` (a product's catalog).
 
     Built from item titles and descriptions with roles, industries, team sizes, actions and goals,
     so their embeddings cluster by topic the way real product text does.
     """
-    from recommender.demo_catalog import demo_items
-
-    items = demo_items()
     rng = np.random.default_rng(seed)
     out: list[str] = []
     seen: set[str] = set()

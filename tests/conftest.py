@@ -110,9 +110,9 @@ from collections.abc import Callable  # noqa: E402
 
 from litestar.testing import AsyncTestClient  # noqa: E402
 
-from app.http.auth import user_hash  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.runtime import Runtime  # noqa: E402
+from app.serving.identity import user_hash  # noqa: E402
+from app.serving.runtime import Runtime  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 LAYOUTS_DIR = Path(__file__).resolve().parents[1] / "layouts"

@@ -12,10 +12,11 @@ from typing import Any
 
 import msgspec
 
-from app.engine.model import CompiledScreen, CompiledWidget, Layouts
+from app.engine.model import CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.propensity import TARGETS, PropensityModels
+from app.engine.reasons import Exclusion, Reason
 from app.engine.recs import Recs, feed_of
 from app.engine.signals import Mode, build_context
 from app.engine.templates import render
@@ -50,7 +51,7 @@ class DecisionInput:
 @dataclass(slots=True)
 class Decision:
     descriptor: LayoutDescriptor
-    trace: list[tuple[str, str]] = field(default_factory=list)  # (widget id, why it was left out)
+    trace: list[Exclusion] = field(default_factory=list)  # every widget left out, and why
 
 
 class UnknownScreenError(LookupError):
@@ -81,7 +82,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
     ctx["view"] = view.id
     env = LazyContext(ctx, layouts.context_trie)
-    trace: list[tuple[str, str]] = []
+    trace: list[Exclusion] = []
     floor = vocab.signals.confidence_floor
 
     chosen: list[tuple[CompiledWidget, Widget]] = []
@@ -89,22 +90,22 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     for slot in screen.slots:
         for w in slot.widgets:
             w_env, w_ctx = env, ctx
-            reason = _static_exclusion(w, inp, view.id, screen.families.get(w.id, ()))
-            if not reason and w.feed is not None:
-                reason, answered = _feed_missing(w, inp)
+            left_out = _static_exclusion(w, inp, view.id, screen.families.get(w.id, ()))
+            if left_out is None and w.feed is not None:
+                left_out, answered = _feed_missing(w, inp)
                 recs_missing |= not answered
-                if not reason:
+                if left_out is None:
                     name = w.feed.source.removeprefix("recs.")
                     w_ctx = {**ctx, "feed": feed_of(inp.recs, name, w.feed.max)}
                     w_env = LazyContext(w_ctx, layouts.context_trie)
-            if not reason:
-                reason = _rule_exclusion(w, w_env, w_ctx, floor)
-            if reason:
-                trace.append((w.id, reason))
+            if left_out is None:
+                left_out = _rule_exclusion(w, w_env, w_ctx, floor)
+            if left_out is not None:
+                trace.append(left_out)
                 continue
             widget = _build(w, w_env, w_ctx, inp.mode)
-            if isinstance(widget, str):
-                trace.append((w.id, widget))
+            if isinstance(widget, Exclusion):
+                trace.append(widget)
                 continue
             chosen.append((w, widget))
 
@@ -112,7 +113,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     replaced_by = {r: w.id for w, _ in chosen for r in w.spec.replaces}
     for w, _ in chosen:
         if w.id in replaced_by:
-            trace.append((w.id, f"replaced by {replaced_by[w.id]}"))
+            trace.append(Exclusion(w.id, Reason.REPLACED, f"replaced by {replaced_by[w.id]}"))
     chosen = [pair for pair in chosen if pair[0].id not in replaced_by]
 
     # Rank within slots, then keep one next step and at most one modal on the screen.
@@ -122,10 +123,11 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     once = OncePerScreen()
     for w, widget in chosen:
         if once.taken(w.type):
-            trace.append((w.id, _ONCE_REASONS.get(str(w.once_per_screen), "one per screen")))
+            detail = _ONCE_DETAILS.get(str(w.once_per_screen), "one per screen")
+            trace.append(Exclusion(w.id, Reason.ONCE_PER_SCREEN, detail))
             continue
         if len(kept[w.slot]) >= limits[w.slot]:
-            trace.append((w.id, f"slot '{w.slot}' is full"))
+            trace.append(Exclusion(w.id, Reason.SLOT_FULL, f"slot '{w.slot}' is full"))
             continue
         once.take(w.type)
         kept[w.slot].append(widget)
@@ -169,70 +171,84 @@ def _presets(ctx: dict[str, Any], layouts: Layouts) -> PresetsDescriptor | None:
     )
 
 
-def _feed_missing(w: CompiledWidget, inp: DecisionInput) -> tuple[str, bool]:
-    """Why the recommender cannot feed this widget ('' if it can), and whether it answered."""
+def _feed_missing(w: CompiledWidget, inp: DecisionInput) -> tuple[Exclusion | None, bool]:
+    """Why the recommender cannot feed this widget (None if it can), and whether it answered."""
     assert w.feed is not None
     recs = inp.recs
     if recs is None or not recs.available:
         status = recs.status if recs is not None else "off"
         detail = f": {recs.detail}" if recs is not None and recs.detail else ""
         reason = f"the recommender did not answer ({status}{detail}); rules-only widgets stand in"
-        return reason, status == "off"
+        return Exclusion(w.id, Reason.RECOMMENDER_UNAVAILABLE, reason), status == "off"
     count = len(recs.feed(w.feed.source.removeprefix("recs.")))
     if count < w.feed.min:
-        return f"{w.feed.source} has {count} candidates; this widget needs {w.feed.min}", True
-    return "", True
+        detail = f"{w.feed.source} has {count} candidates; this widget needs {w.feed.min}"
+        return Exclusion(w.id, Reason.TOO_FEW_CANDIDATES, detail), True
+    return None, True
 
 
 def _static_exclusion(
     w: CompiledWidget, inp: DecisionInput, view: str, family: tuple[str, ...] = ()
-) -> str:
-    """Why a widget is left out whatever its rule says, or ''. Dismissing a widget also rests
+) -> Exclusion | None:
+    """Why a widget is left out whatever its rule says, or None. Dismissing a widget also rests
     the widgets of its family (those it replaces or that replace it): the user said no to that
     offer, whoever fills it."""
     if w.spec.views and view not in w.spec.views:
-        return f"only for views {', '.join(w.spec.views)}"
+        return Exclusion(w.id, Reason.NOT_FOR_VIEW, f"only for views {', '.join(w.spec.views)}")
     if inp.mode == "default" and not w.spec.in_default:
-        return "not part of the default layout"
+        return Exclusion(w.id, Reason.NOT_IN_DEFAULT, "not part of the default layout")
     if inp.mode == "basic" and w.behavioural:
-        return "reads behavioural signals; personalization is basic"
+        detail = "reads behavioural signals; personalization is basic"
+        return Exclusion(w.id, Reason.BEHAVIOURAL, detail)
     if inp.mode == "default":
-        return ""
+        return None
+    return _suppression(w, inp, family)
+
+
+def _suppression(
+    w: CompiledWidget, inp: DecisionInput, family: tuple[str, ...]
+) -> Exclusion | None:
+    """What the user did with this widget (or its family) that rests it, or None."""
     rest = timedelta(days=w.suppress.cooldown_days)
     for other in family:
         kin = inp.profile.widgets.get(other)
         if kin is not None and kin.dismissed_at and inp.now - kin.dismissed_at < rest:
-            return f"{other} was dismissed; resting for its cool-down"
+            detail = f"{other} was dismissed; resting for its cool-down"
+            return Exclusion(w.id, Reason.FAMILY_DISMISSED, detail)
     state = inp.profile.widgets.get(w.id)
-    if state is not None:  # a dismissal is the user's own choice
-        if state.dismissed_at and inp.now - state.dismissed_at < rest:
-            return "dismissed; resting for its cool-down"
-        if w.suppress.hide_when_completed and state.completed_at:
-            return "completed"
-        if w.suppress.max_views is not None and state.views >= w.suppress.max_views:
-            return "shown often enough"
-    return ""
+    if state is None:
+        return None
+    if state.dismissed_at and inp.now - state.dismissed_at < rest:  # the user's own choice
+        return Exclusion(w.id, Reason.DISMISSED, "dismissed; resting for its cool-down")
+    if w.suppress.hide_when_completed and state.completed_at:
+        return Exclusion(w.id, Reason.COMPLETED, "completed")
+    if w.suppress.max_views is not None and state.views >= w.suppress.max_views:
+        return Exclusion(w.id, Reason.VIEW_CAP, "shown often enough")
+    return None
 
 
-def _rule_exclusion(w: CompiledWidget, env: Any, ctx: dict[str, Any], floor: float) -> str:
-    """Why a widget's rule or confidence leaves it out, or ''."""
+def _rule_exclusion(
+    w: CompiledWidget, env: Any, ctx: dict[str, Any], floor: float
+) -> Exclusion | None:
+    """Why a widget's rule or confidence leaves it out, or None."""
     try:
         if evaluate(w.when, env, ctx) is not True:
-            return "rule does not hold"
+            return Exclusion(w.id, Reason.RULE_FALSE, "rule does not hold")
         confidence = (
             w.confidence
             if isinstance(w.confidence, (int, float))
             else float(evaluate(w.confidence, env, ctx))
         )
     except _EVAL_ERRORS as exc:
-        return f"rule could not be evaluated: {exc}"
+        return Exclusion(w.id, Reason.RULE_ERROR, f"rule could not be evaluated: {exc}")
     if confidence < floor:
-        return f"confidence {confidence:.2f} is below the floor {floor:.2f}"
-    return ""
+        detail = f"confidence {confidence:.2f} is below the floor {floor:.2f}"
+        return Exclusion(w.id, Reason.LOW_CONFIDENCE, detail)
+    return None
 
 
-def _build(w: CompiledWidget, env: Any, ctx: dict[str, Any], mode: Mode) -> Widget | str:
-    """The widget's descriptor, or the reason it could not be built."""
+def _build(w: CompiledWidget, env: Any, ctx: dict[str, Any], mode: Mode) -> Widget | Exclusion:
+    """The widget's descriptor, or why it could not be built."""
     kind = WIDGET_KINDS[w.type]
     try:
         props: Any = msgspec.convert(render(w.props, env, ctx), kind.props)
@@ -251,7 +267,7 @@ def _build(w: CompiledWidget, env: Any, ctx: dict[str, Any], mode: Mode) -> Widg
                 id=w.id, props=fb_props, why=Why(summary="", source="rule", confidence=0.0)
             )
     except (*_EVAL_ERRORS, msgspec.ValidationError) as exc:
-        return f"props could not be built: {exc}"
+        return Exclusion(w.id, Reason.PROPS_ERROR, f"props could not be built: {exc}")
     source: WhySource = "rule" if mode != "default" else "default"
     if w.feed is not None:
         source = "recommender"
@@ -322,7 +338,7 @@ class OncePerScreen:
             self._groups.add(group)
 
 
-_ONCE_REASONS = {
+_ONCE_DETAILS = {
     "next_step": "one next step per screen: a higher-priority one is shown",
     "modal": "no stacked modals: a higher-priority one is shown",
 }
@@ -359,7 +375,3 @@ def negotiate(
         if widgets:
             slots.append(SlotDescriptor(id=slot.id, widgets=widgets))
     return msgspec.structs.replace(descriptor, slots=slots)
-
-
-def screens_of(layouts: Layouts) -> list[CompiledScreen]:
-    return list(layouts.screens.values())

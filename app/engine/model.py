@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
+from app.engine.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
 from app.engine.vocabulary import Vocabulary
 
 

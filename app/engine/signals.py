@@ -12,11 +12,11 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from app.config.specs import PlanSpec
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.propensity import TARGETS, PropensityModels
 from app.engine.recs import Recs, recs_context
+from app.engine.specs import PlanSpec
 from app.engine.vocabulary import Vocabulary
 
 Mode = Literal["full", "basic", "default"]

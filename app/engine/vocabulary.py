@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config.specs import HelpSpec, IndustrySpec, PresetsSpec, SignalsSpec
+from app.engine.specs import HelpSpec, IndustrySpec, PresetsSpec, SignalsSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,14 @@ import msgspec
 from litestar import MediaType, Request, Response, get
 
 from app.engine.recs import FEEDS
+from app.errors import CairnError
 from app.http.auth import bearer_key
-from app.http.errors import ApiError
-from app.runtime import Runtime
-from app.service import inspect_decision
+from app.http.dependencies import RuntimeDep
+from app.serving.decisions import inspect_decision
+from app.serving.runtime import Runtime
+from app.storage.stats import row_counts
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
 )
@@ -29,11 +31,11 @@ _ENV = jinja2.Environment(
 Req = Request[Any, Any, Any]
 
 
-async def _admin_or_challenge(request: Req) -> Response[str] | None:
+async def _admin_or_challenge(request: Req, runtime: RuntimeDep) -> Response[str] | None:
     """None when the caller holds the deployment's secret key; otherwise a 401 that asks for it."""
     key = bearer_key(request.headers.get("authorization", ""))
     if key is not None:
-        principal = await request.app.state.keyring.resolve(key)
+        principal = await runtime.keyring.resolve(key)
         if principal is not None and principal.kind == "secret" and principal.tenant_id is None:
             return None
     return Response(
@@ -54,15 +56,12 @@ def _page(name: str, **context: Any) -> Response[str]:
 
 
 @get("/admin", include_in_schema=False)
-async def admin_home(request: Req) -> Response[str]:
-    challenge = await _admin_or_challenge(request)
+async def admin_home(request: Req, runtime: RuntimeDep) -> Response[str]:
+    challenge = await _admin_or_challenge(request, runtime)
     if challenge is not None:
         return challenge
-    rt: Runtime = request.app.state.runtime
-    counts = await rt.pool.fetchrow(
-        "SELECT (SELECT count(*) FROM tenants) AS tenants, (SELECT count(*) FROM users) AS users,"
-        " (SELECT count(*) FROM events) AS events"
-    )
+    rt = runtime
+    counts = await row_counts(rt.pool)
     screens = [
         {
             "name": s.name,
@@ -77,7 +76,7 @@ async def admin_home(request: Req) -> Response[str]:
         layouts_version=rt.layouts.version,
         layout_error=rt.layout_error,
         screens=screens,
-        counts=dict(counts or {}),
+        counts=counts,
         profiles_cached=len(rt.profiles),
         catalog=_catalog_status(rt),
         peers=_peer_model_status(rt),
@@ -125,18 +124,23 @@ def _peer_model_status(rt: Runtime) -> dict[str, object] | None:
 
 @get("/admin/why", include_in_schema=False)
 async def admin_why(
-    request: Req, tenant_id: str = "", user_id: str = "", screen: str = "home", view: str = ""
+    request: Req,
+    runtime: RuntimeDep,
+    tenant_id: str = "",
+    user_id: str = "",
+    screen: str = "home",
+    view: str = "",
 ) -> Response[str]:
-    challenge = await _admin_or_challenge(request)
+    challenge = await _admin_or_challenge(request, runtime)
     if challenge is not None:
         return challenge
-    rt: Runtime = request.app.state.runtime
+    rt = runtime
     result = None
     error = None
     if tenant_id and user_id:
         try:
             result = await inspect_decision(rt, screen, tenant_id, user_id, view or None)
-        except ApiError as exc:
+        except CairnError as exc:
             error = exc.message
     shown = [
         {

@@ -11,10 +11,11 @@ from typing import Annotated, Any
 import msgspec
 from litestar import MediaType, Request, Response, get, put
 
-from app.http.auth import Caller, Principal
-from app.http.errors import ApiError
-from app.runtime import Runtime
+from app.errors import InvalidInputError, NotAllowedError, NotFoundError
+from app.http.auth import Caller
+from app.http.dependencies import RuntimeDep
 from app.storage.catalog import get_item, list_items, put_items
+from app.storage.keys import Principal
 from recommender.catalog import CatalogItem, ItemKind
 
 Req = Request[Any, Any, Any]
@@ -38,8 +39,7 @@ class CatalogItemBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 def _require_deployment_key(principal: Principal) -> None:
     principal.require_secret()
     if principal.tenant_id is not None:
-        raise ApiError(
-            403,
+        raise NotAllowedError(
             "deployment_key_required",
             "The catalog is shared by every tenant: use the deployment's secret key.",
         )
@@ -52,11 +52,12 @@ def _safe_href(href: str) -> bool:
 
 
 @put("/v1/catalog/items/{item_id:str}", status_code=200)
-async def put_catalog_item(request: Req, principal: Caller, item_id: str) -> Response[bytes]:
+async def put_catalog_item(
+    request: Req, principal: Caller, runtime: RuntimeDep, item_id: str
+) -> Response[bytes]:
     _require_deployment_key(principal)
     if not _ITEM_ID.match(item_id):
-        raise ApiError(
-            400,
+        raise InvalidInputError(
             "invalid_request",
             "Item ids are 1 to 128 letters, digits and _ . : - (starting with a letter or digit).",
             "id",
@@ -68,11 +69,11 @@ async def put_catalog_item(request: Req, principal: Caller, item_id: str) -> Res
         field = where.rstrip("`").lstrip(".") or None
         if "unknown field" in message and "`" in message:
             field = message.split("`")[1]
-        raise ApiError(400, "invalid_item", message.replace("`", "'") + ".", field) from None
+        raise InvalidInputError("invalid_item", message.replace("`", "'") + ".", field) from None
     except msgspec.DecodeError:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+        raise InvalidInputError("invalid_json", "The body is not valid JSON.") from None
     if not _safe_href(body.href):
-        raise ApiError(400, "invalid_item", "href must be an http(s) URL or a path.", "href")
+        raise InvalidInputError("invalid_item", "href must be an http(s) URL or a path.", "href")
     item = CatalogItem(
         id=item_id,
         kind=body.kind,
@@ -83,8 +84,7 @@ async def put_catalog_item(request: Req, principal: Caller, item_id: str) -> Res
         industries=tuple(body.industries),
         roles=tuple(body.roles),
     )
-    rt: Runtime = request.app.state.runtime
-    (created,) = await put_items(rt.pool, [item], rt.embedder.model_id)
+    (created,) = await put_items(runtime.pool, [item], runtime.embedder.model_id)
     return Response(
         content=msgspec.json.encode(item),
         media_type=MediaType.JSON,
@@ -93,12 +93,11 @@ async def put_catalog_item(request: Req, principal: Caller, item_id: str) -> Res
 
 
 @get("/v1/catalog/items/{item_id:str}")
-async def get_catalog_item(request: Req, principal: Caller, item_id: str) -> Response[bytes]:
+async def get_catalog_item(principal: Caller, runtime: RuntimeDep, item_id: str) -> Response[bytes]:
     _require_deployment_key(principal)
-    rt: Runtime = request.app.state.runtime
-    item = await get_item(rt.pool, item_id)
+    item = await get_item(runtime.pool, item_id)
     if item is None:
-        raise ApiError(404, "not_found", f"No catalog item '{item_id}'.", "id")
+        raise NotFoundError("not_found", f"No catalog item '{item_id}'.", "id")
     return Response(content=msgspec.json.encode(item), media_type=MediaType.JSON)
 
 
@@ -109,15 +108,18 @@ class ItemPage(msgspec.Struct):
 
 @get("/v1/catalog/items")
 async def list_catalog_items(
-    request: Req, principal: Caller, kind: str | None = None, after: str = "", limit: int = 100
+    principal: Caller,
+    runtime: RuntimeDep,
+    kind: str | None = None,
+    after: str = "",
+    limit: int = 100,
 ) -> Response[bytes]:
     _require_deployment_key(principal)
     if kind is not None and kind not in ("template", "integration", "article", "lesson", "feature"):
-        raise ApiError(400, "invalid_request", f"Unknown kind '{kind}'.", "kind")
+        raise InvalidInputError("invalid_request", f"Unknown kind '{kind}'.", "kind")
     if not 1 <= limit <= 500:
-        raise ApiError(400, "invalid_request", "limit must be from 1 to 500.", "limit")
-    rt: Runtime = request.app.state.runtime
-    items = await list_items(rt.pool, kind=kind, after=after, limit=limit)
+        raise InvalidInputError("invalid_request", "limit must be from 1 to 500.", "limit")
+    items = await list_items(runtime.pool, kind=kind, after=after, limit=limit)
     page = ItemPage(items=items, next=items[-1].id if len(items) == limit else None)
     return Response(content=msgspec.json.encode(page), media_type=MediaType.JSON)
 

@@ -1,4 +1,7 @@
-"""One error shape for the whole API, and the one place exceptions become HTTP responses."""
+"""One error shape for the whole API, and the one place exceptions become HTTP responses.
+
+Every layer raises the errors of `app.errors`; this module alone knows their status codes.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +13,21 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
+from app.errors import (
+    CairnError,
+    InvalidInputError,
+    NotAllowedError,
+    NotAuthenticatedError,
+    NotFoundError,
+    TooLargeError,
+    UnavailableError,
+    UnsupportedEncodingError,
+)
 from app.storage.db import is_unavailable
 
 log = logging.getLogger("cairn.http")
 
 _MISSING = re.compile(r"Missing required (\w+) parameter '([^']+)'")
-
-
-class ApiError(Exception):
-    """An error a caller can act on: status, snake_case code, a sentence, and the field at fault."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
@@ -45,8 +47,28 @@ def error_response(
     return Response(content=body, status_code=status, media_type=MediaType.JSON)
 
 
-def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
-    return error_response(exc.status, exc.code, exc.message, exc.field)
+STATUS: dict[type[CairnError], int] = {
+    InvalidInputError: 400,
+    NotAuthenticatedError: 401,
+    NotAllowedError: 403,
+    NotFoundError: 404,
+    TooLargeError: 413,
+    UnsupportedEncodingError: 415,
+    UnavailableError: 503,
+}
+
+
+def status_of(exc: CairnError) -> int:
+    """The HTTP status of an error: that of its kind, the nearest base class that has one."""
+    for kind in type(exc).__mro__:
+        status = STATUS.get(kind)
+        if status is not None:
+            return status
+    return 400
+
+
+def handle_cairn_error(_: Request[Any, Any, Any], exc: CairnError) -> Response[bytes]:
+    return error_response(status_of(exc), exc.code, exc.message, exc.field)
 
 
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -88,7 +110,7 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 EXCEPTION_HANDLERS = {
-    ApiError: handle_api_error,
+    CairnError: handle_cairn_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

@@ -11,8 +11,8 @@ from litestar import MediaType, Request, Response, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.http.auth import Caller, verify_user
-from app.runtime import Runtime
-from app.service import decide_layout, parse_client, require_screen
+from app.http.dependencies import RuntimeDep, SettingsDep
+from app.serving.decisions import decide_layout, parse_client, require_screen
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "widgets" / "layout.schema.json"
 HEARTBEAT_S = 15.0
@@ -24,15 +24,16 @@ Req = Request[Any, Any, Any]
 async def get_layout(
     request: Req,
     principal: Caller,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
     screen: str,
     tenant_id: str,
     user_id: str,
     view: str | None = None,
 ) -> Response[bytes]:
-    verify_user(principal, request, tenant_id, user_id)
-    rt: Runtime = request.app.state.runtime
+    verify_user(principal, request, settings, tenant_id, user_id)
     served = await decide_layout(
-        rt,
+        runtime,
         screen,
         tenant_id,
         user_id,
@@ -53,13 +54,15 @@ async def get_layout(
 async def stream_layout(
     request: Req,
     principal: Caller,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
     screen: str,
     tenant_id: str,
     user_id: str,
     view: str | None = None,
 ) -> ServerSentEvent:
-    verify_user(principal, request, tenant_id, user_id)
-    rt: Runtime = request.app.state.runtime
+    verify_user(principal, request, settings, tenant_id, user_id)
+    rt = runtime
     caps = parse_client(request.headers.get("x-cairn-client"))
     require_screen(rt.layouts, screen)
 

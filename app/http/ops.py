@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from importlib import resources
+from importlib.abc import Traversable
 
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Response, get
 
-from app.runtime import Runtime
+from app.http.dependencies import RuntimeDep
 
-SDK_DIR = Path(__file__).resolve().parents[2] / "web_sdk" / "src"
-SDK_DIST = SDK_DIR.parent / "dist"  # the built bundles (committed, checked against a fresh build)
+# The built web SDK (web_sdk/dist, committed and checked against a fresh build), packaged with
+# Cairn as `app/http/sdk`, so that an installed Cairn serves it too.
+SDK_ASSETS: Traversable = resources.files("app.http") / "sdk"
 # Browsers may keep using a cached SDK for a week while Cairn is unreachable.
 SDK_CACHE = "public, max-age=3600, stale-while-revalidate=86400, stale-if-error=604800"
-
-Req = Request[Any, Any, Any]
 
 
 @get("/healthz")
@@ -23,8 +22,8 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(request: Req) -> Response[dict[str, object]]:
-    rt: Runtime = request.app.state.runtime
+async def readyz(runtime: RuntimeDep) -> Response[dict[str, object]]:
+    rt = runtime
     checks: dict[str, object] = {
         "layouts": rt.layouts.version,
         "screens": sorted(rt.layouts.screens),
@@ -79,17 +78,15 @@ async def sdk_core_script() -> Response[bytes]:
 async def sdk_stylesheet() -> Response[bytes]:
     """The default stylesheet, for pages using the core bundle."""
     return Response(
-        content=(SDK_DIST / "cairn.css").read_bytes(),
+        content=(SDK_ASSETS / "cairn.css").read_bytes(),
         media_type="text/css; charset=utf-8",
         headers={"Cache-Control": SDK_CACHE},
     )
 
 
 def _script(name: str) -> Response[bytes]:
-    built = SDK_DIST / name
-    source = built if built.exists() else SDK_DIR / "cairn.js"
     return Response(
-        content=source.read_bytes(),
+        content=(SDK_ASSETS / name).read_bytes(),
         media_type="text/javascript; charset=utf-8",
         headers={"Cache-Control": SDK_CACHE},
     )
@@ -98,7 +95,7 @@ def _script(name: str) -> Response[bytes]:
 @get("/sdk/cairn.d.ts")
 async def sdk_types() -> Response[bytes]:
     return Response(
-        content=(SDK_DIR / "cairn.d.ts").read_bytes(),
+        content=(SDK_ASSETS / "cairn.d.ts").read_bytes(),
         media_type=MediaType.TEXT,
         headers={"Cache-Control": SDK_CACHE},
     )

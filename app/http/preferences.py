@@ -9,32 +9,38 @@ import msgspec
 from litestar import MediaType, Request, Response, get, put
 
 from app.engine.profile import Preferences
+from app.errors import InvalidInputError
 from app.http.auth import Caller, verify_user
-from app.http.errors import ApiError
-from app.runtime import Runtime
-from app.storage.profiles import save_preferences
+from app.http.dependencies import RuntimeDep, SettingsDep
+from app.storage.preferences import load_preferences, save_preferences
 
 Req = Request[Any, Any, Any]
 
 
 @get("/v1/preferences")
 async def get_preferences(
-    request: Req, principal: Caller, tenant_id: str, user_id: str
+    request: Req,
+    principal: Caller,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    tenant_id: str,
+    user_id: str,
 ) -> Response[bytes]:
-    verify_user(principal, request, tenant_id, user_id)
-    rt: Runtime = request.app.state.runtime
-    row = await rt.pool.fetchval(
-        "SELECT body FROM preferences WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id
-    )
-    prefs = msgspec.convert(row or {}, Preferences)
+    verify_user(principal, request, settings, tenant_id, user_id)
+    prefs = await load_preferences(runtime.pool, tenant_id, user_id)
     return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
 
 
 @put("/v1/preferences", status_code=200)
 async def put_preferences(
-    request: Req, principal: Caller, tenant_id: str, user_id: str
+    request: Req,
+    principal: Caller,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    tenant_id: str,
+    user_id: str,
 ) -> Response[bytes]:
-    verify_user(principal, request, tenant_id, user_id)
+    verify_user(principal, request, settings, tenant_id, user_id)
     body = await request.body()
     try:
         prefs = msgspec.json.decode(body, type=Preferences)
@@ -43,20 +49,20 @@ async def put_preferences(
         field = where.rstrip("`").lstrip(".") or None
         if "unknown field" in message:
             field = message.split("`")[1] if "`" in message else field
-        raise ApiError(400, "invalid_preferences", message.replace("`", "'") + ".", field) from exc
+        raise InvalidInputError(
+            "invalid_preferences", message.replace("`", "'") + ".", field
+        ) from exc
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from exc
+        raise InvalidInputError("invalid_json", "The body is not valid JSON.") from exc
     quiet = prefs.notifications.quiet_hours
     if quiet is not None and not _known_zone(quiet.time_zone):
-        raise ApiError(
-            400,
+        raise InvalidInputError(
             "invalid_preferences",
             f"Unknown time zone '{quiet.time_zone}': use an IANA name such as 'Europe/Berlin'.",
             "notifications.quiet_hours.time_zone",
         )
-    rt: Runtime = request.app.state.runtime
-    await save_preferences(rt.pool, tenant_id, user_id, prefs)
-    rt.profiles.invalidate(tenant_id, user_id)
+    await save_preferences(runtime.pool, tenant_id, user_id, prefs)
+    runtime.profiles.invalidate(tenant_id, user_id)
     return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
 
 

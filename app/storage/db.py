@@ -50,9 +50,9 @@ class EmbeddedPostgres:
 
 
 def migration_files() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every file in app/migrations, in order."""
+    """(version, name, sql) for every file in app/storage/migrations, in order."""
     found = []
-    for entry in resources.files("app.migrations").iterdir():
+    for entry in resources.files("app.storage.migrations").iterdir():
         name = entry.name
         if name.endswith(".sql"):
             version = int(name.split("_", 1)[0])
@@ -84,6 +84,21 @@ async def migrate(conn: Conn) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied
+
+
+async def has_events(conn: Conn) -> bool:
+    """Whether any event is stored."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events)"))
+
+
+async def truncate_all(conn: Conn) -> None:
+    """Empty every table but the migrations' record (reseeding a demo database)."""
+    tables = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        " AND tablename <> 'schema_migrations'"
+    )
+    if tables:
+        await conn.execute("TRUNCATE " + ", ".join(f'"{r["tablename"]}"' for r in tables))
 
 
 def _json_text(value: object) -> str:

@@ -19,16 +19,34 @@ counts) come last, and with no round trip between the upserts their row locks ar
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from app.ingest import EventRow
 from app.storage.db import Pool
 
 PROFILE_CHANNEL = "cairn_profile"
+EventType = Literal["identify", "group", "track", "page", "screen", "alias"]
+
+
+class EventRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One accepted event, normalized: what the event store writes."""
+
+    tenant_id: str
+    message_id: str
+    user_id: str  # userId, or anonymousId when there is no userId
+    type: EventType
+    event: str | None  # the track event's name; the page or screen name; otherwise None
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    context: dict[str, Any]  # direct identifiers already hashed or dropped
+    ts: datetime  # UTC, corrected for client clock skew, never after the receive time
+    previous_id: str | None = None  # alias calls
+    group_id: str | None = None  # group calls
+
+
 MAX_KEY_LENGTH = 255  # longer property values are not identifiers; they are not aggregated
 
 UserKey = tuple[str, str]
@@ -353,3 +371,54 @@ class _Aggregates:
             *((encode({"t": t}).decode(),) for t in sorted(tenants_changed)),
             *((encode({"t": t, "u": u}).decode(),) for t, u in users),
         ]
+
+
+# --------------------------------------------------------------------------------------------------
+# The history, for training.
+
+_BOUNDS_SQL = "SELECT min(ts) AS first, max(ts) AS last, count(*) AS n FROM events"
+_HISTORY_SQL = """
+SELECT tenant_id, message_id, user_id, type, event, properties, traits, context, ts
+  FROM events ORDER BY tenant_id, ts, received_at, message_id
+"""
+
+
+class HistoryBounds(msgspec.Struct, frozen=True):
+    first: datetime  # the earliest event's time
+    last: datetime  # the latest event's time
+    events: int
+
+
+async def history_bounds(pool: Pool) -> HistoryBounds | None:
+    """When the stored history starts and ends, and its size; None when no event is stored."""
+    row = await pool.fetchrow(_BOUNDS_SQL)
+    if row is None or not row["n"]:
+        return None
+    return HistoryBounds(first=row["first"], last=row["last"], events=row["n"])
+
+
+async def tenant_histories(pool: Pool) -> AsyncIterator[tuple[str, list[EventRow]]]:
+    """Every tenant's events in time order, one tenant at a time (streamed by a cursor)."""
+    async with pool.acquire() as conn, conn.transaction():
+        tenant: str | None = None
+        events: list[EventRow] = []
+        async for r in conn.cursor(_HISTORY_SQL, prefetch=5000):
+            if r["tenant_id"] != tenant:
+                if tenant is not None:
+                    yield tenant, events
+                tenant, events = r["tenant_id"], []
+            events.append(
+                EventRow(
+                    tenant_id=r["tenant_id"],
+                    message_id=r["message_id"],
+                    user_id=r["user_id"],
+                    type=r["type"],
+                    event=r["event"],
+                    properties=r["properties"],
+                    traits=r["traits"],
+                    context=r["context"],
+                    ts=r["ts"],
+                )
+            )
+        if tenant is not None:
+            yield tenant, events

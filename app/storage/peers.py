@@ -1,8 +1,12 @@
-"""What every tenant adopted, and whether it succeeded: the recommender's view of peers.
+"""Peers: what every tenant adopted and whether it succeeded, and cohorts' integration adoption.
 
-Read in one query for all tenants, in the background (never on the request path). Adoption is a
-catalog item's first use anywhere in the tenant: templates, features and help from user facets,
-integrations that are connected now (from the time they were connected).
+Read in one query for all tenants each, in the background (never on the request path).
+
+- `load_adoption`, the recommender's view of peers. Adoption is a catalog item's first use
+  anywhere in the tenant: templates, features and help from user facets, integrations that are
+  connected now (from the time they were connected).
+- `load_peer_stats`, the share of each industry's tenants that connected each integration, for
+  rules (`peers.*`); only cohorts of at least MIN_COHORT tenants are counted.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.engine.profile import CohortAdoption, PeerStats
 from app.storage.db import Pool
 
-_PEERS_SQL = """
+MIN_COHORT = 5  # peer proof only from cohorts of at least this many tenants
+
+_ADOPTION_SQL = """
 WITH starts AS (
   SELECT tenant_id, min(first_seen) AS started FROM users GROUP BY tenant_id
 ), adoption AS (
@@ -42,6 +49,21 @@ SELECT t.tenant_id, t.traits, s.started, coalesce(st.steps, 0) AS steps, r.last_
 """
 
 
+_COHORTS_SQL = """
+WITH cohorts AS (
+  SELECT coalesce(traits->>'industry', 'default') AS cohort, tenant_id FROM tenants
+), sizes AS (
+  SELECT cohort, count(*) AS tenants FROM cohorts GROUP BY cohort
+)
+SELECT c.cohort, i.integration, count(*) AS adopters, s.tenants
+  FROM tenant_integrations i
+  JOIN cohorts c USING (tenant_id)
+  JOIN sizes s USING (cohort)
+ WHERE i.connected AND s.tenants >= $1
+ GROUP BY c.cohort, i.integration, s.tenants
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class TenantAdoption:
     tenant_id: str
@@ -57,7 +79,7 @@ async def load_adoption(
     pool: Pool, activation_events: list[str], value_events: list[str]
 ) -> list[TenantAdoption]:
     """Every tenant with at least one user: its traits, progress and what it adopted, when."""
-    rows = await pool.fetch(_PEERS_SQL, activation_events, value_events)
+    rows = await pool.fetch(_ADOPTION_SQL, activation_events, value_events)
     out = []
     for r in rows:
         adopted: dict[str, tuple[datetime, datetime, int]] = {}
@@ -80,3 +102,14 @@ async def load_adoption(
             )
         )
     return out
+
+
+async def load_peer_stats(pool: Pool) -> PeerStats:
+    rows = await pool.fetch(_COHORTS_SQL, MIN_COHORT)
+    out: dict[str, dict[str, CohortAdoption]] = {}
+    for r in rows:
+        label = "teams like yours" if r["cohort"] == "default" else f"{r['cohort']} teams"
+        out.setdefault(r["cohort"], {})[r["integration"]] = CohortAdoption(
+            cohort=label, tenants=r["tenants"], share=r["adopters"] / r["tenants"]
+        )
+    return PeerStats(integrations=out)

@@ -6,11 +6,11 @@ import asyncio
 import zlib
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from app.engine.profile import CohortAdoption, PeerStats, Preferences, ProfileData
+from app.engine.profile import ProfileData
 from app.engine.vocabulary import Vocabulary
 from app.storage.db import Pool
 
@@ -51,26 +51,7 @@ SELECT
   (SELECT body FROM preferences WHERE tenant_id = $1 AND user_id = $2) AS prefs
 """
 
-_PEERS_SQL = """
-WITH cohorts AS (
-  SELECT coalesce(traits->>'industry', 'default') AS cohort, tenant_id FROM tenants
-), sizes AS (
-  SELECT cohort, count(*) AS tenants FROM cohorts GROUP BY cohort
-)
-SELECT c.cohort, i.integration, count(*) AS adopters, s.tenants
-  FROM tenant_integrations i
-  JOIN cohorts c USING (tenant_id)
-  JOIN sizes s USING (cohort)
- WHERE i.connected AND s.tenants >= $1
- GROUP BY c.cohort, i.integration, s.tenants
-"""
-
 TRIGGER_EVENTS = ("error_shown", "limit_reached", "feature_attempted", "plan_upgraded")
-MIN_COHORT = 5  # peer proof only from cohorts of at least this many tenants
-
-
-class ProfileSource(Protocol):
-    async def load(self, tenant_id: str, user_id: str, now: datetime) -> ProfileData: ...
 
 
 class ProfileStore:
@@ -195,29 +176,3 @@ class ProfileStore:
             "preferences": row["prefs"] or {},
         }
         return msgspec.convert(raw, ProfileData)
-
-
-async def load_peer_stats(pool: Pool) -> PeerStats:
-    rows = await pool.fetch(_PEERS_SQL, MIN_COHORT)
-    out: dict[str, dict[str, CohortAdoption]] = {}
-    for r in rows:
-        label = "teams like yours" if r["cohort"] == "default" else f"{r['cohort']} teams"
-        out.setdefault(r["cohort"], {})[r["integration"]] = CohortAdoption(
-            cohort=label, tenants=r["tenants"], share=r["adopters"] / r["tenants"]
-        )
-    return PeerStats(integrations=out)
-
-
-async def save_preferences(pool: Pool, tenant_id: str, user_id: str, prefs: Preferences) -> None:
-    await pool.execute(
-        "INSERT INTO preferences (tenant_id, user_id, body, updated_at) VALUES ($1, $2, $3, now())"
-        " ON CONFLICT (tenant_id, user_id) DO UPDATE SET body = EXCLUDED.body,"
-        " updated_at = now()",
-        tenant_id,
-        user_id,
-        msgspec.to_builtins(prefs),
-    )
-    await pool.execute(
-        "SELECT pg_notify('cairn_profile', $1)",
-        msgspec.json.encode({"t": tenant_id, "u": user_id}).decode(),
-    )

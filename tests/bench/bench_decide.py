@@ -23,7 +23,7 @@ from typing import Any
 import cel
 import msgspec
 
-from app.config.compile import load_layouts, sample_items
+from app.config.layouts import load_layouts, sample_items
 from app.engine.decide import DecisionInput, decide
 from app.engine.model import Layouts
 from app.engine.profile import PeerStats, ProfileData
@@ -35,6 +35,7 @@ from app.engine.propensity import (
     PropensityModels,
     SegmentModel,
 )
+from app.engine.reasons import Reason
 from app.engine.recs import RecDriver, RecItem, Recs
 from app.engine.signals import build_context
 from tests.bench._common import (
@@ -222,12 +223,12 @@ def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
         )
         failed = 0
         for d in decisions:
-            for widget_id, reason in d.trace:
-                if reason.startswith(("rule could not be evaluated", "props could not be built")):
+            for left_out in d.trace:
+                if left_out.reason in (Reason.RULE_ERROR, Reason.PROPS_ERROR):
                     failed += 1
                     errors[
-                        f"{screen}/{widget_id}: {reason.split(':', 1)[0]}: "
-                        f"{reason.split(':', 1)[1].strip()[:60]}"
+                        f"{screen}/{left_out.widget_id}: {left_out.reason}: "
+                        f"{left_out.detail.split(':', 1)[-1].strip()[:60]}"
                     ] += 1
         d50, d99 = percentile(decide_us, 50), percentile(decide_us, 99)
         e50, e99 = percentile(encode_us, 50), percentile(encode_us, 99)

@@ -30,9 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
-from app.ingest import EventRow, parse_batch, pii_key
+from app.ingest.segment import parse_batch, pii_key
 from app.storage.db import Pool, create_pool, migrate
-from app.storage.events import event_values, store_events
+from app.storage.events import EventRow, event_values, store_events
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 FACETS = {"feature_used": "feature", "template_used": "template", "help_article_viewed": "article"}

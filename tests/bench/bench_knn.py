@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from app.demo.catalog import demo_items
 from recommender.embedder import SentenceTransformerEmbedder
 from recommender.index import ExactIndex, FaissIndex, recall_at_k
 from recommender.synthetic import activity_texts
@@ -42,7 +43,7 @@ _EF_SWEEP = (32, 64, 128)
 
 def cached_vectors(n: int, cache_dir: Path) -> NDArray[np.float32]:
     """The first `n` activity sentences embedded with MiniLM, from the cache where possible."""
-    texts = activity_texts(n, seed=_SEED)
+    texts = activity_texts(n, demo_items(), seed=_SEED)
     embedder = SentenceTransformerEmbedder(None, batch_size=128)
     key = hashlib.sha256(f"{embedder.model_id}|{_SEED}|{_CHUNK}".encode()).hexdigest()[:12]
     folder = cache_dir / f"knn-minilm-{key}"

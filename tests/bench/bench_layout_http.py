@@ -47,8 +47,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from app.cli import seed
-from app.config.compile import load_layouts
+from app.cli.seed import seed
+from app.config.layouts import load_layouts
 from app.settings import Settings
 from tests.bench._common import CORES, LAYOUTS_DIR, ROOT, SummaryRow, percentile, report
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.recs_cli import run_eval
+from app.cli.recs import run_eval
 from recommender.evaluate import (
     EvalReport,
     Interactions,
@@ -82,8 +82,8 @@ def segment_oracle(data: Interactions, segments: Mapping[str, tuple[str, ...]]) 
 
 
 def run_demo(demo: tuple[int, int, int, int]) -> tuple[EvalReport, float]:
+    from app.demo.interactions import demo_interactions
     from app.demo.population import PopulationSpec, generate
-    from app.recs_cli import demo_interactions
 
     tenants, users, events, seed = demo
     print(f"\n== demo population: {tenants} tenants, {users:,} users, {events:,} events")

@@ -33,7 +33,7 @@ import cel
 from growthbook import GrowthBook
 from growthbook.core import evalCondition
 
-from app.config.compile import load_layouts
+from app.config.layouts import load_layouts
 from app.engine.fastcel import compile_fast
 from app.engine.paths import FastExpr, LazyContext, build_trie, evaluate
 from app.engine.signals import build_context

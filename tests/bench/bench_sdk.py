@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 from playwright.sync_api import Page, Route, sync_playwright
 
-from app.config.compile import load_layouts
+from app.config.layouts import load_layouts
 from app.engine.decide import DecisionInput, decide
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.bench._common import (

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.http.auth import user_hash
+from app.serving.identity import user_hash
 from app.settings import Settings
 from app.storage.db import Pool
 from app.storage.keys import create_api_key

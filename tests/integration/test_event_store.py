@@ -17,16 +17,16 @@ import pytest
 import pytest_asyncio
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import Provide
 
-from app.config.compile import load_layouts
-from app.http.auth import KeyRing, authenticate, key_fingerprint, user_hash
+from app.config.layouts import load_layouts
+from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import ROUTES
-from app.ingest import EventRow
+from app.serving.identity import user_hash
 from app.settings import Settings
 from app.storage.db import Pool
-from app.storage.events import PROFILE_CHANNEL, StoreResult, store_events
+from app.storage.events import PROFILE_CHANNEL, EventRow, StoreResult, store_events
+from app.storage.keys import KeyRing, key_fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -447,14 +447,18 @@ VOCABULARY = load_layouts(Path(__file__).resolve().parents[2] / "layouts").vocab
 
 
 class _Runtime:
-    """What the handler needs of the runtime: its pool (None: the database is not started)."""
+    """What the handler needs of the runtime: its pool (None: the database is not started), the
+    key ring, and being told what changed."""
 
-    def __init__(self, pool: Pool | None) -> None:
+    def __init__(self, pool: Pool | None, keyring: KeyRing) -> None:
         self._pool = pool
+        self.keyring = keyring
         self.vocabulary = VOCABULARY
         self.forgotten: list[set[tuple[str, str]]] = []
         self.forgotten_tenants: list[set[str]] = []
-        self.recommender = None  # friction queries are not embedded ahead here
+
+    def prepare_help(self, errors: Iterable[Mapping[str, Any]]) -> None:
+        list(errors)  # friction queries are not embedded ahead here
 
     def forget(self, users: set[tuple[str, str]], tenants: Iterable[str] = ()) -> None:
         self.forgotten.append(users)
@@ -474,15 +478,9 @@ def api(pool: Pool | None, keyring_pool: Pool | None = None) -> Client:
     """The events routes on this event loop (the pool's), state set as the lifespan sets it."""
     app = Litestar(
         route_handlers=ROUTES,
-        dependencies={"principal": Provide(authenticate)},
+        dependencies=dependencies(SETTINGS),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        state=State(
-            {
-                "settings": SETTINGS,
-                "runtime": _Runtime(pool),
-                "keyring": KeyRing(SETTINGS, keyring_pool or pool),
-            }
-        ),
+        state=State({"runtime": _Runtime(pool, KeyRing(SETTINGS, keyring_pool or pool))}),
         request_max_body_size=2 * 1024 * 1024,
     )
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]

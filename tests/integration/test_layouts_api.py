@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.runtime import Runtime
+from app.serving.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """Propensity training on a real PostgreSQL: profiles as of a time agree with the profile store,
-`cairn recs train` trains on the demo population, saves the models, and servers are told."""
+`cairn models train` trains on the demo population, saves the models, and servers are told."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ import msgspec
 import pytest
 
 from app.cli import main
-from app.config.compile import load_layouts
+from app.config.layouts import load_layouts
 from app.demo.population import Population, PopulationSpec, generate
 from app.engine.profile import ProfileData
 from app.engine.propensity import ACTIVATION, TARGETS, UPGRADE
 from app.engine.signals import build_context
 from app.engine.vocabulary import Vocabulary
-from app.ingest import EventRow, parse_batch, pii_key
-from app.propensity_train import profile_at, tenant_histories
+from app.ingest.segment import parse_batch, pii_key
 from app.storage.db import Pool
-from app.storage.events import store_events
+from app.storage.events import EventRow, store_events, tenant_histories
 from app.storage.models import MODELS_CHANNEL, load_models
 from app.storage.profiles import ProfileStore
+from tests.profiles import profile_at
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +164,7 @@ async def test_training_on_the_demo_population_saves_models_that_score(
     monkeypatch.delenv("DATABASE_URL", raising=False)
     try:
         code = await asyncio.to_thread(
-            main, ["recs", "train", "--json", "--database-url", database_dsn]
+            main, ["models", "train", "--json", "--database-url", database_dsn]
         )
         await asyncio.wait_for(notified.wait(), 10)  # a bound on failure, not a speed check
     finally:

@@ -17,8 +17,8 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.runtime import Runtime
-from recommender.demo_catalog import demo_items
+from app.demo.catalog import demo_items
+from app.serving.runtime import Runtime
 from recommender.embedder import Vectors
 from recommender.index import FaissIndex
 

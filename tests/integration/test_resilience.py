@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.engine.profile import ProfileData
-from app.runtime import Runtime
+from app.serving.runtime import Runtime
 from app.settings import Settings
 from app.storage.db import Pool
 from app.storage.keys import create_api_key, revoke_api_key
@@ -24,7 +24,7 @@ async def test_a_caller_that_gives_up_does_not_fail_the_others(
     pool: Pool, settings: Settings
 ) -> None:
     """Concurrent reads of one user share one query; one caller's timeout cancels only itself."""
-    from app.config.compile import load_layouts
+    from app.config.layouts import load_layouts
 
     store = ProfileStore(pool, load_layouts(settings.layouts_dir).vocabulary)
     calls = 0

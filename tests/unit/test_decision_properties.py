@@ -9,7 +9,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.config.compile import load_layouts
+from app.config.layouts import load_layouts
 from app.engine.decide import DecisionInput, decide
 from app.engine.profile import EventDay, Preferences, ProfileData, RecentEvent, WidgetState
 from widgets import WIDGET_KINDS, LayoutDescriptor

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.config.compile import load_layouts
+from app.config.layouts import load_layouts
 from app.engine.decide import DecisionInput, decide
 from app.engine.model import Layouts
 from app.engine.profile import ProfileData

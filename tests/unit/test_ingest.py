@@ -11,16 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.http.errors import ApiError
-from app.ingest import (
-    MAX_BATCH_BYTES,
-    MAX_EVENT_BYTES,
-    EventRow,
-    ParsedBatch,
-    parse_batch,
-    pii_key,
-)
+from app.errors import CairnError
+from app.http.errors import status_of
+from app.ingest.segment import MAX_BATCH_BYTES, MAX_EVENT_BYTES, ParsedBatch, parse_batch, pii_key
 from app.settings import PiiMode
+from app.storage.events import EventRow
 
 RECEIVED = datetime(2026, 11, 27, 10, 0, 5, tzinfo=UTC)
 KEY = pii_key("whsec_test")
@@ -51,8 +46,8 @@ def one(event: dict[str, Any], **batch: Any) -> EventRow:
     return parsed.rows[0]
 
 
-def rejected(body: object) -> ApiError:
-    with pytest.raises(ApiError) as caught:
+def rejected(body: object) -> CairnError:
+    with pytest.raises(CairnError) as caught:
         parse(body)
     return caught.value
 
@@ -231,7 +226,7 @@ def test_tenant_sources_in_order_of_precedence() -> None:
 )
 def test_body_level_errors(body: bytes, code: str, field: str | None) -> None:
     error = rejected(body)
-    assert (error.status, error.code, error.field) == (400, code, field)
+    assert (status_of(error), error.code, error.field) == (400, code, field)
 
 
 @pytest.mark.parametrize(
@@ -294,7 +289,7 @@ def test_one_invalid_event_rejects_the_batch_naming_index_and_field(
     event: object, code: str, field: str
 ) -> None:
     error = rejected({"batch": [track("ok"), event, track("also-ok")]})
-    assert (error.status, error.code, error.field) == (400, code, field)
+    assert (status_of(error), error.code, error.field) == (400, code, field)
     assert error.message.endswith(".")
 
 
@@ -306,7 +301,7 @@ def test_the_first_invalid_event_is_the_one_reported() -> None:
 def test_an_event_over_32_kb_is_too_large() -> None:
     big = track("big", properties={"blob": "x" * MAX_EVENT_BYTES})
     error = rejected({"batch": [track("a"), big]})
-    assert (error.status, error.code, error.field) == (400, "event_too_large", "batch[1]")
+    assert (status_of(error), error.code, error.field) == (400, "event_too_large", "batch[1]")
     just_fits = track("fits")
     just_fits["properties"] = {"blob": ""}
     room = MAX_EVENT_BYTES - len(json.dumps(just_fits, separators=(",", ":")))
@@ -318,7 +313,7 @@ def test_an_event_over_32_kb_is_too_large() -> None:
 def test_a_body_over_500_kb_is_rejected_before_decoding() -> None:
     body = b"{" + b" " * MAX_BATCH_BYTES + b"}"  # not even JSON: the size is checked first
     error = rejected(body)
-    assert (error.status, error.code) == (413, "batch_too_large")
+    assert (status_of(error), error.code) == (413, "batch_too_large")
 
 
 def test_the_receive_time_must_be_aware() -> None:

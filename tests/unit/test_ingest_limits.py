@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.http.errors import ApiError
-from app.ingest import parse_batch, pii_key
+from app.errors import CairnError
+from app.http.errors import status_of
+from app.ingest.segment import parse_batch, pii_key
 
 NOW = datetime(2026, 11, 27, 10, tzinfo=UTC)
 KEY = pii_key("whsec_test")
@@ -41,16 +42,16 @@ def test_deep_nesting_is_a_400() -> None:
         '{"batch": [{"type": "track", "messageId": "m1", "tenantId": "acme", "userId": "u1",'
         ' "event": "report_created", "properties": {"a": ' + deep + "}}]}"
     ).encode()
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(CairnError) as info:
         parse_batch(body, received_at=NOW, pii_mode="hash", pii_key=KEY)
-    assert info.value.status == 400
+    assert status_of(info.value) == 400
     assert "nest" in info.value.message
 
 
 def test_identifiers_are_limited_in_bytes() -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(CairnError) as info:
         parse({"batch": [event(userId="😀" * 100)]})  # 100 characters, 400 bytes
-    assert info.value.status == 400
+    assert status_of(info.value) == 400
     assert info.value.field == "batch[0].userId"
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config.compile import LayoutConfigError, load_layouts
-from app.runtime import Runtime
+from app.config.layouts import LayoutConfigError, load_layouts
+from app.serving.runtime import Runtime
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

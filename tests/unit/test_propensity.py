@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.config.compile import load_layouts
+from app.cli.models import format_training
+from app.config.layouts import load_layouts
 from app.engine.profile import EventDay, Facet, ProfileData, RecentEvent
 from app.engine.propensity import (
     ACTIVATION,
@@ -33,24 +34,17 @@ from app.engine.propensity import (
 )
 from app.engine.signals import build_context, signal_schema
 from app.engine.vocabulary import Vocabulary
-from app.ingest import EventRow
-from app.propensity_cli import format_training
-from app.propensity_train import (
-    ProfileBuilder,
-    SegmentReport,
-    TargetReport,
-    TrainingReport,
-    profile_at,
-    segment_model,
-    snapshot_times,
-)
-from recommender.propensity import (
+from app.storage.events import EventRow
+from app.training.history import ProfileBuilder, snapshot_times
+from app.training.propensity import SegmentReport, TargetReport, TrainingReport, segment_model
+from recommender.logistic import (
     NotEnoughDataError,
     choose_cutoff,
     fit_logistic,
     roc_auc,
     train_target,
 )
+from tests.profiles import profile_at
 
 LAYOUTS = Path(__file__).resolve().parents[2] / "layouts"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

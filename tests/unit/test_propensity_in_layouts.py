@@ -6,11 +6,12 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from app.config.compile import load_layouts
+from app.config.layouts import load_layouts
 from app.engine.decide import DecisionInput, decide
 from app.engine.model import Layouts
 from app.engine.profile import EventDay, ProfileData
 from app.engine.propensity import POOLED, PropensityModel, PropensityModels, SegmentModel
+from app.engine.reasons import Reason
 from tests.unit.test_golden_decisions import ROOT
 
 NOW = datetime(2026, 11, 20, 10, 0)
@@ -74,7 +75,7 @@ def _billing(
         ),
     )
     widgets = {w.id: w for slot in decision.descriptor.slots for w in slot.widgets}
-    return {"widgets": widgets, "trace": dict(decision.trace)}
+    return {"widgets": widgets, "trace": {e.widget_id: e.reason for e in decision.trace}}
 
 
 def test_a_likely_upgrade_gets_a_nudge_explained_by_the_models_drivers(layouts: Layouts) -> None:
@@ -97,7 +98,7 @@ def test_a_likely_upgrade_gets_a_nudge_explained_by_the_models_drivers(layouts: 
 def test_an_unlikely_upgrade_or_no_model_shows_no_nudge(layouts: Layouts) -> None:
     out = _billing(layouts, _admin(reports=0, plan="pro"), _models(intercept=-2.0))
     assert "upgrade_ready_step" not in out["widgets"]  # type: ignore[operator]
-    assert out["trace"]["upgrade_ready_step"] == "rule does not hold"  # type: ignore[index]
+    assert out["trace"]["upgrade_ready_step"] == Reason.RULE_FALSE  # type: ignore[index]
     out = _billing(layouts, _admin(reports=9), None)
     assert "upgrade_ready_step" not in out["widgets"]  # type: ignore[operator]
 
@@ -105,4 +106,4 @@ def test_an_unlikely_upgrade_or_no_model_shows_no_nudge(layouts: Layouts) -> Non
 def test_basic_personalization_is_not_scored(layouts: Layouts) -> None:
     out = _billing(layouts, _admin(reports=9), _models(intercept=0.5), mode="basic")
     assert "upgrade_ready_step" not in out["widgets"]  # type: ignore[operator]
-    assert "behavioural" in out["trace"]["upgrade_ready_step"]  # type: ignore[index]
+    assert out["trace"]["upgrade_ready_step"] == Reason.BEHAVIOURAL  # type: ignore[index]

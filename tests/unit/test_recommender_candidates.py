@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from app.demo.catalog import demo_catalog
 from app.demo.population import ERROR_MESSAGES
 from recommender.candidates import (
     SOURCE,
@@ -29,7 +30,6 @@ from recommender.candidates import (
     seats_band,
 )
 from recommender.catalog import Catalog, CatalogItem
-from recommender.demo_catalog import demo_catalog
 from recommender.embedder import HashingEmbedder, SentenceTransformerEmbedder, normalize_rows
 from recommender.index import ExactIndex, FaissIndex
 from tests.unit.test_recommender_embedder import shared_minilm

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 import yaml
 
+from app.demo.catalog import demo_catalog, demo_items
 from app.demo.population import (
     DEFAULT_INTEGRATIONS,
     DEFAULT_TEMPLATES,
@@ -31,7 +32,6 @@ from recommender.catalog import (
     off_plan,
     on_plan,
 )
-from recommender.demo_catalog import demo_catalog, demo_items
 from recommender.embedder import HashingEmbedder
 
 LAYOUTS = Path(__file__).resolve().parents[2] / "layouts"

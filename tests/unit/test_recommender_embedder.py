@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from app.demo.catalog import demo_catalog
 from recommender.catalog import embedding_text
-from recommender.demo_catalog import demo_catalog
 from recommender.embedder import (
     Embedder,
     HashingEmbedder,

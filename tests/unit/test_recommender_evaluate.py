@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from app.recs_cli import add_recs_commands, demo_interactions
+from app.cli import recs
+from app.demo.interactions import demo_interactions
 from recommender.embedder import normalize_rows
 from recommender.evaluate import (
     CairnParams,
@@ -322,7 +323,7 @@ def test_the_verdict_says_plainly_when_cairn_loses() -> None:
 
 def test_demo_events_become_interactions_with_catalog_items() -> None:
     data = demo_interactions(tenants=12, users=80, events=6000)
-    from recommender.demo_catalog import demo_catalog
+    from app.demo.catalog import demo_catalog
 
     catalog = demo_catalog()
     assert len(data) > 1000
@@ -343,7 +344,7 @@ def test_demo_events_become_interactions_with_catalog_items() -> None:
 
 def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cairn")
-    add_recs_commands(parser.add_subparsers(dest="command", required=True))
+    recs.add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

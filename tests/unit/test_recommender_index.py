@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from app.demo.catalog import demo_items
 from recommender.embedder import HashingEmbedder, SentenceTransformerEmbedder, normalize_rows
 from recommender.index import ExactIndex, FaissIndex, VectorIndex, recall_at_k
 from recommender.synthetic import activity_texts
@@ -50,7 +51,7 @@ def _kind(index: FaissIndex) -> str:
 @pytest.fixture(scope="module")
 def real_vectors() -> tuple[list[str], NDArray[np.float32], NDArray[np.float32]]:
     """900 MiniLM vectors of varied product sentences, and 100 held-out query vectors."""
-    texts = activity_texts(1000, seed=5)
+    texts = activity_texts(1000, demo_items(), seed=5)
     vectors = shared_minilm().embed(texts)
     return _ids(900, "t"), vectors[:900], vectors[900:]
 
@@ -231,7 +232,7 @@ def test_faiss_load_refuses_a_mismatched_sidecar(tmp_path: Path) -> None:
 
 
 def test_hashing_vectors_agree_between_indexes() -> None:
-    texts = activity_texts(300, seed=1)
+    texts = activity_texts(300, demo_items(), seed=1)
     vectors = HashingEmbedder(DIM).embed(texts)
     faiss_index, exact = FaissIndex(DIM), ExactIndex(DIM)
     for index in (faiss_index, exact):

@@ -7,8 +7,8 @@ Pure: no I/O; the receive time and the hashing key are arguments. Accepted bodie
   and a batch-level `context` supplies defaults for every event's `context`);
 - a single event object, as posted by Segment's single-call endpoints.
 
-One invalid event rejects the whole batch with an `ApiError` naming its index and field
-(`batch[3].userId`), so a caller can fix it and send the batch again.
+One invalid event rejects the whole batch with an `InvalidInputError` naming its index and
+field (`batch[3].userId`), so a caller can fix it and send the batch again.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ import hmac
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
-from app.http.errors import ApiError
+from app.errors import InvalidInputError, TooLargeError
 from app.settings import PiiMode
+from app.storage.events import EventRow, EventType
 
 MAX_BATCH_BYTES = 500 * 1024
 MAX_EVENT_BYTES = 32 * 1024
 MAX_ID_LENGTH = 255  # identifiers and event names are primary-key material
 MAX_ID_BYTES = 255  # ... and index entries are limited in bytes, not characters
-
-EventType = Literal["identify", "group", "track", "page", "screen", "alias"]
 
 # Keys holding direct identifiers, compared lower-cased and without underscores, so that `email`,
 # `Email`, `first_name`, `firstName` and `phone_number` / `phoneNumber` are all caught. `ip` only
@@ -108,22 +107,6 @@ class _Envelope(msgspec.Struct, rename="camel", frozen=True):
     context: dict[str, Any] | None = None
 
 
-class EventRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One accepted event, normalized: what the event store writes."""
-
-    tenant_id: str
-    message_id: str
-    user_id: str  # userId, or anonymousId when there is no userId
-    type: EventType
-    event: str | None  # the track event's name; the page or screen name; otherwise None
-    properties: dict[str, Any]
-    traits: dict[str, Any]
-    context: dict[str, Any]  # direct identifiers already hashed or dropped
-    ts: datetime  # UTC, corrected for client clock skew, never after the receive time
-    previous_id: str | None = None  # alias calls
-    group_id: str | None = None  # group calls
-
-
 class ParsedBatch(msgspec.Struct, frozen=True):
     rows: list[EventRow]
     duplicates: int  # repeated (tenant, messageId) pairs within the body; the first one is kept
@@ -148,32 +131,32 @@ def pii_key(identity_secret: str) -> bytes:
 def parse_batch(
     body: bytes, *, received_at: datetime, pii_mode: PiiMode, pii_key: bytes
 ) -> ParsedBatch:
-    """Decode and validate a request body; every event is normalized, or an ApiError is raised."""
+    """Decode and validate a request body: every event is normalized, or `InvalidInputError` (or
+    `TooLargeError`) is raised."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     if len(body) > MAX_BATCH_BYTES:
-        raise ApiError(
-            413, "batch_too_large", f"A batch may be at most {MAX_BATCH_BYTES // 1024} KB."
+        raise TooLargeError(
+            "batch_too_large", f"A batch may be at most {MAX_BATCH_BYTES // 1024} KB."
         )
     try:
         envelope = _ENVELOPE_DECODER.decode(body)
     except msgspec.ValidationError as exc:
         path, message = _describe(exc, "")
         if path == "":
-            raise ApiError(
-                400,
+            raise InvalidInputError(
                 "invalid_json",
                 'The body must be a JSON object: a batch {"batch": [...]} or one event.',
             ) from None
         if path == "batch":
-            raise ApiError(
-                400, "invalid_json", "'batch' must be an array of events.", path
+            raise InvalidInputError(
+                "invalid_json", "'batch' must be an array of events.", path
             ) from None
-        raise ApiError(400, "invalid_event", message, path) from None
+        raise InvalidInputError("invalid_event", message, path) from None
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}).") from None
+        raise InvalidInputError("invalid_json", f"The body is not valid JSON ({exc}).") from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", _TOO_DEEP) from None
+        raise InvalidInputError("invalid_json", _TOO_DEEP) from None
 
     if isinstance(envelope.batch, msgspec.UnsetType):
         # A single call: the body is the event, its sentAt and context are the event's own.
@@ -184,7 +167,7 @@ def parse_batch(
     else:
         raws = envelope.batch or []
         if not raws:
-            raise ApiError(400, "empty_batch", "The batch holds no events.", "batch")
+            raise InvalidInputError("empty_batch", "The batch holds no events.", "batch")
         prefixes = [f"batch[{i}]" for i in range(len(raws))]
         defaults = envelope.context
         batch_sent_at = _parse_time(envelope.sent_at, "sentAt")
@@ -192,7 +175,7 @@ def parse_batch(
     # JSON can only carry NUL as the escape \u0000, so one scan of the body rules it out cheaply.
     may_hold_nul = b"\\u0000" in body
     if may_hold_nul and defaults is not None and _has_nul(defaults):
-        raise ApiError(400, "invalid_event", _NUL_MESSAGE, "context")
+        raise InvalidInputError("invalid_event", _NUL_MESSAGE, "context")
     normalizer = _Normalizer(received_at.astimezone(UTC), pii_mode, pii_key, may_hold_nul)
     rows: list[EventRow] = []
     paths: list[str] = []
@@ -231,8 +214,7 @@ class _Normalizer:
         batch_sent_at: datetime | None,
     ) -> EventRow:
         if len(raw) > MAX_EVENT_BYTES:
-            raise ApiError(
-                400,
+            raise InvalidInputError(
                 "event_too_large",
                 f"An event may be at most {MAX_EVENT_BYTES // 1024} KB.",
                 prefix or None,
@@ -241,18 +223,19 @@ class _Normalizer:
             call = _CALL_DECODER.decode(raw)
         except msgspec.ValidationError as exc:
             path, message = _describe(exc, prefix)
-            raise ApiError(400, "invalid_event", message, path) from None
+            raise InvalidInputError("invalid_event", message, path) from None
         except msgspec.DecodeError as exc:  # pragma: no cover - the envelope decoder checked syntax
-            raise ApiError(400, "invalid_json", f"The body is not valid JSON ({exc}).") from None
+            raise InvalidInputError(
+                "invalid_json", f"The body is not valid JSON ({exc})."
+            ) from None
         except RecursionError:
-            raise ApiError(400, "invalid_event", _TOO_DEEP, prefix or None) from None
+            raise InvalidInputError("invalid_event", _TOO_DEEP, prefix or None) from None
         if self.may_hold_nul and _has_nul(msgspec.structs.asdict(call)):
-            raise ApiError(400, "invalid_event", _NUL_MESSAGE, prefix or None)
+            raise InvalidInputError("invalid_event", _NUL_MESSAGE, prefix or None)
 
         user_id = _text(call.user_id) or _text(call.anonymous_id)
         if user_id is None:
-            raise ApiError(
-                400,
+            raise InvalidInputError(
                 "invalid_event",
                 "An event needs a userId or an anonymousId.",
                 _at(prefix, "userId"),
@@ -275,12 +258,11 @@ class _Normalizer:
         elif isinstance(call, _Group):
             group_id = _text(call.group_id)
             if group_id is None:
-                raise ApiError(
-                    400, "invalid_event", "A group call needs a groupId.", _at(prefix, "groupId")
+                raise InvalidInputError(
+                    "invalid_event", "A group call needs a groupId.", _at(prefix, "groupId")
                 )
             if tenant_id is not None and tenant_id != group_id:
-                raise ApiError(
-                    400,
+                raise InvalidInputError(
                     "invalid_event",
                     f"The groupId names a tenant other than the event's tenant '{tenant_id}'.",
                     _at(prefix, "groupId"),
@@ -289,8 +271,7 @@ class _Normalizer:
         elif isinstance(call, _Alias):
             previous_id = _text(call.previous_id)
             if previous_id is None:
-                raise ApiError(
-                    400,
+                raise InvalidInputError(
                     "invalid_event",
                     "An alias call needs a previousId.",
                     _at(prefix, "previousId"),
@@ -298,8 +279,7 @@ class _Normalizer:
             # Kept on the stored event too, so aliases can be rebuilt from the event log.
             properties = {**properties, "previousId": previous_id}
         if tenant_id is None:
-            raise ApiError(
-                400,
+            raise InvalidInputError(
                 "missing_tenant",
                 "An event needs a tenant: tenantId, context.groupId, or groupId on group calls.",
                 _at(prefix, "tenantId"),
@@ -312,8 +292,7 @@ class _Normalizer:
             ("event", event),
         ):
             if text is not None and len(text.encode()) > MAX_ID_BYTES:
-                raise ApiError(
-                    400,
+                raise InvalidInputError(
                     "invalid_event",
                     f"'{field}' may be at most {MAX_ID_BYTES} bytes of UTF-8.",
                     _at(prefix, field),
@@ -340,8 +319,7 @@ class _Normalizer:
             isinstance(value, int) and not isinstance(value, bool)
         ):
             return _text(value)
-        raise ApiError(
-            400,
+        raise InvalidInputError(
             "invalid_event",
             f"context.groupId must be a string of at most {MAX_ID_LENGTH} characters.",
             _at(prefix, "context.groupId"),
@@ -364,8 +342,7 @@ class _Normalizer:
             try:
                 ts += received_at - sent_at
             except OverflowError:
-                raise ApiError(
-                    400,
+                raise InvalidInputError(
                     "invalid_event",
                     "The timestamp is out of range once corrected for clock skew.",
                     _at(prefix, name),
@@ -459,8 +436,7 @@ def _parse_time(value: str | None, field: str | None) -> datetime | None:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ApiError(
-            400,
+        raise InvalidInputError(
             "invalid_event",
             f"'{value[:64]}' is not an ISO 8601 time such as 2026-11-27T10:00:00Z.",
             field,

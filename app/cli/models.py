@@ -1,11 +1,12 @@
-"""`cairn recs train`: train the propensity models from the event history, report, save them.
+"""`cairn models train`: train the propensity models from the event history, report, save them.
 
-    cairn recs train [--json] [--database-url URL] [--every-days N] [--no-save]
+    cairn models train [--json] [--database-url URL] [--every-days N] [--no-save]
 
 Reads the events from PostgreSQL (`--database-url`, else `DATABASE_URL`, else the embedded database
 that `cairn demo` keeps in the data directory), trains the activation and upgrade models (see
-app.propensity_train), prints per target and segment the rows, positives, held-out AUC and top
+app.training.propensity), prints per target and segment the rows, positives, held-out AUC and top
 features, and saves the models in the database, where running servers pick them up.
+(`cairn recs train` is the same command under its former name, kept for one release.)
 """
 
 from __future__ import annotations
@@ -14,30 +15,36 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 if TYPE_CHECKING:
-    from app.engine.vocabulary import Vocabulary
-    from app.propensity_train import TargetReport, TrainingReport
+    from app.training.propensity import TargetReport, TrainingReport
 
-__all__ = ["add_train_command", "cmd_recs_train", "format_training"]
+__all__ = ["add_commands", "add_train_arguments", "cmd_models_train", "format_training"]
+
+TRAIN_HELP = "train the activation and upgrade propensity models from the event history"
+TRAIN_DESCRIPTION = (
+    "Rebuild every user's signals at snapshots of the stored history, fit a logistic regression "
+    "per segment (SMB under 50 seats, mid-market and enterprise) for activation within 14 days "
+    "and upgrade within 30 days, report the AUC on a held-out time split, and save the models "
+    "for the servers."
+)
 
 
-def add_train_command(subparsers: Any) -> None:
-    """Register `train` on the `cairn recs` subparsers."""
-    from app.propensity_train import SNAPSHOT_EVERY
+def add_commands(sub: Any) -> None:
+    models = sub.add_parser("models", help="train the models Cairn serves from the stored history")
+    actions = models.add_subparsers(dest="models_command", required=True)
+    p = actions.add_parser("train", help=TRAIN_HELP, description=TRAIN_DESCRIPTION)
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_models_train)
 
-    p = subparsers.add_parser(
-        "train",
-        help="train the activation and upgrade propensity models from the event history",
-        description="Rebuild every user's signals at snapshots of the stored history, fit "
-        "a logistic regression per segment (SMB under 50 seats, mid-market and enterprise) for "
-        "activation within 14 days and upgrade within 30 days, report the AUC on a held-out "
-        "time split, and save the models for the servers.",
-    )
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from app.training.propensity import SNAPSHOT_EVERY
+
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--database-url",
@@ -53,77 +60,49 @@ def add_train_command(subparsers: Any) -> None:
         help=f"days between snapshots ({SNAPSHOT_EVERY.days})",
     )
     p.add_argument("--no-save", action="store_true", help="train and report, save nothing")
-    p.set_defaults(func=cmd_recs_train)
 
 
-def cmd_recs_train(args: argparse.Namespace) -> int:
-    from app.config.compile import LayoutConfigError, load_layouts
+def cmd_models_train(args: argparse.Namespace) -> int:
+    from app.cli.common import NoDatabaseError, database
+    from app.config.layouts import LayoutConfigError, load_layouts
     from app.settings import ConfigError, Settings
-    from app.storage.db import EmbeddedPostgres, is_unavailable
+    from app.storage.db import is_unavailable
+    from app.training.propensity import train_models
 
+    name = "cairn models train"
     if args.every_days < 1:
-        print("cairn recs train: --every-days must be at least 1", file=sys.stderr)
+        print(f"{name}: --every-days must be at least 1", file=sys.stderr)
         return 2
     try:
         settings = Settings.from_env(generate_keys=True)
         vocab = load_layouts(settings.layouts_dir).vocabulary
     except ConfigError as exc:
-        print(f"cairn recs train: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except LayoutConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    dsn = args.database_url or settings.database_url
-    embedded = None
-    if not dsn:
-        if not (settings.data_dir / "pg").exists():
-            print(
-                "cairn recs train: no database: pass --database-url or set DATABASE_URL "
-                f"(or run `cairn demo`, which keeps one in {settings.data_dir})",
-                file=sys.stderr,
-            )
-            return 2
-        embedded = EmbeddedPostgres(settings.data_dir)
-        dsn = embedded.start()
     try:
-        report = asyncio.run(
-            train_models(dsn, vocab, every=timedelta(days=args.every_days), save=not args.no_save)
-        )
+        with database(settings, args.database_url) as dsn:
+            report = asyncio.run(
+                train_models(
+                    dsn, vocab, every=timedelta(days=args.every_days), save=not args.no_save
+                )
+            )
+    except NoDatabaseError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         if not is_unavailable(exc):
             raise
-        print(f"cairn recs train: the database is unavailable ({exc})", file=sys.stderr)
+        print(f"{name}: the database is unavailable ({exc})", file=sys.stderr)
         return 2
-    finally:
-        if embedded is not None:
-            embedded.stop()
     if args.json:
         print(json.dumps(msgspec.to_builtins(report), indent=2, ensure_ascii=False))
     else:
         print(format_training(report))
     return 0 if any(not t.error for t in report.targets) else 1
-
-
-async def train_models(
-    dsn: str, vocab: Vocabulary, *, every: timedelta, save: bool = True
-) -> TrainingReport:
-    """Train the propensity models on the history in `dsn` and (by default) save them."""
-    from app.propensity_train import train
-    from app.storage.db import create_pool, migrate
-    from app.storage.models import save_models
-
-    pool = await create_pool(dsn, min_size=1, max_size=2)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        models, report = await train(pool, vocab, now=datetime.now(UTC), every=every)
-        if models is not None and save:
-            await save_models(pool, models)
-            report = msgspec.structs.replace(report, saved=True)
-        return report
-    finally:
-        await pool.close()
 
 
 # --------------------------------------------------------------------------------------------------

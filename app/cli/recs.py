@@ -1,7 +1,6 @@
 """`cairn recs ...`: offline evaluation of the recommender, and the data it runs on.
 
     cairn recs eval [--interactions FILE] [--items FILE] [--json]
-    cairn recs train [--json] [--every-days N] [--no-save]
     cairn recs synth --out FILE [--items-out FILE] [--rows N]
     cairn recs catalog [--csv]
 
@@ -9,9 +8,8 @@
 `recommender.evaluate`). Without `--interactions` it evaluates the demo population (the one
 `cairn demo` seeds): templates used, integrations connected, features used and help articles read,
 with the demo catalog's texts embedded and each user in the group of their tenant (an optional
-`group_id` column does the same for a file). `recs train` fits the propensity models
-(`app.propensity_cli`). `add_recs_commands(subparsers)` registers the commands on
-the `cairn` parser.
+`group_id` column does the same for a file). `cairn recs train`, the former name of
+`cairn models train`, still works for one release.
 """
 
 from __future__ import annotations
@@ -21,36 +19,27 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from app.propensity_cli import add_train_command
+from app.cli.models import TRAIN_DESCRIPTION, add_train_arguments, cmd_models_train
 from recommender.catalog import embedding_text
 from recommender.evaluate import (
     EvalReport,
     Interactions,
     evaluate,
     format_report,
-    parse_timestamp,
     read_interactions,
     read_item_texts,
 )
 
-__all__ = ["add_recs_commands", "demo_interactions", "embed_item_texts", "run_eval"]
-
-# Track events that mean a user adopted a catalog item, and the property naming the item.
-ADOPTION_EVENTS: Final[dict[str, str]] = {
-    "template_used": "template",
-    "integration_connected": "integration",
-    "feature_used": "feature",
-    "help_article_viewed": "article",
-}
+__all__ = ["add_commands", "embed_item_texts", "run_eval"]
 
 
-def add_recs_commands(subparsers: Any) -> None:
-    """Register `recs eval`, `recs synth` and `recs catalog` on an argparse subparsers object."""
+def add_commands(subparsers: Any) -> None:
+    """Register `recs eval`, `recs synth` and `recs catalog` on the `cairn` subparsers."""
     recs = subparsers.add_parser("recs", help="evaluate the recommender and export its data")
     sub = recs.add_subparsers(dest="recs_command", required=True)
 
@@ -94,33 +83,20 @@ def add_recs_commands(subparsers: Any) -> None:
     p.add_argument("--csv", action="store_true", help="item_id,text rows, as `recs eval` reads")
     p.set_defaults(func=cmd_recs_catalog)
 
-    add_train_command(sub)
+    p = sub.add_parser(
+        "train", help="former name of `cairn models train`", description=TRAIN_DESCRIPTION
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_recs_train)
 
 
-# --------------------------------------------------------------------------------------------------
-# Data.
-
-
-def demo_interactions(
-    tenants: int = 200, users: int = 2000, events: int = 200_000, seed: int = 7
-) -> Interactions:
-    """The demo population's adoption events as interactions (user, catalog item, time), each
-    user in the group of their tenant."""
-    from app.demo.population import PopulationSpec, generate
-    from recommender.demo_catalog import demo_items
-
-    population = generate(PopulationSpec(tenants=tenants, users=users, events=events, seed=seed))
-    records: list[tuple[str, str, float]] = []
-    groups: dict[str, str] = {}
-    for event in population.events():
-        if event["type"] != "track":
-            continue
-        prop = ADOPTION_EVENTS.get(event["event"])
-        item = event["properties"].get(prop) if prop else None
-        if item:
-            records.append((event["userId"], str(item), parse_timestamp(event["timestamp"])))
-            groups[event["userId"]] = event["tenantId"]
-    return Interactions.from_records(records, [i.id for i in demo_items()], groups)
+def cmd_recs_train(args: argparse.Namespace) -> int:
+    print(
+        "cairn recs train: this is now `cairn models train` (it trains the propensity models); "
+        "the old name goes away in the next release",
+        file=sys.stderr,
+    )
+    return cmd_models_train(args)
 
 
 def embed_item_texts(
@@ -161,7 +137,8 @@ def run_eval(
             f" with texts from {items}" if items else ""
         )
     else:
-        from recommender.demo_catalog import demo_items
+        from app.demo.catalog import demo_items
+        from app.demo.interactions import demo_interactions
 
         tenants, users, events, seed = demo
         say(f"generating the demo population ({tenants} tenants, {users} users, {events:,} events)")
@@ -218,7 +195,7 @@ def cmd_recs_catalog(args: argparse.Namespace) -> int:
 
     import msgspec
 
-    from recommender.demo_catalog import demo_items
+    from app.demo.catalog import demo_items
 
     items = demo_items()
     if args.csv:

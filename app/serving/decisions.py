@@ -7,7 +7,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -15,10 +15,12 @@ import msgspec
 from app.engine.decide import Decision, DecisionInput, decide, decision_id, negotiate
 from app.engine.model import Layouts
 from app.engine.profile import ProfileData, anonymous_profile
+from app.engine.reasons import Exclusion
 from app.engine.recs import Recs
 from app.engine.signals import Mode, build_context
-from app.http.errors import ApiError
-from app.runtime import Runtime
+from app.errors import InvalidInputError, NotFoundError
+from app.serving.memo import MemoKey
+from app.serving.runtime import Runtime
 from app.telemetry import tracer
 from widgets import SCHEMA_VERSION, LayoutDescriptor
 
@@ -49,8 +51,7 @@ def parse_client(header: str | None) -> ClientCaps:
     try:
         schema = int(caps.get("schema", SCHEMA_VERSION))
     except ValueError as exc:
-        raise ApiError(
-            400,
+        raise InvalidInputError(
             "invalid_client_header",
             "schema= in X-Cairn-Client must be a whole number.",
             "X-Cairn-Client",
@@ -63,7 +64,7 @@ class Served:
     descriptor: LayoutDescriptor
     body: bytes
     etag: str
-    trace: list[tuple[str, str]]
+    trace: list[Exclusion]
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -75,42 +76,11 @@ def etag_of(descriptor: LayoutDescriptor) -> str:
     return '"' + hashlib.blake2b(_ENCODER.encode(stable), digest_size=12).hexdigest() + '"'
 
 
-class _Memo(msgspec.Struct):
-    """A decision kept for reuse while the user's profile and the layouts are the very same
-    objects, for a few seconds. Peer statistics, the recommender's peer model and the propensity
-    models are rebuilt on schedules of minutes: a decision is at most a few seconds behind them."""
-
-    profile: ProfileData
-    layouts: object
-    expires: datetime
-    descriptor: LayoutDescriptor
-    etag: str
-    trace: list[tuple[str, str]]
-
-
-MEMO_TTL = timedelta(seconds=5)  # time-based signals (cool-downs, windows) move on within this
-MEMO_SIZE = 50_000
-
-
-def _memo_ttl(key: tuple[object, ...]) -> timedelta:
-    """Between half and all of MEMO_TTL, spread by key: decisions made together (a warm-up, a
-    burst) do not all expire together and come back as one burst of work."""
-    return MEMO_TTL * (0.5 + (hash(key) % 512) / 1024)
-
-
-def _reuse(
-    key: tuple[object, ...], profile: ProfileData, rt: Runtime, now: datetime
-) -> Served | None:
-    """The same profile and layouts a moment ago give the same layout: reuse it."""
-    memo = rt.decisions.get(key)
-    if (
-        memo is None
-        or memo.profile is not profile
-        or memo.layouts is not rt.layouts
-        or now >= memo.expires
-    ):
+def _reuse(key: MemoKey, profile: ProfileData, rt: Runtime, now: datetime) -> Served | None:
+    """The same profile and layouts a moment ago give the same layout: reuse it (new id)."""
+    memo = rt.decisions.get(key, profile, rt.layouts, now)
+    if memo is None:
         return None
-    rt.decisions.move_to_end(key)
     descriptor = msgspec.structs.replace(
         memo.descriptor,
         decision_id=decision_id(secrets.randbits(64)),
@@ -179,8 +149,8 @@ def _decide(
 
 def require_screen(layouts: Layouts, screen: str) -> None:
     if screen not in layouts.screens:
-        raise ApiError(
-            404, "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
+        raise NotFoundError(
+            "unknown_screen", f"There is no layout for screen '{screen}'.", "screen"
         )
 
 
@@ -205,8 +175,7 @@ async def decide_layout(
     layouts = rt.layouts
     require_screen(layouts, screen)
     if caps.schema < 1:
-        raise ApiError(
-            400,
+        raise InvalidInputError(
             "unsupported_schema",
             "This server speaks layout schema version 1.",
             "X-Cairn-Client",
@@ -215,7 +184,7 @@ async def decide_layout(
     found = await _profile(rt, tenant_id, user_id, now)
     degraded = found is None
     profile = found if found is not None else anonymous_profile(tenant_id, user_id)
-    key = (tenant_id, user_id, screen, view, caps.widgets)
+    key: MemoKey = (tenant_id, user_id, screen, view, caps.widgets)
     if not degraded:
         reused = _reuse(key, profile, rt, now)
         if reused is not None:
@@ -234,11 +203,7 @@ async def decide_layout(
     descriptor = negotiate(decision.descriptor, caps.widgets)
     etag = etag_of(descriptor)
     if not descriptor.degraded:
-        rt.decisions[key] = _Memo(
-            profile, layouts, now + _memo_ttl(key), descriptor, etag, decision.trace
-        )
-        if len(rt.decisions) > MEMO_SIZE:
-            rt.decisions.popitem(last=False)
+        rt.decisions.put(key, profile, layouts, now, descriptor, etag, decision.trace)
     return Served(
         descriptor=descriptor,
         body=_ENCODER.encode(descriptor),
@@ -255,7 +220,7 @@ class Inspection:
     mode: Mode
     signals: dict[str, object]
     descriptor: LayoutDescriptor
-    trace: list[tuple[str, str]]
+    trace: list[Exclusion]
     recs: Recs | None
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 
-from app.http.auth import user_hash
-from app.http.errors import ApiError
-from app.http.events import accept
-from app.ingest import parse_batch, pii_key
-from app.settings import Settings
+from app.errors import InvalidInputError
+from app.http.dependencies import RuntimeDep, SettingsDep
+from app.ingest.segment import parse_batch, pii_key
+from app.ingest.service import accept
+from app.serving.identity import user_hash
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "demo.html"
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "demo.html"
 SCREENS = ("home", "editor", "settings", "billing")
 
 Req = Request[Any, Any, Any]
@@ -34,11 +34,11 @@ class Persona(msgspec.Struct, frozen=True):
     description: str = ""
 
 
-def personas_file(settings: Settings) -> Path:
+def personas_file(settings: SettingsDep) -> Path:
     return settings.data_dir / "demo-personas.json"
 
 
-def load_personas(settings: Settings) -> list[Persona]:
+def load_personas(settings: SettingsDep) -> list[Persona]:
     path = personas_file(settings)
     if not path.exists():
         return []
@@ -46,10 +46,11 @@ def load_personas(settings: Settings) -> list[Persona]:
 
 
 @get("/demo/", include_in_schema=False)
-async def demo_page(request: Req, persona: int = 0, screen: str = "home") -> Response[str]:
+async def demo_page(
+    request: Req, settings: SettingsDep, persona: int = 0, screen: str = "home"
+) -> Response[str]:
     import jinja2
 
-    settings: Settings = request.app.state.settings
     personas = load_personas(settings)
     current = personas[persona] if 0 <= persona < len(personas) else None
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -84,19 +85,20 @@ class DemoAction(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @post("/demo/act", include_in_schema=False, status_code=200)
-async def demo_act(request: Req) -> dict[str, int]:
+async def demo_act(request: Req, runtime: RuntimeDep, settings: SettingsDep) -> dict[str, int]:
     """The demo's backend: product events (an integration connected, a limit hit...) are sent
     server to server with the secret key, as in a real integration; the browser never can."""
-    settings: Settings = request.app.state.settings
     try:
         action = msgspec.json.decode(await request.body(), type=DemoAction)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, "invalid_request", str(exc)) from None
+        raise InvalidInputError("invalid_request", str(exc)) from None
     except msgspec.DecodeError:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+        raise InvalidInputError("invalid_json", "The body is not valid JSON.") from None
     personas = load_personas(settings)
     if not 0 <= action.persona < len(personas) or not 1 <= action.times <= 10:
-        raise ApiError(400, "invalid_request", "Unknown persona or too many repeats.", "persona")
+        raise InvalidInputError(
+            "invalid_request", "Unknown persona or too many repeats.", "persona"
+        )
     who = personas[action.persona]
     now = datetime.now(UTC)
     batch = {
@@ -119,7 +121,7 @@ async def demo_act(request: Req) -> dict[str, int]:
         pii_mode=settings.pii_mode,
         pii_key=pii_key(settings.identity_secret),
     )
-    answer = await accept(request.app.state.runtime, parsed)
+    answer = await accept(runtime, parsed)
     return {"accepted": answer.accepted}
 
 

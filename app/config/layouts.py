@@ -13,7 +13,6 @@ from typing import Any
 
 import cel
 
-from app.config.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec, WidgetSpec
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
 from app.engine.fastcel import compile_fast
 from app.engine.model import (
@@ -29,6 +28,7 @@ from app.engine.paths import PLAIN_PATH, FastExpr, PathRef, build_trie
 from app.engine.propensity import TARGETS
 from app.engine.recs import sample_feed
 from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
+from app.engine.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec, WidgetSpec
 from app.engine.templates import render
 from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
 from widgets import WIDGET_KINDS

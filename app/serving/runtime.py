@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,61 +17,28 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from app.config.compile import LayoutConfigError, load_layouts
+from app.config.layouts import LayoutConfigError, load_layouts
 from app.engine.model import Layouts
 from app.engine.profile import PeerStats
 from app.engine.propensity import PropensityModels
 from app.engine.vocabulary import Vocabulary
-from app.http.auth import KEYS_CHANNEL, KeyRing
-from app.recommendations import CatalogIndex, Recommender
+from app.serving.catalog_index import CatalogIndex
+from app.serving.hub import Hub
+from app.serving.memo import DecisionMemo
+from app.serving.recommendations import Recommender
 from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
+from app.storage.events import PROFILE_CHANNEL
+from app.storage.keys import KEYS_CHANNEL, KeyRing
 from app.storage.models import MODELS_CHANNEL, load_models
-from app.storage.profiles import ProfileStore, load_peer_stats
+from app.storage.peers import load_peer_stats
+from app.storage.profiles import ProfileStore
 from recommender.embedder import SentenceTransformerEmbedder
 
 log = logging.getLogger("cairn.runtime")
 
 RECS_REFRESH_S = 300.0
-
-
-class Hub:
-    """Wakes live layout streams when a user's decision may have changed."""
-
-    def __init__(self) -> None:
-        self._subs: dict[tuple[str, str], set[asyncio.Queue[str]]] = defaultdict(set)
-
-    def subscribe(self, tenant_id: str, user_id: str) -> asyncio.Queue[str]:
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=16)
-        self._subs[(tenant_id, user_id)].add(queue)
-        return queue
-
-    def unsubscribe(self, tenant_id: str, user_id: str, queue: asyncio.Queue[str]) -> None:
-        subs = self._subs.get((tenant_id, user_id))
-        if subs is not None:
-            subs.discard(queue)
-            if not subs:
-                self._subs.pop((tenant_id, user_id), None)
-
-    def _put(self, queue: asyncio.Queue[str], reason: str) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(reason)
-
-    def publish(self, tenant_id: str, user_id: str, reason: str = "profile") -> None:
-        for queue in self._subs.get((tenant_id, user_id), ()):
-            self._put(queue, reason)
-
-    def publish_tenant(self, tenant_id: str, reason: str) -> None:
-        for (t, _), queues in self._subs.items():
-            if t == tenant_id:
-                for queue in queues:
-                    self._put(queue, reason)
-
-    def publish_all(self, reason: str) -> None:
-        for queues in self._subs.values():
-            for queue in queues:
-                self._put(queue, reason)
 
 
 class _Notice(msgspec.Struct):
@@ -86,13 +52,13 @@ class Runtime:
         self.layouts: Layouts = layouts or load_layouts(settings.layouts_dir)
         self.layout_error: str | None = None
         self.hub = Hub()
-        self.decisions: OrderedDict[tuple[object, ...], Any] = OrderedDict()  # see app.service
+        self.decisions = DecisionMemo()  # decisions kept for reuse (app.serving.decisions)
         self.peers = PeerStats()
         self._pool: Pool | None = None
         self._profiles: ProfileStore | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._listener: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # background work, while it runs
         self._dsn = ""
         self.keyring = KeyRing(settings, None)
         self.embedder = SentenceTransformerEmbedder(settings.embedding_model or None)
@@ -145,24 +111,37 @@ class Runtime:
         )
         if self.settings.recommender:
             self.recommender.load_model(self.embedder.load)
-            self._tasks.append(asyncio.create_task(self.catalog.run()))
+            self._spawn(self.catalog.run())
             await self.refresh_recommender()
-            self._tasks.append(asyncio.create_task(self._refresh_recommender_forever()))
+            self._spawn(self._refresh_recommender_forever())
         self._dsn = dsn
         await self.reload_models()
         await self._listen()
-        self._tasks.append(asyncio.create_task(self._keep_listening()))
+        self._spawn(self._keep_listening())
         await self.refresh_peers()
-        self._tasks.append(asyncio.create_task(self._refresh_peers_forever()))
+        self._spawn(self._refresh_peers_forever())
         if self.settings.reload_layouts:
-            self._tasks.append(asyncio.create_task(self._watch_layouts()))
+            self._spawn(self._watch_layouts())
         self.ready = True
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background until it ends or the runtime stops; a finished task is
+        dropped at once, so one-off work (a models reload per NOTIFY) does not pile up."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def background_tasks(self) -> int:
+        """Background tasks running now."""
+        return len(self._tasks)
 
     async def stop(self) -> None:
         self.ready = False
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
@@ -186,9 +165,15 @@ class Runtime:
             self._profiles.invalidate(tenant_id, user_id)
             self.hub.publish(tenant_id, user_id)
 
+    def prepare_help(self, errors: Iterable[Mapping[str, Any]]) -> None:
+        """The properties of `error_shown` events just stored: the recommender embeds their
+        friction queries ahead of the decisions that will ask for them."""
+        if self.recommender is not None:
+            self.recommender.prepare(errors)
+
     async def _listen(self) -> None:
         conn = await asyncpg.connect(self._dsn)
-        await conn.add_listener("cairn_profile", self._on_profile)
+        await conn.add_listener(PROFILE_CHANNEL, self._on_profile)
         await conn.add_listener(KEYS_CHANNEL, self._on_keys)
         await conn.add_listener(CATALOG_CHANNEL, self._on_catalog)
         await conn.add_listener(MODELS_CHANNEL, self._on_models)
@@ -224,7 +209,7 @@ class Runtime:
             self.catalog.changed()
 
     def _on_models(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
-        self._tasks.append(asyncio.create_task(self.reload_models()))
+        self._spawn(self.reload_models())
 
     async def reload_models(self) -> None:
         """Load the propensity models that `cairn recs train` saved (none is fine)."""

@@ -1,10 +1,11 @@
-"""Training the propensity models from the event history in PostgreSQL (`cairn recs train`).
+"""Training the propensity models from the event history in PostgreSQL (`cairn models train`).
 
 For every user and every snapshot time T (every 3 days back from the end of the history), the
-user's profile as of T is rebuilt from the events stored before T (`ProfileBuilder`, which mirrors
-what the event store aggregates and the profile store reads), turned into signals by the engine's
-own `build_context(profile, vocab, now=T, mode="full")`, and into features by `features_of`: the
-same code that serves the scores computes the features they are trained on. The labels:
+user's profile as of T is rebuilt from the events stored before T (`app.training.history`, which
+mirrors what the event store aggregates and the profile store reads), turned into signals by the
+engine's own `build_context(profile, vocab, now=T, mode="full")`, and into features by
+`features_of`: the same code that serves the scores computes the features they are trained on.
+The labels:
 
 - activation: a user not activated at T (see `app.engine.propensity.activated`) is activated at
   T + 14 days;
@@ -17,15 +18,14 @@ Events stream from the database one tenant at a time, in time order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import msgspec
 import numpy as np
 
-from app.engine.profile import EventDay, Facet, Preferences, ProfileData, RecentEvent, WidgetState
 from app.engine.propensity import (
     ACTIVATION,
     ACTIVATION_STEPS,
@@ -47,11 +47,12 @@ from app.engine.propensity import (
 )
 from app.engine.signals import build_context
 from app.engine.vocabulary import Vocabulary
-from app.ingest import EventRow
-from app.storage.db import Pool
-from app.storage.events import event_time, key_value
-from app.storage.profiles import TRIGGER_EVENTS
-from recommender.propensity import LogisticFit, NotEnoughDataError, train_target
+from app.storage.db import Pool, create_pool, migrate
+from app.storage.events import EventRow, history_bounds, tenant_histories
+from app.storage.models import save_models
+from app.storage.preferences import held_back_users
+from app.training.history import ProfileBuilder, snapshot_times
+from recommender.logistic import LogisticFit, NotEnoughDataError, train_target
 
 DEFINITIONS: Final[Mapping[str, str]] = {
     ACTIVATION: (
@@ -69,205 +70,9 @@ SNAPSHOT_EVERY: Final = timedelta(days=3)
 LOW_AUC: Final = 0.6
 TOP_FEATURES: Final = 4
 
-_INTEGRATION_EVENTS: Final = {"integration_connected": True, "integration_disconnected": False}
-_WIDGET_EVENTS: Final = frozenset({"widget_viewed", "widget_dismissed", "widget_completed"})
-_RECENT_LIMIT: Final = 200
-_EVENT_DAYS: Final = timedelta(days=90)
-
-
-# --------------------------------------------------------------------------------------------------
-# Profiles as of a time.
-
-
-@dataclass(slots=True)
-class _UserState:
-    first_seen: datetime
-    last_seen: datetime
-    traits: dict[str, Any] = field(default_factory=dict)
-    days: dict[tuple[date, str], int] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)  # track events ever sent
-    facets: dict[tuple[str, str], tuple[int, datetime, datetime]] = field(default_factory=dict)
-    widgets: dict[str, WidgetState] = field(default_factory=dict)
-    triggers: list[RecentEvent] = field(default_factory=list)  # in time order
-
-
-class ProfileBuilder:
-    """One tenant's profiles, built from its events added in time order. Pure.
-
-    Mirrors the event store's aggregates (app.storage.events) and the profile store's read
-    (app.storage.profiles): a profile here equals the stored one for the same events, read at
-    the same time; an integration test holds the two together.
-    """
-
-    def __init__(self, tenant_id: str, vocab: Vocabulary) -> None:
-        signals = vocab.signals
-        self.tenant_id = tenant_id
-        self._facet_of = vocab.facets
-        self._tenant_steps = [s.event for s in signals.activation if s.scope == "tenant"]
-        self._user_steps = sorted({s.event for s in signals.activation})
-        self._trigger_window = timedelta(hours=max(signals.friction.trigger_hours, 1))
-        self._tenant_traits: dict[str, Any] = {}
-        self._integrations: dict[str, tuple[bool, datetime]] = {}
-        self._tenant_seen: set[str] = set()
-        self._users: dict[str, _UserState] = {}
-        self._last: datetime | None = None
-        self.upgrades: list[datetime] = []  # when the tenant sent plan_upgraded
-
-    @property
-    def users(self) -> list[str]:
-        """Users with at least one event so far, in the order they first appeared."""
-        return list(self._users)
-
-    def add(self, row: EventRow) -> None:
-        if row.tenant_id != self.tenant_id:
-            raise ValueError(f"an event of tenant {row.tenant_id!r}, not {self.tenant_id!r}")
-        if self._last is not None and row.ts < self._last:
-            raise ValueError("events must be added in time order")
-        self._last = row.ts
-        user = self._users.get(row.user_id)
-        if user is None:
-            user = self._users[row.user_id] = _UserState(first_seen=row.ts, last_seen=row.ts)
-        user.last_seen = row.ts
-        if row.type == "identify" and row.traits:
-            user.traits = {**user.traits, **row.traits}
-        if row.type == "group" and row.traits:
-            self._tenant_traits = {**self._tenant_traits, **row.traits}
-        elif row.event == "plan_upgraded" and isinstance(row.properties.get("plan"), str):
-            self._tenant_traits = {**self._tenant_traits, "plan": row.properties["plan"]}
-        if row.type != "track" or not row.event:
-            return
-        event, props = row.event, row.properties
-        key = (row.ts.date(), event)
-        user.days[key] = user.days.get(key, 0) + 1
-        user.seen.add(event)
-        self._tenant_seen.add(event)
-        kind = self._facet_of.get(event)
-        value = key_value(props.get(kind)) if kind is not None else None
-        if kind is not None and value is not None:
-            n, first, _ = user.facets.get((kind, value), (0, row.ts, row.ts))
-            user.facets[(kind, value)] = (n + 1, first, row.ts)
-        connected = _INTEGRATION_EVENTS.get(event)
-        integration = key_value(props.get("integration")) if connected is not None else None
-        if connected is not None and integration is not None:
-            self._integrations[integration] = (connected, row.ts)
-        widget_id = key_value(props.get("widget_id")) if event in _WIDGET_EVENTS else None
-        if widget_id is not None:
-            state = user.widgets.get(widget_id, WidgetState())
-            if event == "widget_viewed":
-                state = msgspec.structs.replace(state, views=state.views + 1, last_viewed=row.ts)
-            elif event == "widget_dismissed":
-                state = msgspec.structs.replace(state, dismissed_at=row.ts)
-            elif state.completed_at is None:
-                state = msgspec.structs.replace(state, completed_at=row.ts)
-            user.widgets[widget_id] = state
-        if event in TRIGGER_EVENTS:
-            screen = (
-                _json_text(props.get("screen"))
-                or _json_text(_member(row.context.get("screen"), "name"))
-                or _json_text(_member(row.context.get("page"), "name"))
-                or ""
-            )
-            user.triggers.append(
-                RecentEvent(event=event, ts=row.ts, properties={**props, "screen": screen})
-            )
-        if event == "plan_upgraded":
-            self.upgrades.append(row.ts)
-
-    def profile(
-        self, user_id: str, at: datetime, preferences: Preferences | None = None
-    ) -> ProfileData:
-        """The profile the profile store would read at `at`, given the events added so far."""
-        tenant_traits = dict(self._tenant_traits)
-        tenant_events = [s for s in self._tenant_steps if s in self._tenant_seen]
-        integrations = {name: state[0] for name, state in self._integrations.items()}
-        preferences = preferences or Preferences()
-        user = self._users.get(user_id)
-        if user is None:
-            return ProfileData(
-                tenant_id=self.tenant_id,
-                user_id=user_id,
-                tenant_traits=tenant_traits,
-                tenant_events=tenant_events,
-                integrations=integrations,
-                preferences=preferences,
-            )
-        first_day = (at - _EVENT_DAYS).date()
-        horizon = at - self._trigger_window
-        recent: list[RecentEvent] = []
-        for event in reversed(user.triggers):
-            if event.ts < horizon or len(recent) == _RECENT_LIMIT:
-                break
-            recent.append(event)
-        return ProfileData(
-            tenant_id=self.tenant_id,
-            user_id=user_id,
-            known=True,
-            user_traits=dict(user.traits),
-            first_seen=user.first_seen,
-            last_seen=user.last_seen,
-            event_days=[
-                EventDay(day=day, event=event, n=n)
-                for (day, event), n in user.days.items()
-                if day >= first_day
-            ],
-            milestones=[s for s in self._user_steps if s in user.seen],
-            facets=[
-                Facet(kind=kind, value=value, n=n, first_at=first, last_at=last)
-                for (kind, value), (n, first, last) in user.facets.items()
-            ],
-            widgets=dict(user.widgets),
-            recent=recent,
-            tenant_traits=tenant_traits,
-            tenant_events=tenant_events,
-            integrations=integrations,
-            preferences=preferences,
-        )
-
-
-def profile_at(
-    events: Iterable[EventRow],
-    tenant_id: str,
-    user_id: str,
-    at: datetime,
-    vocab: Vocabulary,
-    *,
-    preferences: Preferences | None = None,
-) -> ProfileData:
-    """A user's profile as of `at`, from raw events (any order, any tenant): what the profile
-    store would have read at `at` had only the events before `at` been stored."""
-    builder = ProfileBuilder(tenant_id, vocab)
-    for row in sorted(
-        (e for e in events if e.tenant_id == tenant_id and e.ts < at), key=event_time
-    ):
-        builder.add(row)
-    return builder.profile(user_id, at, preferences)
-
-
-def _member(value: object, name: str) -> object:
-    return value.get(name) if isinstance(value, dict) else None
-
-
-def _json_text(value: object) -> str | None:
-    """A JSON value as PostgreSQL's `->>` gives it: strings unquoted, null as None."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return msgspec.json.encode(value).decode()
-
 
 # --------------------------------------------------------------------------------------------------
 # Training rows.
-
-
-def snapshot_times(start: datetime, end: datetime, every: timedelta) -> list[datetime]:
-    """end - every, end - 2 * every, ... while after `start`, oldest first."""
-    times = []
-    t = end - every
-    while t > start:
-        times.append(t)
-        t -= every
-    return times[::-1]
 
 
 @dataclass
@@ -356,49 +161,6 @@ class RowCollector:
 # --------------------------------------------------------------------------------------------------
 # Reading the history.
 
-_BOUNDS_SQL = "SELECT min(ts) AS first, max(ts) AS last, count(*) AS n FROM events"
-_HISTORY_SQL = """
-SELECT tenant_id, message_id, user_id, type, event, properties, traits, context, ts
-  FROM events ORDER BY tenant_id, ts, received_at, message_id
-"""
-
-
-async def tenant_histories(pool: Pool) -> AsyncIterator[tuple[str, list[EventRow]]]:
-    """Every tenant's events in time order, one tenant at a time (streamed by a cursor)."""
-    async with pool.acquire() as conn, conn.transaction():
-        tenant: str | None = None
-        events: list[EventRow] = []
-        async for r in conn.cursor(_HISTORY_SQL, prefetch=5000):
-            if r["tenant_id"] != tenant:
-                if tenant is not None:
-                    yield tenant, events
-                tenant, events = r["tenant_id"], []
-            events.append(
-                EventRow(
-                    tenant_id=r["tenant_id"],
-                    message_id=r["message_id"],
-                    user_id=r["user_id"],
-                    type=r["type"],
-                    event=r["event"],
-                    properties=r["properties"],
-                    traits=r["traits"],
-                    context=r["context"],
-                    ts=r["ts"],
-                )
-            )
-        if tenant is not None:
-            yield tenant, events
-
-
-async def _held_back(pool: Pool) -> set[tuple[str, str]]:
-    """Users whose behaviour may not be used: personalization `basic` or `off`."""
-    rows = await pool.fetch(
-        "SELECT tenant_id, user_id FROM preferences"
-        " WHERE coalesce(body->>'personalization', 'full') <> 'full'"
-    )
-    return {(r["tenant_id"], r["user_id"]) for r in rows}
-
-
 # --------------------------------------------------------------------------------------------------
 # Training, and what it reports.
 
@@ -450,8 +212,8 @@ async def train(
 ) -> tuple[PropensityModels | None, TrainingReport]:
     """Train every target on the stored history; None when no target could be trained."""
     trained_at = now.astimezone(UTC).isoformat()
-    bounds = await pool.fetchrow(_BOUNDS_SQL)
-    if bounds is None or not bounds["n"]:
+    bounds = await history_bounds(pool)
+    if bounds is None:
         return None, TrainingReport(
             trained_at=trained_at,
             targets=[
@@ -465,9 +227,9 @@ async def train(
                 for t in TARGETS
             ],
         )
-    first: datetime = bounds["first"]
-    end: datetime = bounds["last"] + timedelta(seconds=1)  # every event is before the end
-    held_back = await _held_back(pool)
+    first = bounds.first
+    end = bounds.last + timedelta(seconds=1)  # every event is before the end
+    held_back = await held_back_users(pool)
     collector = RowCollector(vocab, snapshot_times(first, end, every), end, excluded=held_back)
     async for tenant_id, events in tenant_histories(pool):
         collector.add_tenant(tenant_id, events)
@@ -481,7 +243,7 @@ async def train(
     report = TrainingReport(
         trained_at=trained_at,
         history_from=first.isoformat(),
-        history_to=bounds["last"].isoformat(),
+        history_to=bounds.last.isoformat(),
         events=collector.events,
         tenants=collector.tenants,
         snapshot_every_days=round(every / timedelta(days=1)),
@@ -602,3 +364,21 @@ def _top_features(fit: LogisticFit, features: Sequence[str]) -> list[tuple[str, 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+async def train_models(
+    dsn: str, vocab: Vocabulary, *, every: timedelta, save: bool = True
+) -> TrainingReport:
+    """Train the propensity models on the history in `dsn` and (by default) save them, where
+    running servers pick them up."""
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        models, report = await train(pool, vocab, now=datetime.now(UTC), every=every)
+        if models is not None and save:
+            await save_models(pool, models)
+            report = msgspec.structs.replace(report, saved=True)
+        return report
+    finally:
+        await pool.close()

@@ -1,0 +1,29 @@
+"""The `cairn` command line, one module per group of commands.
+
+cairn serve | demo                  app.cli.serve
+cairn validate | schema             app.cli.layouts
+cairn seed                          app.cli.seed
+cairn keys ... | user-hash          app.cli.keys
+cairn models train                  app.cli.models
+cairn recs eval | synth | catalog   app.cli.recs
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from app.cli import keys, layouts, models, recs, seed, serve
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cairn", description="Cairn personalization engine")
+    sub = top.add_subparsers(dest="command", required=True)
+    for group in (serve, layouts, seed, keys, models, recs):
+        group.add_commands(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

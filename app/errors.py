@@ -1,0 +1,47 @@
+"""Errors a caller can act on, raised by any layer; `app.http.errors` alone turns them into HTTP.
+
+Each carries a snake_case `code` (stable, for programs), a `message` (a sentence, for people) and,
+when one field of the input is at fault, that field's path (`batch[3].userId`). The class says
+what kind of problem it is; the HTTP layer maps kinds to status codes and the contract's error
+body, `{"error": {"code", "message", "field"}}`.
+"""
+
+from __future__ import annotations
+
+
+class CairnError(Exception):
+    """Base of every error meant for the caller rather than for the logs."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class InvalidInputError(CairnError):
+    """The request as sent cannot be accepted; sending it again unchanged will fail again."""
+
+
+class NotAuthenticatedError(CairnError):
+    """No credentials, or credentials that name no key."""
+
+
+class NotAllowedError(CairnError):
+    """The caller is known but may not do this (a browser key acting for the whole tenant...)."""
+
+
+class NotFoundError(CairnError):
+    """No such object, or one the caller may not know exists (another tenant's)."""
+
+
+class TooLargeError(CairnError):
+    """The body is over its size limit."""
+
+
+class UnsupportedEncodingError(CairnError):
+    """The body's encoding (Content-Encoding) is not one Cairn reads."""
+
+
+class UnavailableError(CairnError):
+    """A dependency cannot answer now (the database); the same request may succeed later."""

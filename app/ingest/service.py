@@ -1,0 +1,84 @@
+"""The write path: store an authorized batch, then tell this process what changed.
+
+`accept` is what `POST /v1/events` and the demo's own backend call once a batch is parsed and its
+sender authorized. The answer is given only after the commit; an outage of the database is
+`UnavailableError` (the sender retries; messageIds make the retry safe).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from app.engine.vocabulary import Vocabulary
+from app.errors import UnavailableError
+from app.ingest.segment import ParsedBatch
+from app.storage.db import Pool, is_unavailable
+from app.storage.events import EventRow, store_events
+
+log = logging.getLogger("cairn.ingest")
+
+# Events that change a tenant's own state: only the product's servers send them (secret key).
+TENANT_EVENTS = frozenset({"integration_connected", "integration_disconnected", "plan_upgraded"})
+# Traits a browser may not set for itself: it would promote itself to another role's layouts.
+PROTECTED_TRAITS = frozenset({"role"})
+
+
+class IngestAnswer(msgspec.Struct, frozen=True):
+    accepted: int
+    duplicates: int
+
+
+class IngestTarget(Protocol):
+    """What the write path needs of the running process (`app.serving.runtime.Runtime`)."""
+
+    @property
+    def pool(self) -> Pool: ...  # raises RuntimeError while the database has not started
+
+    @property
+    def vocabulary(self) -> Vocabulary: ...
+
+    def forget(self, users: set[tuple[str, str]], tenants: Iterable[str] = ()) -> None: ...
+
+    def prepare_help(self, errors: Iterable[Mapping[str, Any]]) -> None: ...
+
+
+def tenant_wide_events(vocab: Vocabulary) -> frozenset[str]:
+    """Track events that change every user's profile in the tenant, not only the sender's."""
+    steps = {step.event for step in vocab.signals.activation if step.scope == "tenant"}
+    return TENANT_EVENTS | steps
+
+
+def tenant_wide(rows: list[EventRow], events: frozenset[str] = TENANT_EVENTS) -> set[str]:
+    """Tenants whose every user's profile a batch changes (tenant traits, integrations...)."""
+    return {r.tenant_id for r in rows if r.type == "group" or r.event in events}
+
+
+async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
+    """Store an authorized batch, then drop what this process has cached of the users it changes."""
+    try:
+        pool = target.pool
+    except RuntimeError:  # the database has not started (yet)
+        raise _unavailable() from None
+    vocab = target.vocabulary
+    wide_events = tenant_wide_events(vocab)
+    try:
+        result = await store_events(pool, batch.rows, facets=vocab.facets, tenant_wide=wide_events)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise  # a bug, not an outage: the error handler logs it
+        log.warning("events not stored, the database is unavailable: %r", exc)
+        raise _unavailable() from None
+    target.forget(result.touched, tenant_wide(batch.rows, wide_events))
+    # Help for these errors, ready before it is asked for.
+    target.prepare_help(r.properties for r in batch.rows if r.event == "error_shown")
+    return IngestAnswer(accepted=result.accepted, duplicates=batch.duplicates + result.duplicates)
+
+
+def _unavailable() -> UnavailableError:
+    return UnavailableError(
+        "unavailable", "Events cannot be stored right now; send the batch again later."
+    )
