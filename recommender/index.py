@@ -466,11 +466,6 @@ class FaissIndex:
             self._ef_search = value
             self._state.set_ef_search(value)
 
-    @property
-    def rebuild_job(self) -> RebuildJob | None:
-        """The running or last rebuild."""
-        return self._job
-
     def __len__(self) -> int:
         return len(self._state)
 

@@ -31,7 +31,7 @@ from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
 from app.engine.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec, WidgetSpec
 from app.engine.templates import render
 from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
-from widgets import WIDGET_KINDS
+from widgets import WIDGET_KINDS, WidgetKind
 
 
 class LayoutConfigError(Exception):
@@ -386,58 +386,81 @@ def _compile_screen(
             for vi, v in enumerate(w.views):
                 if v not in view_ids:
                     compiler.problems.append(src.at((*base, "views", vi), f"unknown view '{v}'"))
-            schema = compiler.schema
-            if w.feed is not None:
-                if w.feed.min < 1 or w.feed.max < w.feed.min:
-                    compiler.problems.append(src.at((*base, "feed"), "feed needs 1 <= min <= max"))
-                name = w.feed.source.removeprefix("recs.")
-                compiler.schema = {
-                    **schema,
-                    "feed": sample_feed(name, sample_items(vocab, w.feed.source)),
-                }
-            when = compiler.program(src, (*base, "when"), _expr(w.when))
-            confidence: Any = w.confidence
-            if isinstance(w.confidence, str):
-                confidence = compiler.program(src, (*base, "confidence"), w.confidence)
-            props = compiler.props(src, (*base, "props"), w.props)
-            summary = compiler.template(src, (*base, "why", "summary"), w.why.summary)
-            drivers = tuple(
-                (d, compiler.program(src, (*base, "why", "drivers", di), d))
-                for di, d in enumerate(w.why.drivers)
-            )
-            fallback = None
-            if not isinstance(w.fallback, str):
-                fb_kind = WIDGET_KINDS.get(w.fallback.type)
-                if fb_kind is None:
-                    compiler.problems.append(
-                        src.at(
-                            (*base, "fallback", "type"), f"unknown widget type '{w.fallback.type}'"
-                        )
-                    )
-                else:
-                    fallback = CompiledFallback(
-                        w.fallback.type,
-                        compiler.props(src, (*base, "fallback", "props"), w.fallback.props),
-                    )
-            compiler.schema = schema
-            exprs = _widget_exprs(w)
-            compiled = CompiledWidget(
-                spec=w,
-                slot=slot.id,
-                order=order,
-                when=when,
-                confidence=confidence,
-                props=props,
-                summary=summary if isinstance(summary, Template) else Template((summary,)),
-                drivers=drivers,
-                behavioural=w.feed is not None or compiler.behavioural(exprs),
-                fallback=fallback,
-                once_per_screen=kind.once_per_screen,
-            )
+            compiled = _compile_widget(src, base, w, slot.id, order, kind, compiler, vocab)
             if len(compiler.problems) == before:
                 _check_props(src, base, compiled, compiler, vocab)
             widgets.append(compiled)
         slots.append(CompiledSlot(id=slot.id, max=slot.max, widgets=tuple(widgets)))
+    _check_replaces(src, spec, seen, compiler)
+    if len(compiler.problems) > before:
+        return None
+    return CompiledScreen(
+        spec=spec,
+        source=src.file,
+        slots=tuple(slots),
+        families=_families(spec),
+        propensity_targets=_screen_propensity_targets(spec, compiler),
+    )
+
+
+def _compile_widget(
+    src: Source,
+    base: Path_,
+    w: WidgetSpec,
+    slot_id: str,
+    order: int,
+    kind: WidgetKind,
+    compiler: _Compiler,
+    vocab: Vocabulary,
+) -> CompiledWidget:
+    """One widget's rule, confidence, props, why and fallback, compiled (problems recorded)."""
+    schema = compiler.schema
+    if w.feed is not None:
+        if w.feed.min < 1 or w.feed.max < w.feed.min:
+            compiler.problems.append(src.at((*base, "feed"), "feed needs 1 <= min <= max"))
+        name = w.feed.source.removeprefix("recs.")
+        compiler.schema = {**schema, "feed": sample_feed(name, sample_items(vocab, w.feed.source))}
+    when = compiler.program(src, (*base, "when"), _expr(w.when))
+    confidence: Any = w.confidence
+    if isinstance(w.confidence, str):
+        confidence = compiler.program(src, (*base, "confidence"), w.confidence)
+    props = compiler.props(src, (*base, "props"), w.props)
+    summary = compiler.template(src, (*base, "why", "summary"), w.why.summary)
+    drivers = tuple(
+        (d, compiler.program(src, (*base, "why", "drivers", di), d))
+        for di, d in enumerate(w.why.drivers)
+    )
+    fallback = None
+    if not isinstance(w.fallback, str):
+        if w.fallback.type not in WIDGET_KINDS:
+            compiler.problems.append(
+                src.at((*base, "fallback", "type"), f"unknown widget type '{w.fallback.type}'")
+            )
+        else:
+            fallback = CompiledFallback(
+                w.fallback.type,
+                compiler.props(src, (*base, "fallback", "props"), w.fallback.props),
+            )
+    compiler.schema = schema
+    return CompiledWidget(
+        spec=w,
+        slot=slot_id,
+        order=order,
+        when=when,
+        confidence=confidence,
+        props=props,
+        summary=summary if isinstance(summary, Template) else Template((summary,)),
+        drivers=drivers,
+        behavioural=w.feed is not None or compiler.behavioural(_widget_exprs(w)),
+        fallback=fallback,
+        once_per_screen=kind.once_per_screen,
+    )
+
+
+def _check_replaces(
+    src: Source, spec: ScreenSpec, seen: dict[str, Path_], compiler: _Compiler
+) -> None:
+    """Every widget a widget `replaces` is another widget of the same screen."""
     for si, slot in enumerate(spec.slots):
         for wi, w in enumerate(slot.widgets):
             for ri, replaced in enumerate(w.replaces):
@@ -448,27 +471,28 @@ def _compile_screen(
                             f"'{replaced}' is not another widget of this screen",
                         )
                     )
-    if len(compiler.problems) > before:
-        return None
+
+
+def _screen_propensity_targets(spec: ScreenSpec, compiler: _Compiler) -> frozenset[str]:
+    """The propensity targets the screen's rules read: only those are scored for it."""
     targets: set[str] = set()
     for slot in spec.slots:
         for w in slot.widgets:
             for expr in _widget_exprs(w):
                 for dotted, _ in compiler.references(expr):
                     targets |= _propensity_targets(dotted)
+    return frozenset(targets)
+
+
+def _families(spec: ScreenSpec) -> dict[str, tuple[str, ...]]:
+    """Widget → the widgets it replaces or is replaced by: dismissing one rests them all."""
     families: dict[str, set[str]] = {}
     for slot in spec.slots:
         for w in slot.widgets:
             for replaced in w.replaces:
                 families.setdefault(w.id, set()).add(replaced)
                 families.setdefault(replaced, set()).add(w.id)
-    return CompiledScreen(
-        spec=spec,
-        source=src.file,
-        slots=tuple(slots),
-        families={k: tuple(sorted(v)) for k, v in families.items()},
-        propensity_targets=frozenset(targets),
-    )
+    return {k: tuple(sorted(v)) for k, v in families.items()}
 
 
 def _check_props(

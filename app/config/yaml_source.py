@@ -46,11 +46,6 @@ class Source:
         line, col = marks.get(probe, (0, 0))
         return Problem(self.file, line + 1, col + 1 + offset, message)
 
-    def string_start(self, path: Path_) -> tuple[int, int]:
-        """Line and column (0-based) of a scalar's first character, after any opening quote."""
-        line, col = self.values.get(path, (0, 0))
-        return line, col
-
 
 class SourceError(Exception):
     def __init__(self, problem: Problem) -> None:

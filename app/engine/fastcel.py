@@ -317,18 +317,6 @@ def _eq(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _eq_str(a: Any, literal: str) -> bool:
-    if a.__class__ is str:
-        return bool(a == literal)
-    raise TypeError("not a string")
-
-
-def _eq_int(a: Any, literal: int) -> bool:
-    if a.__class__ is int:
-        return bool(a == literal)
-    raise TypeError("not an int")
-
-
 def _in_strs(a: Any, strings: frozenset[str]) -> bool:
     if a.__class__ is str:
         return a in strings
@@ -480,11 +468,6 @@ _HELPERS = {
     for name, value in globals().items()
     if name.startswith("_") and callable(value) and name not in ("_tokens", "_Parser")
 }
-
-
-def python_source(expr: str) -> str:
-    """The Python expression (over variables `v`) for a CEL expression; raises Unsupported."""
-    return _Parser(expr).parse()
 
 
 def compile_fast(expr: str) -> Compiled | None:

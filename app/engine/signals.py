@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from app.engine.paths import LazyContext, evaluate
-from app.engine.profile import PeerStats, ProfileData
+from app.engine.profile import CohortAdoption, PeerStats, ProfileData
 from app.engine.propensity import TARGETS, PropensityModels
 from app.engine.recs import Recs, recs_context
-from app.engine.specs import PlanSpec
+from app.engine.specs import IndustrySpec, PlanSpec, SignalsSpec
 from app.engine.vocabulary import Vocabulary
 
 Mode = Literal["full", "basic", "default"]
@@ -63,6 +64,21 @@ def _int(value: Any, default: int = 0) -> int:
     return default
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What every namespace's builder reads: the profile, as far as the mode lets it be read."""
+
+    profile: ProfileData
+    vocab: Vocabulary
+    now: datetime
+    behaviour: bool  # behavioural signals may be used (mode `full`)
+    declared: bool  # declared traits may be used (mode `full` or `basic`)
+
+    @property
+    def signals(self) -> SignalsSpec:
+        return self.vocab.signals
+
+
 def build_context(
     profile: ProfileData,
     vocab: Vocabulary,
@@ -77,28 +93,90 @@ def build_context(
 ) -> dict[str, Any]:
     """The variables of one decision. `now` is the decision time (UTC). Only the propensity
     targets named are scored (those the screen's rules read)."""
-    behaviour = mode == "full"
-    declared = mode != "default"
-    signals = vocab.signals
-    today = now.date()
-
-    role = _text(profile.user_traits.get("role")) if declared else ""
-    traits = profile.tenant_traits if declared else {}
+    facts = _Facts(profile, vocab, now, behaviour=mode == "full", declared=mode != "default")
+    role = _text(profile.user_traits.get("role")) if facts.declared else ""
+    traits = profile.tenant_traits if facts.declared else {}
     plan_id = _text(traits.get("plan"), "free")
-    plan = signals.plans.get(plan_id)
+    plan = vocab.signals.plans.get(plan_id)
     industry_id, industry = vocab.industry(_text(traits.get("industry")) or None)
+    cohort = (peers.integrations.get(industry_id, {}) if peers else {}) if facts.behaviour else {}
+    value, events = _value_signals(facts)
+    days_since_signup = (
+        (now - profile.first_seen).days if profile.first_seen and facts.behaviour else 0
+    )
+    context: dict[str, Any] = {
+        "screen": screen,
+        "view": "",
+        "personalization": mode,
+        "user": {
+            "id": profile.user_id if facts.declared else "",
+            "role": role,
+            "stage": "",
+            "days_since_signup": days_since_signup,
+        },
+        "tenant": _tenant_signals(
+            profile.tenant_id if facts.declared else "", traits, plan_id, industry_id
+        ),
+        "plan": {
+            "id": plan_id,
+            "label": plan.label if plan else plan_id,
+            "features": list(plan.features) if plan else [],
+            "next": (plan.next or "") if plan else "",
+        },
+        "value": value,
+        "events": events,
+        "activation": _activation_signals(facts, role),
+        "integrations": _integration_signals(facts, industry, cohort),
+        "features": _feature_signals(facts),
+        "templates": _template_signals(facts, industry_id, industry),
+        "friction": _friction_signals(facts),
+        "upgrade": _upgrade_signals(facts, plan),
+        "recs": recs_context(recs if facts.behaviour else None),
+        "presets": {
+            "industry": industry_id,
+            "label": industry.label,
+            "terms": {**DEFAULT_TERMS, **industry.terms},
+        },
+    }
+    if facts.behaviour:
+        context["user"]["stage"] = lifecycle_stage(context, vocab)
+    context["propensity"] = propensity_context(
+        context, propensity if facts.behaviour else None, propensity_targets
+    )
+    return context
+
+
+def _tenant_signals(
+    tenant_id: str, traits: dict[str, Any], plan_id: str, industry_id: str
+) -> dict[str, Any]:
+    """`tenant.*`: declared account traits (the industry as presets know it), and seat use."""
     seats = _int(traits.get("seats"))
     seats_used = _int(traits.get("seats_used"))
+    return {
+        "id": tenant_id,
+        "plan": plan_id,
+        "industry": industry_id,
+        "region": _text(traits.get("region")),
+        "seats": seats,
+        "seats_used": seats_used,
+        "seat_utilization": round(seats_used / seats, 3) if seats else 0.0,
+        "at_seat_limit": bool(seats) and seats_used >= seats,
+    }
 
-    # Event windows.
-    windows: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in vocab.tracked_events}
+
+def _value_signals(facts: _Facts) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`value.*` (value events in 7, 30 and 90 days, the trend, recency, power use) and
+    `events.<name>.d7|d30|d90` for every event the signals speak of (and any other seen)."""
+    signals = facts.signals
+    today = facts.now.date()
+    windows: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in facts.vocab.tracked_events}
     value_events = set(signals.events.value)
     power_events = set(signals.events.power)
     value = [0, 0, 0, 0]  # d7, d30, d90, previous 7 days
     power_d30 = 0
     last_value_day = None
-    if behaviour:
-        for row in profile.event_days:
+    if facts.behaviour:
+        for row in facts.profile.event_days:
             age = (today - row.day).days
             if age < 0 or age >= 90:
                 continue
@@ -114,16 +192,34 @@ def build_context(
             if row.event in power_events and age < 30:
                 power_d30 += row.n
     days_since_last = (today - last_value_day).days if last_value_day else -1
-
-    # Activation steps for this role.
-    seen_user = (
-        {row.event for row in profile.event_days} | set(profile.milestones) if behaviour else set()
+    return (
+        {
+            "d7": value[0],
+            "d30": value[1],
+            "d90": value[2],
+            "trend_7d": value[0] - value[3],
+            "days_since_last": days_since_last,
+            "power_d30": power_d30,
+        },
+        {name: {"d7": w[0], "d30": w[1], "d90": w[2]} for name, w in windows.items()},
     )
-    seen_tenant = set(profile.tenant_events) if behaviour else set()
-    seen_anyone = seen_tenant | seen_user
+
+
+_EMPTY_STEP = {"id": "", "label": "", "body": "", "href": "", "done": False}
+
+
+def _activation_signals(facts: _Facts, role: str) -> dict[str, Any]:
+    """`activation.*`: the role's activation steps, which are done, and the next one."""
+    profile = facts.profile
+    seen_user = (
+        {row.event for row in profile.event_days} | set(profile.milestones)
+        if facts.behaviour
+        else set()
+    )
+    seen_anyone = (set(profile.tenant_events) if facts.behaviour else set()) | seen_user
     items = []
     steps: dict[str, bool] = {}  # every step, so rules may name any of them whatever the role
-    for step in signals.activation:
+    for step in facts.signals.activation:
         done = step.event in (seen_anyone if step.scope == "tenant" else seen_user)
         steps[step.id] = done
         if step.for_roles and role and role not in step.for_roles:
@@ -133,16 +229,30 @@ def build_context(
         )
     done_count = sum(1 for item in items if item["done"])
     upcoming = next((item for item in items if not item["done"]), None)
-    empty_step = {"id": "", "label": "", "body": "", "href": "", "done": False}
+    return {
+        "done": done_count,
+        "total": len(items),
+        "complete": bool(items) and done_count == len(items),
+        "has_next": upcoming is not None,
+        "next": upcoming or _EMPTY_STEP,
+        "items": items,
+        "steps": steps,
+    }
 
-    # Integrations, features, templates.
-    connected = sorted(k for k, v in profile.integrations.items() if v) if behaviour else []
-    cohort = (peers.integrations.get(industry_id, {}) if peers else {}) if mode == "full" else {}
+
+def _integration_signals(
+    facts: _Facts, industry: IndustrySpec, cohort: dict[str, CohortAdoption]
+) -> dict[str, Any]:
+    """`integrations.*`: what the tenant connected, and the industry's suggestions it has not,
+    most adopted by its cohort first."""
+    connected = (
+        sorted(k for k, v in facts.profile.integrations.items() if v) if facts.behaviour else []
+    )
     suggested: list[dict[str, Any]] = []
     for integration_id in industry.integrations:
         if integration_id in connected:
             continue
-        spec = vocab.presets.integrations.get(integration_id)
+        spec = facts.vocab.presets.integrations.get(integration_id)
         adoption = cohort.get(integration_id)
         suggested.append(
             {
@@ -161,187 +271,147 @@ def build_context(
             }
         )
     suggested.sort(key=lambda s: -(s["peer_adoption"] or {"share": 0.0})["share"])
-    facets: dict[str, list[str]] = {}
-    if behaviour:
-        for facet in profile.facets:
-            facets.setdefault(facet.kind, []).append(facet.value)
-    features_used = sorted(facets.get("feature", []))
-    templates_used = sorted(facets.get("template", []))
-    industry_label = industry.label.lower() if industry_id != "default" else "teams like yours"
-    template_offers = [
+    return {
+        "count": len(connected),
+        "connected": connected,
+        "suggested": suggested[:3],
+        # a prompt offers two or three tools: one left is not worth a prompt
+        "has_suggestions": len(suggested) >= 2,
+    }
+
+
+def _facet_values(facts: _Facts, kind: str) -> list[str]:
+    if not facts.behaviour:
+        return []
+    return sorted(f.value for f in facts.profile.facets if f.kind == kind)
+
+
+def _feature_signals(facts: _Facts) -> dict[str, Any]:
+    """`features.*`: the distinct features used."""
+    used = _facet_values(facts, "feature")
+    return {"diversity": len(used), "used": used}
+
+
+def _template_signals(facts: _Facts, industry_id: str, industry: IndustrySpec) -> dict[str, Any]:
+    """`templates.*`: templates used, and the industry's templates not used yet."""
+    used = _facet_values(facts, "template")
+    label = industry.label.lower() if industry_id != "default" else "teams like yours"
+    offers = [
         {
             "id": t.id,
             "name": t.name,
             "href": t.href or f"/templates/{t.id}",
-            "reason": f"Popular with {industry_label} teams"
+            "reason": f"Popular with {label} teams"
             if industry_id != "default"
             else "Popular with teams like yours",
         }
         for t in industry.templates
-        if t.id not in templates_used
+        if t.id not in used
     ]
+    return {
+        "count": len(used),
+        "used": used,
+        "suggested": offers[:3],
+        "has_suggestions": bool(offers),
+    }
 
-    # Friction: errors within the window, by feature.
-    friction_window = now - timedelta(minutes=signals.friction.window_minutes)
+
+def _friction_signals(facts: _Facts) -> dict[str, Any]:
+    """`friction.*`: errors within the friction window, by feature; the feature with the most,
+    its latest message, and the shipped help article for it."""
+    signals = facts.signals
+    friction_window = facts.now - timedelta(minutes=signals.friction.window_minutes)
     errors = Counter[str]()
     last_message: dict[str, str] = {}
-    if behaviour:
-        for ev in profile.recent:
+    if facts.behaviour:
+        for ev in facts.profile.recent:
             if ev.event == "error_shown" and ev.ts >= friction_window:
                 feature = _text(ev.properties.get("feature"), "unknown")
                 errors[feature] += 1
                 last_message[feature] = _text(ev.properties.get("message"))
     top_feature, top_errors = errors.most_common(1)[0] if errors else ("", 0)
     article = next(
-        (a for a in vocab.help.articles if top_feature and top_feature in a.features), None
+        (a for a in facts.vocab.help.articles if top_feature and top_feature in a.features), None
     )
-
-    # Upgrade triggers: a limit hit or a feature attempted that the plan lacks, recently.
-    upgrade: dict[str, Any] = {
-        "pending": False,
-        "kind": "limit",
-        "name": "",
-        "screen": "",
-        "plan": "",
-        "plan_label": "",
-        "used": 0,
-        "max": 0,
-        "reason": "",
-        "label": "",
-        "roi": "",
+    return {
+        "errors": sum(errors.values()),
+        "feature": top_feature,
+        "feature_errors": top_errors,
+        "repeated": top_errors >= signals.friction.repeat_threshold,
+        "message": last_message.get(top_feature, ""),
+        "has_article": article is not None,
+        "article": {
+            "id": article.id,
+            "title": article.title,
+            "href": article.href,
+            "kind": article.kind,
+            "summary": article.summary,
+        }
+        if article
+        else {"id": "", "title": "", "href": "", "kind": "article", "summary": ""},
     }
-    if behaviour and plan is not None:
-        horizon = now - timedelta(hours=signals.friction.trigger_hours)
-        upgraded_at = max(
-            (ev.ts for ev in profile.recent if ev.event == "plan_upgraded"), default=None
-        )
-        for ev in sorted(profile.recent, key=lambda e: e.ts, reverse=True):
-            if ev.ts < horizon or (upgraded_at and ev.ts <= upgraded_at):
-                break
-            target_id = plan.next or ""
-            if ev.event == "limit_reached" and plan.next:
-                name = _text(ev.properties.get("limit"))
-            elif ev.event == "feature_attempted":
-                name = _text(ev.properties.get("feature"))
-                if not name or name in plan.features:
-                    continue
-                target_id = _first_plan_with(signals.plans, plan.next, name)
-                if not target_id:
-                    continue  # no plan offers it: nothing to upgrade to
-            else:
-                continue
-            target = signals.plans.get(target_id)
-            feature_spec = signals.features.get(name)
-            label = feature_spec.label if feature_spec else name
-            upgrade = {
-                "pending": True,
-                "kind": "limit" if ev.event == "limit_reached" else "feature",
-                "name": name,
-                "screen": _text(ev.properties.get("screen")),
-                "plan": target_id,
-                "plan_label": target.label if target else target_id,
-                "used": _int(ev.properties.get("used")),
-                "max": _int(ev.properties.get("max")),
-                "reason": (
-                    f"You reached the {name} limit of the {plan.label} plan."
-                    if ev.event == "limit_reached"
-                    else f"You tried {label}, which the {plan.label} plan does not include."
-                ),
-                "label": label,
-                "roi": feature_spec.roi if feature_spec else "",
-            }
+
+
+_NO_UPGRADE: dict[str, Any] = {
+    "pending": False,
+    "kind": "limit",
+    "name": "",
+    "screen": "",
+    "plan": "",
+    "plan_label": "",
+    "used": 0,
+    "max": 0,
+    "reason": "",
+    "label": "",
+    "roi": "",
+}
+
+
+def _upgrade_signals(facts: _Facts, plan: PlanSpec | None) -> dict[str, Any]:
+    """`upgrade.*`: the latest upgrade trigger within the trigger window (a limit hit, or a
+    feature attempted that the plan lacks and a plan up the path has), since any upgrade."""
+    if not facts.behaviour or plan is None:
+        return dict(_NO_UPGRADE)
+    signals = facts.signals
+    recent = facts.profile.recent
+    horizon = facts.now - timedelta(hours=signals.friction.trigger_hours)
+    upgraded_at = max((ev.ts for ev in recent if ev.event == "plan_upgraded"), default=None)
+    for ev in sorted(recent, key=lambda e: e.ts, reverse=True):
+        if ev.ts < horizon or (upgraded_at and ev.ts <= upgraded_at):
             break
-
-    days_since_signup = (now - profile.first_seen).days if profile.first_seen and behaviour else 0
-    context: dict[str, Any] = {
-        "screen": screen,
-        "view": "",
-        "personalization": mode,
-        "user": {
-            "id": profile.user_id if declared else "",
-            "role": role,
-            "stage": "",
-            "days_since_signup": days_since_signup,
-        },
-        "tenant": {
-            "id": profile.tenant_id if declared else "",
-            "plan": plan_id,
-            "industry": industry_id,
-            "region": _text(traits.get("region")),
-            "seats": seats,
-            "seats_used": seats_used,
-            "seat_utilization": round(seats_used / seats, 3) if seats else 0.0,
-            "at_seat_limit": bool(seats) and seats_used >= seats,
-        },
-        "plan": {
-            "id": plan_id,
-            "label": plan.label if plan else plan_id,
-            "features": list(plan.features) if plan else [],
-            "next": (plan.next or "") if plan else "",
-        },
-        "value": {
-            "d7": value[0],
-            "d30": value[1],
-            "d90": value[2],
-            "trend_7d": value[0] - value[3],
-            "days_since_last": days_since_last,
-            "power_d30": power_d30,
-        },
-        "events": {name: {"d7": w[0], "d30": w[1], "d90": w[2]} for name, w in windows.items()},
-        "activation": {
-            "done": done_count,
-            "total": len(items),
-            "complete": bool(items) and done_count == len(items),
-            "has_next": upcoming is not None,
-            "next": upcoming or empty_step,
-            "items": items,
-            "steps": steps,
-        },
-        "integrations": {
-            "count": len(connected),
-            "connected": connected,
-            "suggested": suggested[:3],
-            # a prompt offers two or three tools: one left is not worth a prompt
-            "has_suggestions": len(suggested) >= 2,
-        },
-        "features": {"diversity": len(features_used), "used": features_used},
-        "templates": {
-            "count": len(templates_used),
-            "used": templates_used,
-            "suggested": template_offers[:3],
-            "has_suggestions": bool(template_offers),
-        },
-        "friction": {
-            "errors": sum(errors.values()),
-            "feature": top_feature,
-            "feature_errors": top_errors,
-            "repeated": top_errors >= signals.friction.repeat_threshold,
-            "message": last_message.get(top_feature, ""),
-            "has_article": article is not None,
-            "article": {
-                "id": article.id,
-                "title": article.title,
-                "href": article.href,
-                "kind": article.kind,
-                "summary": article.summary,
-            }
-            if article
-            else {"id": "", "title": "", "href": "", "kind": "article", "summary": ""},
-        },
-        "upgrade": upgrade,
-        "recs": recs_context(recs if behaviour else None),
-        "presets": {
-            "industry": industry_id,
-            "label": industry.label,
-            "terms": {**DEFAULT_TERMS, **industry.terms},
-        },
-    }
-    if behaviour:
-        context["user"]["stage"] = lifecycle_stage(context, vocab)
-    context["propensity"] = propensity_context(
-        context, propensity if behaviour else None, propensity_targets
-    )
-    return context
+        target_id = plan.next or ""
+        if ev.event == "limit_reached" and plan.next:
+            name = _text(ev.properties.get("limit"))
+        elif ev.event == "feature_attempted":
+            name = _text(ev.properties.get("feature"))
+            if not name or name in plan.features:
+                continue
+            target_id = _first_plan_with(signals.plans, plan.next, name)
+            if not target_id:
+                continue  # no plan offers it: nothing to upgrade to
+        else:
+            continue
+        target = signals.plans.get(target_id)
+        feature_spec = signals.features.get(name)
+        label = feature_spec.label if feature_spec else name
+        return {
+            "pending": True,
+            "kind": "limit" if ev.event == "limit_reached" else "feature",
+            "name": name,
+            "screen": _text(ev.properties.get("screen")),
+            "plan": target_id,
+            "plan_label": target.label if target else target_id,
+            "used": _int(ev.properties.get("used")),
+            "max": _int(ev.properties.get("max")),
+            "reason": (
+                f"You reached the {name} limit of the {plan.label} plan."
+                if ev.event == "limit_reached"
+                else f"You tried {label}, which the {plan.label} plan does not include."
+            ),
+            "label": label,
+            "roi": feature_spec.roi if feature_spec else "",
+        }
+    return dict(_NO_UPGRADE)
 
 
 def propensity_context(

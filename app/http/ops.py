@@ -8,6 +8,7 @@ from importlib.abc import Traversable
 from litestar import MediaType, Response, get
 
 from app.http.dependencies import RuntimeDep
+from app.storage.db import ping
 
 # The built web SDK (web_sdk/dist, committed and checked against a fresh build), packaged with
 # Cairn as `app/http/sdk`, so that an installed Cairn serves it too.
@@ -30,7 +31,7 @@ async def readyz(runtime: RuntimeDep) -> Response[dict[str, object]]:
     }
     ok = rt.ready
     try:
-        await rt.pool.fetchval("SELECT 1", timeout=2)
+        await ping(rt.pool, within_s=2)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"

@@ -246,57 +246,16 @@ class _Normalizer:
             context = {**defaults, **context}
         tenant_id = _text(call.tenant_id) or self._context_group(context, prefix)
 
-        event: str | None = None
-        properties = call.properties or {}
-        previous_id = group_id = None
-        if isinstance(call, _Track):
-            event = call.event
-        elif isinstance(call, _Page | _Screen):
-            event = call.name or None
-            if call.category and "category" not in properties:
-                properties = {**properties, "category": call.category}
-        elif isinstance(call, _Group):
-            group_id = _text(call.group_id)
-            if group_id is None:
-                raise InvalidInputError(
-                    "invalid_event", "A group call needs a groupId.", _at(prefix, "groupId")
-                )
-            if tenant_id is not None and tenant_id != group_id:
-                raise InvalidInputError(
-                    "invalid_event",
-                    f"The groupId names a tenant other than the event's tenant '{tenant_id}'.",
-                    _at(prefix, "groupId"),
-                )
-            tenant_id = group_id
-        elif isinstance(call, _Alias):
-            previous_id = _text(call.previous_id)
-            if previous_id is None:
-                raise InvalidInputError(
-                    "invalid_event",
-                    "An alias call needs a previousId.",
-                    _at(prefix, "previousId"),
-                )
-            # Kept on the stored event too, so aliases can be rebuilt from the event log.
-            properties = {**properties, "previousId": previous_id}
+        event, properties, tenant_id, previous_id, group_id = _by_type(call, prefix, tenant_id)
         if tenant_id is None:
             raise InvalidInputError(
                 "missing_tenant",
                 "An event needs a tenant: tenantId, context.groupId, or groupId on group calls.",
                 _at(prefix, "tenantId"),
             )
-
-        for field, text in (
-            ("tenantId", tenant_id),
-            ("messageId", call.message_id),
-            ("userId", user_id),
-            ("event", event),
-        ):
-            if text is not None and len(text.encode()) > MAX_ID_BYTES:
-                raise InvalidInputError(
-                    "invalid_event",
-                    f"'{field}' may be at most {MAX_ID_BYTES} bytes of UTF-8.",
-                    _at(prefix, field),
-                )
+        _check_key_bytes(
+            prefix, tenantId=tenant_id, messageId=call.message_id, userId=user_id, event=event
+        )
         return EventRow(
             tenant_id=tenant_id,
             message_id=call.message_id,
@@ -390,6 +349,54 @@ class _Normalizer:
         else:
             data = msgspec.json.encode(value, order="sorted")
         return HASH_PREFIX + hmac.digest(self.key, data, "sha256").hex()
+
+
+def _by_type(
+    call: _Call, prefix: str, tenant_id: str | None
+) -> tuple[str | None, dict[str, Any], str | None, str | None, str | None]:
+    """What a call's type adds: (event name, properties, tenant, previousId, groupId)."""
+    event: str | None = None
+    properties = call.properties or {}
+    previous_id = group_id = None
+    if isinstance(call, _Track):
+        event = call.event
+    elif isinstance(call, _Page | _Screen):
+        event = call.name or None
+        if call.category and "category" not in properties:
+            properties = {**properties, "category": call.category}
+    elif isinstance(call, _Group):
+        group_id = _text(call.group_id)
+        if group_id is None:
+            raise InvalidInputError(
+                "invalid_event", "A group call needs a groupId.", _at(prefix, "groupId")
+            )
+        if tenant_id is not None and tenant_id != group_id:
+            raise InvalidInputError(
+                "invalid_event",
+                f"The groupId names a tenant other than the event's tenant '{tenant_id}'.",
+                _at(prefix, "groupId"),
+            )
+        tenant_id = group_id
+    elif isinstance(call, _Alias):
+        previous_id = _text(call.previous_id)
+        if previous_id is None:
+            raise InvalidInputError(
+                "invalid_event", "An alias call needs a previousId.", _at(prefix, "previousId")
+            )
+        # Kept on the stored event too, so aliases can be rebuilt from the event log.
+        properties = {**properties, "previousId": previous_id}
+    return event, properties, tenant_id, previous_id, group_id
+
+
+def _check_key_bytes(prefix: str, **fields: str | None) -> None:
+    """Identifiers are index entries, limited in bytes of UTF-8 (not characters)."""
+    for field, text in fields.items():
+        if text is not None and len(text.encode()) > MAX_ID_BYTES:
+            raise InvalidInputError(
+                "invalid_event",
+                f"'{field}' may be at most {MAX_ID_BYTES} bytes of UTF-8.",
+                _at(prefix, field),
+            )
 
 
 _TYPES: dict[type[_Call], EventType] = {

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from app.storage.db import Pool
 from recommender.catalog import CatalogItem, content_hash
 
@@ -115,7 +113,3 @@ async def refresh_hashes(pool: Pool, model_id: str) -> int:
             "UPDATE catalog_items SET content_hash = $2 WHERE item_id = $1", updates
         )
     return len(updates)
-
-
-def encode_item(item: CatalogItem) -> bytes:
-    return msgspec.json.encode(item)

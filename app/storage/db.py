@@ -86,6 +86,11 @@ async def migrate(conn: Conn) -> list[str]:
     return applied
 
 
+async def ping(pool: Pool, *, within_s: float) -> None:
+    """Raise unless the database answers within `within_s` seconds."""
+    await pool.fetchval("SELECT 1", timeout=within_s)
+
+
 async def has_events(conn: Conn) -> bool:
     """Whether any event is stored."""
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events)"))

@@ -86,25 +86,12 @@ class ProfileBuilder:
         user.days[key] = user.days.get(key, 0) + 1
         user.seen.add(event)
         self._tenant_seen.add(event)
-        kind = self._facet_of.get(event)
-        value = key_value(props.get(kind)) if kind is not None else None
-        if kind is not None and value is not None:
-            n, first, _ = user.facets.get((kind, value), (0, row.ts, row.ts))
-            user.facets[(kind, value)] = (n + 1, first, row.ts)
+        self._add_facet(user, row)
         connected = _INTEGRATION_EVENTS.get(event)
         integration = key_value(props.get("integration")) if connected is not None else None
         if connected is not None and integration is not None:
             self._integrations[integration] = (connected, row.ts)
-        widget_id = key_value(props.get("widget_id")) if event in _WIDGET_EVENTS else None
-        if widget_id is not None:
-            state = user.widgets.get(widget_id, WidgetState())
-            if event == "widget_viewed":
-                state = msgspec.structs.replace(state, views=state.views + 1, last_viewed=row.ts)
-            elif event == "widget_dismissed":
-                state = msgspec.structs.replace(state, dismissed_at=row.ts)
-            elif state.completed_at is None:
-                state = msgspec.structs.replace(state, completed_at=row.ts)
-            user.widgets[widget_id] = state
+        _add_widget_event(user, row)
         if event in TRIGGER_EVENTS:
             screen = (
                 _json_text(props.get("screen"))
@@ -117,6 +104,13 @@ class ProfileBuilder:
             )
         if event == "plan_upgraded":
             self.upgrades.append(row.ts)
+
+    def _add_facet(self, user: _UserState, row: EventRow) -> None:
+        kind = self._facet_of.get(row.event or "")
+        value = key_value(row.properties.get(kind)) if kind is not None else None
+        if kind is not None and value is not None:
+            n, first, _ = user.facets.get((kind, value), (0, row.ts, row.ts))
+            user.facets[(kind, value)] = (n + 1, first, row.ts)
 
     def profile(
         self, user_id: str, at: datetime, preferences: Preferences | None = None
@@ -167,6 +161,22 @@ class ProfileBuilder:
             integrations=integrations,
             preferences=preferences,
         )
+
+
+def _add_widget_event(user: _UserState, row: EventRow) -> None:
+    """A widget_viewed, _dismissed or _completed event, as the event store counts it."""
+    event = row.event
+    widget_id = key_value(row.properties.get("widget_id")) if event in _WIDGET_EVENTS else None
+    if widget_id is None:
+        return
+    state = user.widgets.get(widget_id, WidgetState())
+    if event == "widget_viewed":
+        state = msgspec.structs.replace(state, views=state.views + 1, last_viewed=row.ts)
+    elif event == "widget_dismissed":
+        state = msgspec.structs.replace(state, dismissed_at=row.ts)
+    elif state.completed_at is None:
+        state = msgspec.structs.replace(state, completed_at=row.ts)
+    user.widgets[widget_id] = state
 
 
 def _member(value: object, name: str) -> object:

@@ -153,7 +153,9 @@ def synthetic_profiles(n: int, *, seed: int = 7, now: datetime = NOW) -> list[Pr
     return [_profile(rng, i, now) for i in range(n)]
 
 
-def _profile(rng: random.Random, i: int, now: datetime) -> ProfileData:
+def _profile(rng: random.Random, i: int, now: datetime) -> ProfileData:  # noqa: C901
+    # One recipe for a synthetic user, read top to bottom (as the demo generator is): its
+    # branches are the archetypes' choices, not logic to test.
     role = rng.choices(ROLES, weights=(25, 40, 35))[0]
     plan = rng.choices(PLANS, weights=(35, 10, 40, 15))[0]
     industry: str | None = rng.choice([*INDUSTRIES, None, "retail"])  # "retail": not in presets
