@@ -1,10 +1,11 @@
 """Catalog items: what the product offers, the text the recommender embeds, and its content hash.
 
-An item is a template, integration, help article, micro-lesson or feature (PRODUCT.md "Catalog").
-Empty `industries` or `roles` mean every industry or role. `tags` carry topics; a tag that names a
-product feature (reports, automations, sso…) links the item to that feature: friction with the
-feature finds help tagged with it, and a template, integration, lesson or feature tagged with a
-feature the tenant's plan lacks is not recommended to that tenant.
+An item is a template, integration, help article, micro-lesson or feature, as the catalog API
+(`PUT /v1/catalog/items/{id}`) takes it. Empty `industries` or `roles` mean every industry or
+role. `tags` carry topics; a tag that names a product feature (reports, automations, sso…) links
+the item to that feature: friction with the feature finds help tagged with it, and a template,
+integration, lesson or feature tagged with a feature the tenant's plan lacks is not recommended
+to that tenant.
 
 Vectors are keyed by `content_hash(item, model_id)`: the hash of the embedded text and the model,
 so an item whose text did not change is never embedded again, and changing the model re-embeds

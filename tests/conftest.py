@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
+from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate, truncate_all
 
 T = TypeVar("T")
 
@@ -91,13 +91,7 @@ async def pool(database_dsn: str) -> AsyncIterator[Pool]:
     """A pool on the session's database, with every table emptied first."""
     pool = await create_pool(database_dsn, min_size=1, max_size=4)
     async with pool.acquire() as conn:
-        tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename <> 'schema_migrations'"
-        )
-        if tables:
-            names = ", ".join(f'"{r["tablename"]}"' for r in tables)
-            await conn.execute(f"TRUNCATE {names}")
+        await truncate_all(conn)
     try:
         yield pool
     finally:

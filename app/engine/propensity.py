@@ -1,8 +1,8 @@
 """Propensity scores: how likely a user is to activate soon, or their tenant to upgrade. Pure.
 
 A model is a logistic regression per customer segment (SMB below 50 seats, mid-market and
-enterprise from 50), trained offline by `cairn recs train` (see app.propensity_train) on snapshots
-of the event history. Its features are signal paths of `build_context` ("value.d7",
+enterprise from 50), trained offline by `cairn models train` (see app.training.propensity) on
+snapshots of the event history. Its features are signal paths of `build_context` ("value.d7",
 "events.limit_reached.d30"), read by `features_of`, so training and serving compute them with the
 same code. Scoring a user takes their feature values and gives a probability and the top drivers:
 the features that push the score up the most, for `why.drivers`.
@@ -241,7 +241,7 @@ class PropensityModel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PropensityModels(msgspec.Struct, frozen=True, kw_only=True):
-    """Every trained target ("activation", "upgrade"), as saved by `cairn recs train`."""
+    """Every trained target ("activation", "upgrade"), as saved by `cairn models train`."""
 
     models: dict[str, PropensityModel] = {}
     trained_at: str = ""  # ISO 8601

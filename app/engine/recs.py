@@ -1,9 +1,10 @@
 """What the recommender offers one decision: candidates for layout slots, with their reasons. Pure.
 
-The edge (app.recommendations) computes a `Recs` within the decision's time budget and passes it in;
-the engine only reads it. Layout rules see it as `recs.*`, and a widget with a `feed` shows its
-items (see `feed_of`). A `Recs` that is not `available` (the recommender is off, down or over its
-budget) leaves every fed widget out, so the rules-only widgets fill the screen instead.
+The edge (app.serving.recommendations) computes a `Recs` within the decision's time budget and
+passes it in; the engine only reads it. Layout rules see it as `recs.*`, and a widget with a
+`feed` shows its items (see `feed_of`). A `Recs` that is not `available` (the recommender is off,
+down or over its budget) leaves every fed widget out, so the rules-only widgets fill the screen
+instead.
 """
 
 from __future__ import annotations

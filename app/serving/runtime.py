@@ -64,7 +64,7 @@ class Runtime:
         self.embedder = SentenceTransformerEmbedder(settings.embedding_model or None)
         self.catalog: CatalogIndex | None = None
         self.recommender: Recommender | None = None
-        self.propensity: PropensityModels | None = None  # trained by `cairn recs train`
+        self.propensity: PropensityModels | None = None  # trained by `cairn models train`
         self._recs_stale = asyncio.Event()
         self.ready = False
 
@@ -212,7 +212,7 @@ class Runtime:
         self._spawn(self.reload_models())
 
     async def reload_models(self) -> None:
-        """Load the propensity models that `cairn recs train` saved (none is fine)."""
+        """Load the propensity models that `cairn models train` saved (none is fine)."""
         try:
             self.propensity = await load_models(self.pool)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

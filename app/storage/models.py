@@ -1,4 +1,4 @@
-"""Trained models in PostgreSQL: saved by `cairn recs train`, loaded by every server."""
+"""Trained models in PostgreSQL: saved by `cairn models train`, loaded by every server."""
 
 from __future__ import annotations
 
@@ -41,5 +41,5 @@ async def load_models(pool: Pool) -> PropensityModels | None:
     try:
         return msgspec.convert(body, PropensityModels)
     except msgspec.ValidationError as exc:
-        log.warning("ignoring the saved propensity models: %s (run `cairn recs train`)", exc)
+        log.warning("ignoring the saved propensity models: %s (run `cairn models train`)", exc)
         return None

@@ -11,7 +11,7 @@ so an interrupted run resumes) and reruns start at once.
 For each size: build both indexes, then search one query at a time (one thread, as a serving core
 does) with held-out sentences that are not in the index. Baseline in the same run: the exact
 index (numpy brute force), which is also the truth that recall@10 is measured against. Budget
-(PRODUCT.md): recall@10 >= 0.95 at <= 300 µs per query over 100k vectors, judged on the median
+(Cairn's own): recall@10 >= 0.95 at <= 300 µs per query over 100k vectors, judged on the median
 query time (the mean and p99 are printed too: on a shared machine they include time the process
 was not scheduled at all).
 """

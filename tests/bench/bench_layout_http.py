@@ -18,7 +18,7 @@
    the user's layout until its next step changes; 50 times.
 
 The load generator runs on the same machine as the server and shares its CPU cores: at the higher
-rates part of each latency is the client's. Budgets (PRODUCT.md): p99 < 5 ms at 2,000 req/s per
+rates part of each latency is the client's. Cairn's budgets: p99 < 5 ms at 2,000 req/s per
 worker core, warm; an event changes the next layout within 500 ms (p95).
 """
 

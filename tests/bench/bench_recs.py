@@ -10,7 +10,7 @@ Two data sets, each through `cairn recs eval`'s own code path:
    item texts file, written to a temporary directory and read back as a user's file would be.
 
 Baseline in the same run: popularity (ratios are to it); item-kNN is the second bar. Budget
-(PRODUCT.md): Cairn's nDCG@10 >= 1.5x popularity and not below item-kNN. For the demo data the
+(Cairn's own): nDCG@10 >= 1.5x popularity and not below item-kNN. For the demo data the
 benchmark also prints what an oracle that knows each user's role, plan and industry reaches with
 popularity inside that segment: the demo's events are drawn almost independently given those
 traits, which bounds what any model can learn from them. Popularity's recall@10 there is already

@@ -15,7 +15,7 @@ The user attribute sets are the engine's own decision contexts (`build_context`)
 thousand synthetic profiles, so both evaluate exactly what Cairn's rules read. Every (user, rule)
 result of the three evaluators is compared first; any disagreement aborts the run.
 
-The budget (PRODUCT.md): rule evaluation >= 10x faster than growthbook-python.
+The budget: rule evaluation >= 10x faster than growthbook-python.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@
    127.0.0.1 (connection refused), the user's layout in localStorage from an earlier visit. Each
    load measures from just before `Cairn.init` to the frame after the layout is in the DOM (two
    `requestAnimationFrame`s). Baseline: the same page putting the same HTML in place at the same
-   moment, no SDK. Budget (PRODUCT.md): 100 ms at p95.
+   moment, no SDK. Budget: 100 ms at p95.
 """
 
 from __future__ import annotations
