@@ -9,9 +9,13 @@
 // the statements labelled FULL in src/index.js (live updates, the default stylesheet, the
 // preference setter) and so the modules only they use: fetch, cache, render and events.
 //
+// The screen rule of the published JSON Schema (widgets/layout.schema.json,
+// "x-cairn-once-per-screen": widget type → group, one widget of each group per screen) is put into
+// the bundles as CAIRN_ONCE_PER_SCREEN, so a changed rule makes the committed dist stale.
+//
 // Each file starts with a comment naming the start of the SHA-256 of what it is built from: every
-// src/*.js in name order (name, NUL, content, NUL). A check without Node.js can so still tell a
-// stale build (e2e/test_sdk_bundle.py computes the same).
+// src/*.js in name order (name, NUL, content, NUL), then the rule as compact JSON. A check without
+// Node.js can so still tell a stale build (e2e/test_sdk_bundle.py computes the same).
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -23,12 +27,20 @@ import { build } from "esbuild";
 const here = dirname(fileURLToPath(import.meta.url));
 const SOURCE = join(here, "src");
 const ENTRY = join(SOURCE, "index.js");
+const SCHEMA = join(here, "..", "widgets", "layout.schema.json");
 const DIST = join(here, "dist");
 const CORE_BUDGET = 6 * 1024; // bytes, gzip -9
 const TARGET = "es2017";
 
 const gzip = (bytes) => gzipSync(bytes, { level: 9 }).length;
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+
+const ONCE_PER_SCREEN = JSON.parse(readFileSync(SCHEMA, "utf8"))["x-cairn-once-per-screen"];
+if (!ONCE_PER_SCREEN || typeof ONCE_PER_SCREEN !== "object" || Array.isArray(ONCE_PER_SCREEN) ||
+    !Object.values(ONCE_PER_SCREEN).every((group) => typeof group === "string")) {
+  console.error("widgets/layout.schema.json has no x-cairn-once-per-screen map of widget type to group");
+  process.exit(1);
+}
 
 function sourceHash() {
   const hash = createHash("sha256");
@@ -37,6 +49,7 @@ function sourceHash() {
     hash.update(readFileSync(join(SOURCE, name)));
     hash.update("\0");
   }
+  hash.update(JSON.stringify(ONCE_PER_SCREEN));
   return hash.digest("hex").slice(0, 16);
 }
 const BANNER = `/* cairn.js sha256:${sourceHash()} */`;
@@ -50,6 +63,7 @@ async function minify(dropLabels) {
     minify: true,
     target: TARGET,
     dropLabels,
+    define: { CAIRN_ONCE_PER_SCREEN: JSON.stringify(ONCE_PER_SCREEN) },
     banner: { js: BANNER },
     write: false,
     logLevel: "error",
@@ -103,7 +117,7 @@ if (check) {
   for (const [name, bytes] of Object.entries(builds)) {
     const path = join(DIST, name);
     if (!existsSync(path) || !readFileSync(path).equals(bytes)) {
-      console.error(`web_sdk/dist/${name} does not match a fresh build of src/: run \`make sdk\``);
+      console.error(`web_sdk/dist/${name} does not match a fresh build of src/ and the schema's rule: run \`make sdk\``);
       failed = true;
     }
   }

@@ -1,7 +1,7 @@
 // @ts-check
 // The render core: a descriptor into a mount's element. Each widget in its frame ("Why this?",
-// Dismiss), or its fallback, or nothing; one next step and one modal widget per screen; focus
-// kept where it was; and widget_viewed for what the user has seen.
+// Dismiss), or its fallback, or nothing; the schema's once-per-screen rule; focus kept where it
+// was; and widget_viewed for what the user has seen.
 import { SCHEMA_VERSION } from "./config.js";
 import { dismissedOnDevice, keepDismissal } from "./dismissals.js";
 import { FOCUSABLE, append, findWidget, h, uniqueId } from "./dom.js";
@@ -15,7 +15,9 @@ import { renderContext, renderers } from "./widgets.js";
 
 const DISMISSIBLE = /^(next_step_card|help_tip|upgrade_gate|integration_prompt)$/;
 
-const ONCE = /^(next_step_card|upgrade_gate)$/; // at most one of each type per screen
+// The screen rule of the published schema (widgets/layout.schema.json, "x-cairn-once-per-screen"),
+// put in by build.mjs: widget type → group. A screen shows at most one widget of each group.
+const onceGroups = new Map(Object.entries(CAIRN_ONCE_PER_SCREEN));
 
 /**
  * A descriptor this SDK can show: anything else is never rendered nor cached.
@@ -130,15 +132,18 @@ export function paint(mount, descriptor, source) {
           [view].concat(options).map((option) =>
             h("option", { value: text(option.id), selected: option.id === view.id }, text(option.label || option.id))))));
     }
-    /** @type {Record<string, boolean>} */
-    const once = {}; // after fallbacks, still one next step and one modal widget per screen
+    /** @type {Set<string>} */
+    const groups = new Set(); // after fallbacks, one widget of each once-per-screen group
     descriptor.slots.forEach((slot) => {
       const section = h("section", { class: "cairn-slot", "data-slot": text(slot.id) });
       slot.widgets.forEach((widget) => {
         const el = framed(mount, widget, 0);
-        const type = /** @type {string} */ (el && el.getAttribute("data-widget-type"));
-        if (!el || once[type]) return;
-        once[type] = ONCE.test(type);
+        if (!el) return;
+        const group = onceGroups.get(/** @type {string} */ (el.getAttribute("data-widget-type")));
+        if (group) {
+          if (groups.has(group)) return;
+          groups.add(group);
+        }
         ids.add(el.getAttribute("data-widget-id"));
         section.append(el);
       });
