@@ -75,7 +75,8 @@ $(NODE_STAMP): web_sdk/package.json web_sdk/package-lock.json
 sdk: node
 	cd web_sdk && node build.mjs
 
-# The committed web_sdk/dist matches a fresh build, the core stays within 6 KB gzip, and the
-# hand-written declarations (src/cairn.d.ts) compile with the usage in web_sdk/test/types.ts.
+# The committed web_sdk/dist matches a fresh build, the core stays within 6 KB gzip, the modules of
+# web_sdk/src type-check, and the hand-written declarations (src/cairn.d.ts) compile with the usage
+# in web_sdk/test/types.ts.
 sdk-check: node
 	cd web_sdk && node build.mjs --check && node_modules/.bin/tsc -p .

@@ -4,7 +4,7 @@ For every file: with all built-in renderers the DOM matches the file's `dom` sum
 widgets, headings, text as read aloud, links, buttons, the "why" text, the views offered); and for
 each capability case, a page whose SDK renders only those widget types shows exactly the widgets
 the case expects, as the server's negotiate() does (tests/unit/test_descriptor_corpus.py). Both
-the full build (src/cairn.js) and the core build (dist/cairn.core.min.js) are checked.
+the full build (dist/cairn.min.js) and the core build (dist/cairn.core.min.js) are checked.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 FILES = sorted((ROOT / "tests" / "golden" / "descriptors").glob("*.json"))
 BUILDS = {
-    "full": ROOT / "web_sdk" / "src" / "cairn.js",
+    "full": ROOT / "web_sdk" / "dist" / "cairn.min.js",
     "core": ROOT / "web_sdk" / "dist" / "cairn.core.min.js",
 }
 

@@ -4,12 +4,20 @@
 //                           dist/cairn.css (the default stylesheet, for the core build or a CSP)
 //   node build.mjs --check  rebuild in memory: fail if dist/ differs or the core is over budget
 //
-// The full build is src/cairn.js minified: what Cairn serves. The core build leaves out the
-// statements labelled FULL (live updates, the default stylesheet, the preference setter): fetch,
-// cache, render and events. Each file starts with a comment naming the start of the SHA-256 of
-// src/cairn.js, so a check without Node.js can still tell a stale build (e2e/test_sdk_bundle.py).
+// Both builds bundle the ES modules of src/ from src/index.js into one minified classic script (an
+// IIFE) that defines window.Cairn. The full build is what Cairn serves. The core build leaves out
+// the statements labelled FULL in src/index.js (live updates, the default stylesheet, the
+// preference setter) and so the modules only they use: fetch, cache, render and events.
+//
+// The screen rule of the published JSON Schema (widgets/layout.schema.json,
+// "x-cairn-once-per-screen": widget type → group, one widget of each group per screen) is put into
+// the bundles as CAIRN_ONCE_PER_SCREEN, so a changed rule makes the committed dist stale.
+//
+// Each file starts with a comment naming the start of the SHA-256 of what it is built from: every
+// src/*.js in name order (name, NUL, content, NUL), then the rule as compact JSON. A check without
+// Node.js can so still tell a stale build (e2e/test_sdk_bundle.py computes the same).
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
@@ -17,7 +25,9 @@ import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SOURCE = join(here, "src", "cairn.js");
+const SOURCE = join(here, "src");
+const ENTRY = join(SOURCE, "index.js");
+const SCHEMA = join(here, "..", "widgets", "layout.schema.json");
 const DIST = join(here, "dist");
 const CORE_BUDGET = 6 * 1024; // bytes, gzip -9
 const TARGET = "es2017";
@@ -25,15 +35,36 @@ const TARGET = "es2017";
 const gzip = (bytes) => gzipSync(bytes, { level: 9 }).length;
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
+const ONCE_PER_SCREEN = JSON.parse(readFileSync(SCHEMA, "utf8"))["x-cairn-once-per-screen"];
+if (!ONCE_PER_SCREEN || typeof ONCE_PER_SCREEN !== "object" || Array.isArray(ONCE_PER_SCREEN) ||
+    !Object.values(ONCE_PER_SCREEN).every((group) => typeof group === "string")) {
+  console.error("widgets/layout.schema.json has no x-cairn-once-per-screen map of widget type to group");
+  process.exit(1);
+}
+
+function sourceHash() {
+  const hash = createHash("sha256");
+  for (const name of readdirSync(SOURCE).filter((name) => name.endsWith(".js")).sort()) {
+    hash.update(name + "\0");
+    hash.update(readFileSync(join(SOURCE, name)));
+    hash.update("\0");
+  }
+  hash.update(JSON.stringify(ONCE_PER_SCREEN));
+  return hash.digest("hex").slice(0, 16);
+}
+const BANNER = `/* cairn.js sha256:${sourceHash()} */`;
+
 async function minify(dropLabels) {
-  const source = readFileSync(SOURCE);
   const out = await build({
-    entryPoints: [SOURCE],
-    bundle: false,
+    entryPoints: [ENTRY],
+    bundle: true,
+    format: "iife",
+    platform: "browser",
     minify: true,
     target: TARGET,
     dropLabels,
-    banner: { js: `/* cairn.js sha256:${sha256(source).slice(0, 16)} */` },
+    define: { CAIRN_ONCE_PER_SCREEN: JSON.stringify(ONCE_PER_SCREEN) },
+    banner: { js: BANNER },
     write: false,
     logLevel: "error",
   });
@@ -56,8 +87,8 @@ async function peer(pkg) {
   return Buffer.from(out.outputFiles[0].contents);
 }
 
-// The stylesheet the full build injects, captured by running the SDK against a stub document.
-function stylesheet() {
+// The stylesheet the full build injects, captured by running it against a stub document.
+function stylesheet(full) {
   const style = {};
   const document = {
     getElementById: () => null,
@@ -66,18 +97,18 @@ function stylesheet() {
     addEventListener() {},
   };
   const window = { document, addEventListener() {} };
-  runInNewContext(readFileSync(SOURCE, "utf8"), { window, document, setTimeout, console });
+  runInNewContext(full.toString("utf8"), { window, document, setTimeout, console });
   window.Cairn.init({ key: "k", tenantId: "t", userId: "u" });
-  const hash = sha256(readFileSync(SOURCE)).slice(0, 16);
-  return Buffer.from(`/* cairn.js sha256:${hash} */\n` +
+  return Buffer.from(`${BANNER}\n` +
     "/* The web SDK's default stylesheet, for the core build or init({css: false}) */\n" +
     style.textContent.replace(/}(?=[.@]|$)/g, "}\n"));
 }
 
+const full = await minify([]);
 const builds = {
-  "cairn.min.js": await minify([]),
+  "cairn.min.js": full,
   "cairn.core.min.js": await minify(["FULL"]),
-  "cairn.css": stylesheet(),
+  "cairn.css": stylesheet(full),
 };
 const check = process.argv.includes("--check");
 let failed = false;
@@ -86,7 +117,7 @@ if (check) {
   for (const [name, bytes] of Object.entries(builds)) {
     const path = join(DIST, name);
     if (!existsSync(path) || !readFileSync(path).equals(bytes)) {
-      console.error(`web_sdk/dist/${name} does not match a fresh build of src/cairn.js: run \`make sdk\``);
+      console.error(`web_sdk/dist/${name} does not match a fresh build of src/ and the schema's rule: run \`make sdk\``);
       failed = true;
     }
   }
