@@ -26,7 +26,7 @@ SDK = ROOT / "web_sdk"
 SCHEMA = ROOT / "widgets" / "layout.schema.json"
 CORPUS = ROOT / "tests" / "golden" / "descriptors"
 BUNDLES = ("cairn.min.js", "cairn.core.min.js", "cairn.css")
-CORE_BUDGET = 6 * 1024  # bytes, gzip -9 (PRODUCT.md: web SDK core <= 6 KB gzip)
+CORE_BUDGET = 6 * 1024  # bytes, gzip -9: the web SDK core's budget
 
 
 def source_digest(sdk: Path = SDK, schema: Path = SCHEMA) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -311,3 +312,30 @@ def test_with_the_cache_turned_off_no_layout_is_kept(harness: Harness) -> None:
     harness.wait_source("server")
     keys = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('cairn:l:'))")
     assert keys == []
+
+
+def test_a_host_rendered_layout_before_init_can_be_used_without_errors(
+    page: Page, server: Any
+) -> None:
+    """renderDescriptor before init: clicking and dismissing send nothing and throw nothing."""
+    root = Path(__file__).resolve().parents[1]
+    case = json.loads((root / "tests/golden/descriptors/every_widget_type.json").read_text())
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{server.base}/healthz")
+    page.set_content('<div id="root"></div>')
+    page.add_script_tag(url=f"{server.base}/sdk/cairn.js")
+    page.evaluate(
+        "d => Cairn.renderDescriptor(document.getElementById('root'), d)", case["descriptor"]
+    )
+    expect(page.locator("#root [data-widget-id]").first).to_be_visible()
+    links = page.locator("#root [data-widget-id] a[href]")
+    assert links.count() > 0
+    page.evaluate(
+        """() => document.querySelectorAll('#root [data-widget-id] a[href]').forEach(a =>
+            a.addEventListener('click', e => e.preventDefault()))"""
+    )
+    links.first.click()
+    page.locator("#root [data-cairn-ui=dismiss]").first.click()
+    page.wait_for_timeout(400)  # past the SDK's refresh delay (150 ms) after a click
+    assert errors == []

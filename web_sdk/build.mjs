@@ -1,7 +1,8 @@
 // Builds the web SDK with esbuild and prints its gzip size beside two peers built the same way.
 //
-//   node build.mjs          write dist/cairn.min.js (full), dist/cairn.core.min.js (core) and
+//   node build.mjs          write dist/cairn.min.js (full), dist/cairn.core.min.js (core),
 //                           dist/cairn.css (the default stylesheet, for the core build or a CSP)
+//                           and dist/cairn.d.ts (the hand-written declarations, src/cairn.d.ts)
 //   node build.mjs --check  rebuild in memory: fail if dist/ differs or the core is over budget
 //
 // Both builds bundle the ES modules of src/ from src/index.js into one minified classic script (an
@@ -109,6 +110,8 @@ const builds = {
   "cairn.min.js": full,
   "cairn.core.min.js": await minify(["FULL"]),
   "cairn.css": stylesheet(full),
+  // The declarations ship beside the bundles (Cairn serves dist/ as it is packaged).
+  "cairn.d.ts": readFileSync(join(SOURCE, "cairn.d.ts")),
 };
 const check = process.argv.includes("--check");
 let failed = false;

@@ -142,7 +142,8 @@ export function fetchLayout(mount) {
 /** The layout again soon, after what the user did may have changed it. @param {Mount} mount */
 export function refresh(mount) {
   clearTimeout(mount.refreshTimer);
-  mount.refreshTimer = setTimeout(() => fetchLayout(mount), 150);
+  // A layout the host rendered itself (renderDescriptor before init) has nobody to ask.
+  if (config) mount.refreshTimer = setTimeout(guard(() => fetchLayout(mount)), 150);
 }
 
 /** The user chose another view: remembered per user and screen. @param {Mount} mount @param {string} id */
