@@ -30,7 +30,6 @@ HORIZON_DAYS: Final[Mapping[str, int]] = {ACTIVATION: 14, UPGRADE: 30}
 # A user counts as activated once they have done three activation steps, or all of their role's
 # steps when it has fewer (an end user has one: create a report). The "activated" lifecycle stage
 # of layouts/signals.yaml asks for three steps, which a role with fewer could never reach.
-ACTIVATION_STEPS: Final = 3
 
 SEGMENT_FEATURE: Final = "tenant.seats"
 SEGMENT_THRESHOLD: Final = 50.0
@@ -92,10 +91,10 @@ Z_CLIP: Final = 5.0  # standardized values are clipped, so no single extreme cou
 
 
 def activated(context: Mapping[str, Any]) -> bool:
-    """Whether the user of a `build_context` result counts as activated (see ACTIVATION_STEPS)."""
+    """Whether the user of a `build_context` result counts as activated (`activated_after` of
+    signals.yaml: that many of the role's activation steps, all of them when it has fewer)."""
     activation = context.get("activation") or {}
-    total = _number(activation.get("total"))
-    return total > 0 and _number(activation.get("done")) >= min(ACTIVATION_STEPS, total)
+    return bool(activation.get("activated"))
 
 
 def applies(target: str, context: Mapping[str, Any]) -> bool:

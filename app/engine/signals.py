@@ -233,11 +233,18 @@ def _activation_signals(facts: _Facts, role: str) -> dict[str, Any]:
         "done": done_count,
         "total": len(items),
         "complete": bool(items) and done_count == len(items),
+        "activated": bool(items) and done_count >= steps_to_activate(facts.signals, len(items)),
         "has_next": upcoming is not None,
         "next": upcoming or _EMPTY_STEP,
         "items": items,
         "steps": steps,
     }
+
+
+def steps_to_activate(signals: SignalsSpec, steps: int) -> int:
+    """How many of a role's `steps` activation steps make a user activated."""
+    wanted = signals.activated_after
+    return steps if wanted is None else min(wanted, steps)
 
 
 def _integration_signals(

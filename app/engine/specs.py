@@ -6,7 +6,7 @@ templates; a string that is only one template keeps the expression's type (a num
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -61,6 +61,10 @@ class SignalsSpec(Spec, frozen=True, kw_only=True):
     events: EventClassesSpec = EventClassesSpec()
     facets: dict[str, str] = {}
     activation: list[ActivationStepSpec] = []
+    # How many activation steps make a user activated (all of their role's, when it has fewer);
+    # unset: all of them. Propensity, metrics (`outcome: activation`) and rules
+    # (`activation.activated`) share this one definition.
+    activated_after: Annotated[int, msgspec.Meta(ge=1)] | None = None
     friction: FrictionSpec = FrictionSpec()
     lifecycle: list[LifecycleStageSpec] = []
     plans: dict[str, PlanSpec] = {}

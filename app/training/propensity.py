@@ -28,7 +28,6 @@ import numpy as np
 
 from app.engine.propensity import (
     ACTIVATION,
-    ACTIVATION_STEPS,
     FEATURES,
     HORIZON_DAYS,
     SEGMENT_FEATURE,
@@ -56,8 +55,9 @@ from recommender.logistic import LogisticFit, NotEnoughDataError, train_target
 
 DEFINITIONS: Final[Mapping[str, str]] = {
     ACTIVATION: (
-        f"a user not yet activated reaches {ACTIVATION_STEPS} activation steps (all of their "
-        f"role's, when it has fewer) within {HORIZON_DAYS[ACTIVATION]} days"
+        "a user not yet activated reaches the activation milestone (signals.yaml "
+        "`activated_after` steps, all of their role's when it has fewer) within "
+        f"{HORIZON_DAYS[ACTIVATION]} days"
     ),
     UPGRADE: (
         "the user's tenant, on a plan that has a next plan, sends plan_upgraded within "
