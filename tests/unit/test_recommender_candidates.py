@@ -32,7 +32,7 @@ from recommender.candidates import (
 from recommender.catalog import Catalog, CatalogItem
 from recommender.embedder import HashingEmbedder, SentenceTransformerEmbedder, normalize_rows
 from recommender.index import ExactIndex, FaissIndex
-from tests.unit.test_recommender_embedder import shared_minilm
+from tests.embedders import shared_minilm
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FINTECH_MID = Cohort("fintech", "10–50")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
-
 import numpy as np
 import pytest
 
@@ -17,15 +14,7 @@ from recommender.embedder import (
     SentenceTransformerEmbedder,
     normalize_rows,
 )
-
-
-@functools.cache
-def shared_minilm() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, offline, one torch thread: loaded once per test process."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    embedder = SentenceTransformerEmbedder(None, threads=1)
-    embedder.load()
-    return embedder
+from tests.embedders import shared_minilm
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from app.demo.catalog import demo_items
 from recommender.embedder import HashingEmbedder, SentenceTransformerEmbedder, normalize_rows
 from recommender.index import ExactIndex, FaissIndex, VectorIndex, recall_at_k
 from recommender.synthetic import activity_texts
-from tests.unit.test_recommender_embedder import shared_minilm
+from tests.embedders import shared_minilm
 
 DIM = 32
 
