@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import Route
 
 from e2e.conftest import HARNESS_FILE, HARNESS_PATH, Harness, SdkUser, Server
-from e2e.test_sdk_events import eventually, queued
+from e2e.page_helpers import eventually, queued
 
 pytestmark = pytest.mark.e2e
 

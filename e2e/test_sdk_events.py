@@ -4,21 +4,20 @@ sent on page hide; and only what the user's personalization preference allows.""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from e2e.conftest import Harness, SdkUser
+from e2e.conftest import Harness
+from e2e.page_helpers import eventually, queued
 
 pytestmark = pytest.mark.e2e
 
 EVENTS = "**/v1/events"
-T = TypeVar("T")
 
 
 def keep(held: list[Route]) -> Callable[[Route], None]:
@@ -48,21 +47,6 @@ def sent(batches: list[Any]) -> list[dict[str, Any]]:
 
 def names(events: list[dict[str, Any]]) -> list[str]:
     return [e.get("event") or e["type"] for e in events]
-
-
-def eventually(page: Page, probe: Callable[[], T], timeout_ms: int = 8000) -> T:
-    """Poll `probe` (letting the page run) until it returns something truthy."""
-    for _ in range(timeout_ms // 100):
-        value = probe()
-        if value:
-            return value
-        page.wait_for_timeout(100)
-    raise AssertionError(f"not within {timeout_ms} ms")
-
-
-def queued(page: Page, who: SdkUser) -> list[dict[str, Any]]:
-    raw = page.evaluate("k => localStorage.getItem(k)", f"cairn:q:{who.tenant}:{who.user}")
-    return json.loads(raw) if raw else []
 
 
 def test_views_need_half_the_widget_on_screen_for_a_second(harness: Harness) -> None:

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.engine.reasons import Reason
 from app.settings import Settings
 from app.storage.db import Pool
 from app.storage.keys import create_api_key
+from tests.integration.why_page import left_out, shown
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +69,12 @@ async def test_why_inspector_shows_shown_and_left_out_widgets(
     assert r.status_code == 200
     page = r.text
     assert "home/admin" in page
-    assert "next_activation_step" in page and "Invite a teammate is the next step" in page
-    assert "maker_shortcuts" in page and "only for views maker" in page  # left out, with why
+    step = shown(page)["next_activation_step"]
+    assert step[0] == "next_step" and step[2] == "next_step_card"
+    assert step[3].startswith("Invite a teammate is the next step")  # its why
+    reasons = left_out(page)  # every widget left out, with its reason code
+    assert reasons["maker_shortcuts"] == Reason.NOT_FOR_VIEW
+    assert reasons["end_user_shortcuts"] == Reason.NOT_FOR_VIEW
+    assert reasons["reengage_step"] == Reason.RULE_FALSE
+    assert "next_activation_step" not in reasons
     assert "healthcare" in page  # the signals behind it

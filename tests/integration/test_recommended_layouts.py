@@ -18,9 +18,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.demo.catalog import demo_items
+from app.engine.reasons import Reason
 from app.serving.runtime import Runtime
 from recommender.embedder import Vectors
 from recommender.index import FaissIndex
+from tests.integration.why_page import left_out
 
 pytestmark = pytest.mark.integration
 
@@ -344,3 +346,6 @@ async def test_a_failing_recommender_leaves_the_rules_layout(
     )
     assert inspected.status_code == 200
     assert "index file is corrupt" in inspected.text
+    reasons = left_out(inspected.text)
+    assert reasons["peer_integrations"] == Reason.RECOMMENDER_UNAVAILABLE
+    assert "connect_integrations" not in reasons  # the rules' widget stands in

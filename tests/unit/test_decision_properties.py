@@ -2,96 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.config.layouts import load_layouts
-from app.engine.decide import DecisionInput, decide
-from app.engine.profile import EventDay, Preferences, ProfileData, RecentEvent, WidgetState
+from app.engine.decide import Decision, DecisionInput, decide
+from app.engine.profile import EventDay, ProfileData
+from app.engine.reasons import Reason
+from app.engine.signals import build_context
+from tests.strategies import LAYOUTS, NOW, inputs, profiles, screens
 from widgets import WIDGET_KINDS, LayoutDescriptor
-
-LAYOUTS = load_layouts(Path(__file__).resolve().parents[2] / "layouts")
-NOW = datetime(2026, 11, 27, 10, tzinfo=UTC)
-EVENTS = list(LAYOUTS.vocabulary.tracked_events)
-WIDGET_IDS = [w.id for s in LAYOUTS.screens.values() for slot in s.slots for w in slot.widgets]
-
-event_days = st.lists(
-    st.builds(
-        EventDay,
-        day=st.integers(0, 100).map(lambda d: NOW.date() - timedelta(days=d)),
-        event=st.sampled_from(EVENTS),
-        n=st.integers(1, 20),
-    ),
-    max_size=30,
-)
-recent = st.lists(
-    st.builds(
-        RecentEvent,
-        event=st.sampled_from(
-            ["error_shown", "limit_reached", "feature_attempted", "plan_upgraded"]
-        ),
-        ts=st.integers(0, 60 * 48).map(lambda m: NOW - timedelta(minutes=m)),
-        properties=st.fixed_dictionaries(
-            {
-                "feature": st.sampled_from(["reports", "automations", "sso", "api", "editor"]),
-                "limit": st.sampled_from(["seats", "automations", "reports"]),
-                "screen": st.sampled_from(["home", "editor", "settings", "billing"]),
-                "used": st.integers(0, 100),
-                "max": st.integers(0, 100),
-            }
-        ),
-    ),
-    max_size=8,
-)
-widget_states = st.dictionaries(
-    st.sampled_from(WIDGET_IDS),
-    st.builds(
-        WidgetState,
-        views=st.integers(0, 50),
-        dismissed_at=st.none() | st.integers(0, 40).map(lambda d: NOW - timedelta(days=d)),
-        completed_at=st.none() | st.just(NOW - timedelta(days=1)),
-    ),
-    max_size=4,
-)
-profiles = st.builds(
-    ProfileData,
-    tenant_id=st.just("acme"),
-    user_id=st.just("u1"),
-    known=st.booleans(),
-    user_traits=st.fixed_dictionaries(
-        {"role": st.sampled_from(["admin", "maker", "end_user", "", "guest"])}
-    ),
-    tenant_traits=st.fixed_dictionaries(
-        {
-            "plan": st.sampled_from(["free", "trial", "pro", "enterprise", "unknown"]),
-            "industry": st.sampled_from([*LAYOUTS.vocabulary.presets.industries, "other", ""]),
-            "seats": st.integers(0, 500),
-            "seats_used": st.integers(0, 600),
-        }
-    ),
-    first_seen=st.none() | st.integers(0, 200).map(lambda d: NOW - timedelta(days=d)),
-    event_days=event_days,
-    tenant_events=st.lists(st.sampled_from(EVENTS), max_size=5),
-    integrations=st.dictionaries(
-        st.sampled_from(list(LAYOUTS.vocabulary.presets.integrations)), st.booleans(), max_size=5
-    ),
-    widgets=widget_states,
-    recent=recent,
-    preferences=st.builds(Preferences, personalization=st.sampled_from(["full", "basic", "off"])),
-)
-inputs = st.builds(
-    DecisionInput,
-    screen=st.sampled_from(sorted(LAYOUTS.screens)),
-    profile=profiles,
-    mode=st.sampled_from(["full", "basic", "default"]),
-    now=st.just(NOW),
-    seed=st.integers(0, 2**64 - 1),
-    view=st.none() | st.sampled_from(["admin", "maker", "end_user", "member", "viewer", "x"]),
-)
 
 
 @settings(max_examples=300, deadline=None)
@@ -120,7 +47,7 @@ def test_every_decision_is_well_formed(inp: DecisionInput) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(profiles, st.sampled_from(sorted(LAYOUTS.screens)))
+@given(profiles, screens)
 def test_basic_mode_ignores_behaviour(profile: ProfileData, screen: str) -> None:
     """Two users with the same declared traits (and dismissals) get the same basic layout,
     whatever else they did."""
@@ -143,17 +70,157 @@ def test_basic_mode_ignores_behaviour(profile: ProfileData, screen: str) -> None
     assert full == plain
 
 
-def test_day_boundaries_do_not_depend_on_the_local_clock() -> None:
-    profile = ProfileData(
+# Local clocks far from UTC, as POSIX TZ strings (no time zone database needed): in UTC's early
+# hours the western ones are still on the day before, in its late hours the eastern ones are
+# already on the next day.
+LOCAL_CLOCKS = ["UTC0", "<-11>11", "<-08>8", "<+0530>-5:30", "<+14>-14"]
+ALL_STEPS = [step.event for step in LAYOUTS.vocabulary.signals.activation]
+
+
+@contextmanager
+def local_clock(tz: str) -> Iterator[None]:
+    """The process's local time zone set to `tz` (as TZ=... would), restored afterwards."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = tz
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def _local_day(now: datetime) -> date:
+    """The day the process's local clock shows at `now`."""
+    return datetime.fromtimestamp(now.timestamp()).date()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    minute=st.integers(0, 24 * 60 - 1),
+    local=st.sampled_from(LOCAL_CLOCKS),
+    ages=st.lists(st.integers(-2, 95), min_size=1, max_size=6, unique=True),
+)
+def test_day_windows_count_utc_days_whatever_the_local_clock(
+    minute: int, local: str, ages: list[int]
+) -> None:
+    """An event day of age a (UTC days before the decision's UTC day) counts in the 7/30/90-day
+    windows when 0 <= a < 7/30/90, at any time of the UTC day and whatever the local clock says."""
+    now = datetime(2026, 11, 27, tzinfo=UTC) + timedelta(minutes=minute)
+    days = [EventDay(day=now.date() - timedelta(days=a), event="report_created", n=1) for a in ages]
+    profile = ProfileData(tenant_id="a", user_id="u", known=True, event_days=days)
+    with local_clock(local):
+        ctx = build_context(profile, LAYOUTS.vocabulary, now=now, mode="full", screen="home")
+
+    def within(lo: int, hi: int) -> int:
+        return sum(1 for a in ages if lo <= a < hi)
+
+    assert ctx["events"]["report_created"] == {
+        "d7": within(0, 7),
+        "d30": within(0, 30),
+        "d90": within(0, 90),
+    }
+    value = ctx["value"]  # report_created is a value event
+    assert (value["d7"], value["d30"], value["d90"]) == (within(0, 7), within(0, 30), within(0, 90))
+    assert value["trend_7d"] == within(0, 7) - within(7, 14)
+    assert value["days_since_last"] == min((a for a in ages if 0 <= a < 90), default=-1)
+
+
+def _lapsed_admin(now: datetime, days_since_value: int) -> ProfileData:
+    """An activated admin, signed up two months ago, whose last value event was `days_since_value`
+    UTC days before `now`'s UTC day."""
+    last = now.date() - timedelta(days=days_since_value)
+    return ProfileData(
         tenant_id="a",
         user_id="u",
         known=True,
         user_traits={"role": "admin"},
-        event_days=[EventDay(day=date(2026, 11, 27), event="teammate_invited", n=1)],
-        tenant_events=["teammate_invited"],
+        first_seen=now - timedelta(days=60),
+        event_days=[
+            EventDay(day=last, event="report_created", n=2),
+            EventDay(day=last - timedelta(days=3), event="automation_created", n=1),
+        ],
+        milestones=ALL_STEPS,
+        tenant_events=ALL_STEPS,
     )
-    d = decide(
-        LAYOUTS, DecisionInput(screen="home", profile=profile, mode="full", now=NOW, seed=3)
-    ).descriptor
-    step = next(w for s in d.slots for w in s.widgets if w.id == "next_activation_step")
-    assert step.props.title == "Connect your first integration"
+
+
+@pytest.mark.parametrize(
+    ("now", "local"),
+    [
+        (datetime(2026, 11, 27, 0, 30, tzinfo=UTC), "<-08>8"),  # local: Nov 26, 16:30
+        (datetime(2026, 11, 27, 0, 30, tzinfo=UTC), "<-11>11"),  # local: Nov 26, 13:30
+        (datetime(2026, 11, 27, 23, 30, tzinfo=UTC), "<+14>-14"),  # local: Nov 28, 13:30
+        (datetime(2026, 11, 27, 23, 30, tzinfo=UTC), "<+0530>-5:30"),  # local: Nov 28, 05:00
+    ],
+)
+def test_day_boundaries_do_not_depend_on_the_local_clock(now: datetime, local: str) -> None:
+    """A week without value makes an at-risk user (`value.d7 == 0 && value.d30 > 0`), who is offered
+    the re-engagement step, counting UTC days: on a local clock that is on another day than UTC,
+    the decision is the one made on a UTC clock."""
+
+    def decided(profile: ProfileData, tz: str) -> Decision:
+        with local_clock(tz):
+            assert (_local_day(now) != now.date()) == (tz != "UTC0")  # the clock moved the day
+            return decide(
+                LAYOUTS, DecisionInput(screen="home", profile=profile, mode="full", now=now, seed=3)
+            )
+
+    # Seven UTC days since the last value event: nothing this week, something this month.
+    lapsed = decided(_lapsed_admin(now, days_since_value=7), local)
+    shown = {w.id: w for s in lapsed.descriptor.slots for w in s.widgets}
+    step = shown["reengage_step"]
+    drivers = {d.signal: d.value for d in step.why.drivers}
+    assert drivers == {"user.stage": "at_risk", "value.days_since_last": 7}
+    assert lapsed.descriptor.generated_at == now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "next_activation_step" not in shown  # every step is done: the slot is free
+    # Six UTC days: the user created something this week and is not at risk.
+    recent = decided(_lapsed_admin(now, days_since_value=6), local)
+    assert "reengage_step" not in {w.id for s in recent.descriptor.slots for w in s.widgets}
+    assert {e.widget_id: e.reason for e in recent.trace}["reengage_step"] == Reason.RULE_FALSE
+    # And nothing else in either decision depends on the local clock.
+    for days_since_value, decision in ((7, lapsed), (6, recent)):
+        on_utc = decided(_lapsed_admin(now, days_since_value), "UTC0")
+        assert decision.descriptor == on_utc.descriptor
+        assert [(e.widget_id, e.reason) for e in decision.trace] == [
+            (e.widget_id, e.reason) for e in on_utc.trace
+        ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "decide() reads the day of `now` in now's own zone (signals: `today = now.date()`) and"
+        " writes `generated_at` as now's wall time with a Z: an aware `now` that is not in UTC gets"
+        " the day windows of that zone's date and a generated_at hours off. Every caller passes a"
+        " UTC time today (Runtime.now()); the engine does not convert."
+    ),
+)
+@pytest.mark.parametrize("hours", [-8, 14])
+def test_the_same_instant_in_another_zone_decides_the_same(hours: int) -> None:
+    utc = (
+        datetime(2026, 11, 27, 0, 30, tzinfo=UTC)
+        if hours < 0
+        else datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
+    )
+    elsewhere = utc.astimezone(timezone(timedelta(hours=hours)))
+    assert elsewhere == utc and elsewhere.date() != utc.date()  # one instant, another wall day
+    profile = _lapsed_admin(utc, days_since_value=7)
+
+    def decided(now: datetime) -> LayoutDescriptor:
+        return decide(
+            LAYOUTS, DecisionInput(screen="home", profile=profile, mode="full", now=now, seed=3)
+        ).descriptor
+
+    def reengagement(d: LayoutDescriptor) -> dict[str, object] | None:
+        step = next((w for s in d.slots for w in s.widgets if w.id == "reengage_step"), None)
+        return {x.signal: x.value for x in step.why.drivers} if step is not None else None
+
+    here, there = decided(utc), decided(elsewhere)
+    assert reengagement(here) == {"user.stage": "at_risk", "value.days_since_last": 7}
+    assert reengagement(there) == reengagement(here)  # the same UTC days in the windows
+    assert there.generated_at == here.generated_at  # the same instant, written in UTC
+    assert there == here

@@ -32,7 +32,7 @@ from recommender.candidates import (
 from recommender.catalog import Catalog, CatalogItem
 from recommender.embedder import HashingEmbedder, SentenceTransformerEmbedder, normalize_rows
 from recommender.index import ExactIndex, FaissIndex
-from tests.unit.test_recommender_embedder import shared_minilm
+from tests.embedders import shared_minilm
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FINTECH_MID = Cohort("fintech", "10–50")
@@ -161,42 +161,51 @@ def test_peer_proof_quotes_the_cohort_share_in_the_first_week() -> None:
     assert stripe.evidence.summary == "Teams like yours (fintech, 10–50 seats): 4 in 10 use Stripe."
 
 
+def _ids(**overrides: object) -> list[str]:
+    return [c.item_id for c in _recommend(**overrides)]
+
+
 def test_peers_never_recommend_adopted_dismissed_or_unavailable_items() -> None:
-    ids = [
-        c.item_id
-        for c in _recommend(adopted={"plaid"}, dismissed={"slack"}, unavailable={"stripe"})
-    ]
-    assert ids == []
-    assert [c.item_id for c in _recommend(kinds=("template",))] == []
-    assert [c.item_id for c in _recommend(role="maker")] == []  # integrations are for admins
+    assert _ids() == ["plaid", "slack", "stripe"]  # what each exclusion below takes away
+    assert _ids(adopted={"plaid"}) == ["slack", "stripe"]
+    assert _ids(dismissed={"slack"}) == ["plaid", "stripe"]
+    assert _ids(unavailable={"stripe"}) == ["plaid", "slack"]
+    assert _ids(adopted={"plaid"}, dismissed={"slack"}, unavailable={"stripe"}) == []
+    # Only the kinds asked for, and only items for the user's role.
+    assert _ids(kinds=("integration",)) == ["plaid", "slack", "stripe"]
+    assert _ids(kinds=("template",)) == []
+    assert _ids(role="maker") == []  # integrations are for admins
 
 
 def test_peers_of_fewer_than_five_tenants_recommend_nothing() -> None:
     index, peers = _fintech_world()
-    few = {k: v for k, v in peers.items() if k in {"fin0", "fin1", "fin2", "fin3"}}
-    small = ExactIndex(3)
-    small.add(list(few), np.stack([index.vector(k) for k in few]))  # type: ignore[misc]
-    assert (
-        peer_candidates(
-            _unit(1, 0, 0), small, few, CATALOG, tenant_id="me", cohort=FINTECH_MID, min_support=1
-        )
-        == []
-    )
-    # The user's own tenant is never its own peer, so it cannot make up the numbers either.
-    with_me = {**few, "me": PeerTenant("me", FINTECH_MID, {"plaid": 1.0})}
-    small.add(["me"], _unit(1, 0, 0)[None, :])
-    assert (
-        peer_candidates(
+
+    def among(names: list[str], me: bool = False) -> list[str]:
+        """What an admin is recommended when the peers are only `names` (and the user's own
+        tenant, with `me`)."""
+        few = {k: v for k, v in peers.items() if k in names}
+        small = ExactIndex(3)
+        small.add(list(few), np.stack([index.vector(k) for k in few]))  # type: ignore[misc]
+        if me:
+            few["me"] = PeerTenant("me", FINTECH_MID, {"plaid": 1.0})
+            small.add(["me"], _unit(1, 0, 0)[None, :])
+        found = peer_candidates(
             _unit(1, 0, 0),
             small,
-            with_me,
+            few,
             CATALOG,
             tenant_id="me",
             cohort=FINTECH_MID,
             min_support=1,
+            role="admin",
         )
-        == []
-    )
+        return [c.item_id for c in found]
+
+    four, five = ["fin0", "fin1", "fin2", "fin3"], ["fin0", "fin1", "fin2", "fin3", "fin4"]
+    assert among(five) == ["plaid", "slack", "stripe"]  # five tenants: enough
+    assert among(four) == []
+    # The user's own tenant is never its own peer, so it cannot make up the numbers either.
+    assert among(four, me=True) == []
 
 
 def test_peer_proof_widens_the_cohort_or_quotes_no_numbers() -> None:
@@ -222,7 +231,17 @@ def test_peer_proof_does_not_quote_fewer_than_two_in_ten() -> None:
     found = cohort_candidates(
         rare, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", limit=10
     )
-    assert "salesforce" not in [c.item_id for c in found]  # 1 in 10: not worth quoting
+    assert [c.item_id for c in found] == ["plaid", "slack", "stripe"]  # 1 in 10: not worth quoting
+    # Two in ten are.
+    fin1 = rare["fin1"]
+    two = {**rare, "fin1": PeerTenant("fin1", FINTECH_MID, {**fin1.adopted, "salesforce": 3.0})}
+    found = cohort_candidates(
+        two, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", limit=10
+    )
+    salesforce = next(c for c in found if c.item_id == "salesforce")
+    assert salesforce.evidence.summary == (
+        "Teams like yours (fintech, 10–50 seats): 2 in 10 use Salesforce."
+    )
 
 
 def test_peers_respect_the_industries_an_item_is_for() -> None:
@@ -243,19 +262,33 @@ def test_a_team_with_nothing_used_gets_its_cohorts_adoptions() -> None:
     assert slack.score == pytest.approx(0.8)  # 8 of the 10 successful fintech tenants
     assert 0.0 < slack.confidence < slack.score
     # Never what the team has, never from a cohort of fewer than five tenants.
-    assert "plaid" not in [
+    assert [
         c.item_id
         for c in cohort_candidates(
             peers, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", adopted={"plaid"}
         )
-    ]
-    assert cohort_candidates(peers, CATALOG, tenant_id="me", cohort=Cohort("legal", None)) == []
+    ] == ["slack", "stripe"]
+    assert (
+        cohort_candidates(
+            peers, CATALOG, tenant_id="me", cohort=Cohort("legal", None), role="admin"
+        )
+        == []
+    )
+    four = {k: p for k, p in peers.items() if k in {"fin0", "fin1", "fin2", "fin3"}}
+    five = {**four, "fin4": peers["fin4"]}
+    assert cohort_candidates(four, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin") == []
+    assert [
+        c.item_id
+        for c in cohort_candidates(five, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin")
+    ] == ["plaid", "slack", "stripe"]
 
 
 def test_peer_evidence_never_names_another_tenant() -> None:
     _, peers = _fintech_world()
     for cohort in (FINTECH_MID, Cohort("fintech", "200+"), Cohort(None, None)):
-        for candidate in _recommend(cohort=cohort):
+        found = _recommend(cohort=cohort)
+        assert [c.item_id for c in found] == ["plaid", "slack", "stripe"], cohort
+        for candidate in found:
             said = candidate.evidence.summary + repr(candidate.evidence.drivers)
             assert not any(tenant in said for tenant in peers), said
 
@@ -266,13 +299,10 @@ def test_peers_through_a_faiss_index_match_the_exact_index() -> None:
     index.add(exact.ids(), np.stack([exact.vector(i) for i in exact.ids()]))  # type: ignore[misc]
     args: Mapping[str, object] = {"tenant_id": "me", "cohort": FINTECH_MID, "neighbours": 10}
     user = _unit(1, 0.05, 0.2)
-    assert peer_candidates(user, index, peers, CATALOG, **args) == peer_candidates(  # type: ignore[arg-type]
-        user,
-        exact,
-        peers,
-        CATALOG,
-        **args,  # type: ignore[arg-type]
-    )
+    through_faiss = peer_candidates(user, index, peers, CATALOG, role="admin", **args)  # type: ignore[arg-type]
+    through_exact = peer_candidates(user, exact, peers, CATALOG, role="admin", **args)  # type: ignore[arg-type]
+    assert [c.item_id for c in through_exact] == ["plaid", "slack", "stripe"]
+    assert through_faiss == through_exact
 
 
 # --- friction → help ------------------------------------------------------------------------------
@@ -359,8 +389,11 @@ def test_dismissed_help_is_not_offered_again(
     events = [FrictionEvent("reports", "The report timed out while loading")] * 3
     first = friction_candidates(events, embedder, index, CATALOG, limit=3)
     assert len(first) == 3
-    again = friction_candidates(events, embedder, index, CATALOG, dismissed={first[0].item_id})
-    assert again[0].item_id == first[1].item_id
+    again = friction_candidates(
+        events, embedder, index, CATALOG, dismissed={first[0].item_id}, limit=3
+    )
+    assert [c.item_id for c in again[:2]] == [c.item_id for c in first[1:]]
+    assert first[0].item_id not in [c.item_id for c in again]
 
 
 def test_help_candidates_leave_out_weak_matches() -> None:
@@ -369,6 +402,8 @@ def test_help_candidates_leave_out_weak_matches() -> None:
     catalog = Catalog([*CATALOG.values(), CatalogItem(id="x", kind="template", title="T")])
     query = embedder.embed_query("zzzz qqqq")  # shares no word with any article
     assert help_candidates(query, index, catalog, min_similarity=0.3) == []
+    weak = help_candidates(query, index, catalog, min_similarity=-1.0, limit=3)
+    assert len(weak) == 3 and all(c.score < 0.3 for c in weak)  # there, but below the bar
     query = embedder.embed_query("Set up single sign-on")
     (best,) = help_candidates(query, index, catalog, feature="sso")
     assert best.item_id in {"kb_sso_setup", "set-up-sso"}

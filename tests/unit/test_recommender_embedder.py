@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
-
 import numpy as np
 import pytest
 
@@ -15,17 +12,10 @@ from recommender.embedder import (
     HashingEmbedder,
     QueryCache,
     SentenceTransformerEmbedder,
+    Vectors,
     normalize_rows,
 )
-
-
-@functools.cache
-def shared_minilm() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, offline, one torch thread: loaded once per test process."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    embedder = SentenceTransformerEmbedder(None, threads=1)
-    embedder.load()
-    return embedder
+from tests.embedders import shared_minilm
 
 
 @pytest.fixture(scope="session")
@@ -37,18 +27,30 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b))
 
 
+def _behaves_as_an_embedder(embedder: Embedder, texts: list[str]) -> Vectors:
+    """What every `Embedder` promises, used only through the Protocol (so mypy checks that the
+    embedder is one, signatures and all): an (n, dim) float32 matrix of unit rows, (0, dim) for no
+    texts, a model id, and a query cache that gives the vector `embed` gives."""
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (len(texts), embedder.dim)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, embedder.dim)
+    assert embedder.model_id.strip()
+    np.testing.assert_allclose(embedder.query_cache.embed_query(texts[0]), vectors[0], atol=1e-5)
+    return vectors
+
+
 # --- the real model ------------------------------------------------------------------------------
 
 
 def test_minilm_gives_unit_float32_rows_of_384_dimensions(
     minilm: SentenceTransformerEmbedder,
 ) -> None:
-    vectors = minilm.embed(["Connect Slack", "Fix a failing automation", "KYC review queue"])
-    assert isinstance(minilm, Embedder)
+    texts = ["Connect Slack", "Fix a failing automation", "KYC review queue"]
+    vectors = _behaves_as_an_embedder(minilm, texts)
     assert minilm.dim == 384
     assert vectors.shape == (3, 384)
-    assert vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert minilm.embed([]).shape == (0, 384)
 
 
@@ -89,7 +91,6 @@ def test_hashing_embedder_is_deterministic_unit_length_and_word_sensitive() -> N
     a, b = HashingEmbedder(64), HashingEmbedder(64)
     texts = ["connect slack alerts", "connect slack alerts", "quarterly tax filing", ""]
     va, vb = a.embed(texts), b.embed(texts)
-    assert isinstance(a, Embedder)
     assert va.shape == (4, 64)
     assert va.dtype == np.float32
     np.testing.assert_array_equal(va, vb)
@@ -97,6 +98,7 @@ def test_hashing_embedder_is_deterministic_unit_length_and_word_sensitive() -> N
     shared = a.embed(["connect slack"])[0]
     assert _cos(shared, va[0]) > _cos(shared, va[2])
     assert a.calls == 5
+    np.testing.assert_array_equal(_behaves_as_an_embedder(b, texts), va)
 
 
 def test_hashing_embedder_rejects_a_tiny_dimension() -> None:

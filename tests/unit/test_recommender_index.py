@@ -13,7 +13,7 @@ from app.demo.catalog import demo_items
 from recommender.embedder import HashingEmbedder, SentenceTransformerEmbedder, normalize_rows
 from recommender.index import ExactIndex, FaissIndex, VectorIndex, recall_at_k
 from recommender.synthetic import activity_texts
-from tests.unit.test_recommender_embedder import shared_minilm
+from tests.embedders import shared_minilm
 
 DIM = 32
 
@@ -44,6 +44,23 @@ def _stored(index: VectorIndex, item_id: str) -> NDArray[np.float32]:
     return vector
 
 
+def _behaves_as_a_vector_index(index: VectorIndex, ids: list[str], x: NDArray[np.float32]) -> None:
+    """What every `VectorIndex` holding `x` under `ids` promises, used only through the Protocol
+    (so mypy checks that the index is one, signatures and all): its size, membership, ids and
+    stored vectors, and an exact top-k where every stored vector finds itself first."""
+    assert index.dim == x.shape[1]
+    assert len(index) == len(ids)
+    assert sorted(index.ids()) == sorted(ids)
+    assert ids[3] in index and "nope" not in index
+    np.testing.assert_allclose(_stored(index, ids[3]), x[3], atol=1e-6)
+    assert index.vector("nope") is None
+    found = index.search(x[:5], 3)
+    want_ids, want_scores = _brute_force(x, ids, x[:5], 3)
+    assert found.ids == want_ids
+    assert [row[0] for row in found.ids] == ids[:5]
+    np.testing.assert_allclose(found.scores, want_scores, rtol=1e-5, atol=1e-5)
+
+
 def _kind(index: FaissIndex) -> str:
     return index.kind
 
@@ -68,7 +85,7 @@ def test_exact_index_matches_brute_force() -> None:
     want_ids, want_scores = _brute_force(x, ids, q, 10)
     assert found.ids == want_ids
     np.testing.assert_allclose(found.scores, want_scores, rtol=1e-5, atol=1e-6)
-    assert isinstance(index, VectorIndex)
+    _behaves_as_a_vector_index(index, ids, x)
     assert len(index) == 500
     assert "v3" in index
     assert "nope" not in index
@@ -120,8 +137,10 @@ def test_small_faiss_index_is_flat_and_exact() -> None:
     exact.add(ids, x)
     assert faiss_index.kind == "flat"
     q = _vectors(30, seed=3)
-    assert faiss_index.search(q, 10).ids == exact.search(q, 10).ids
-    assert isinstance(faiss_index, VectorIndex)
+    from_faiss, from_exact = faiss_index.search(q, 10), exact.search(q, 10)
+    assert from_faiss.ids == from_exact.ids
+    np.testing.assert_allclose(from_faiss.scores, from_exact.scores, rtol=1e-5, atol=1e-5)
+    _behaves_as_a_vector_index(faiss_index, ids, x)
 
 
 def test_faiss_removal_and_replacement_leave_no_trace_in_results() -> None:
