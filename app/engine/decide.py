@@ -6,8 +6,9 @@ No I/O, no clock, no randomness except what is passed in.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -32,6 +33,7 @@ from widgets.descriptor import (
 )
 
 _EVAL_ERRORS = (RuntimeError, ValueError, TypeError, KeyError)
+_UTC_OFFSET = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ def decision_id(seed: int) -> str:
 
 
 def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
+    if inp.now.utcoffset() not in (None, _UTC_OFFSET):  # one instant, read in UTC days
+        inp = dataclasses.replace(inp, now=inp.now.astimezone(UTC))
     screen = layouts.screens.get(inp.screen)
     if screen is None:
         raise UnknownScreenError(inp.screen)

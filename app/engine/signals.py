@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from app.engine.paths import LazyContext, evaluate
@@ -91,8 +91,10 @@ def build_context(
     propensity: PropensityModels | None = None,
     propensity_targets: Collection[str] = TARGETS,
 ) -> dict[str, Any]:
-    """The variables of one decision. `now` is the decision time (UTC). Only the propensity
-    targets named are scored (those the screen's rules read)."""
+    """The variables of one decision at `now` (any zone: days are UTC days). Only the
+    propensity targets named are scored (those the screen's rules read)."""
+    if now.utcoffset() not in (None, timedelta(0)):
+        now = now.astimezone(UTC)
     facts = _Facts(profile, vocab, now, behaviour=mode == "full", declared=mode != "default")
     role = _text(profile.user_traits.get("role")) if facts.declared else ""
     traits = profile.tenant_traits if facts.declared else {}

@@ -190,15 +190,6 @@ def test_day_boundaries_do_not_depend_on_the_local_clock(now: datetime, local: s
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "decide() reads the day of `now` in now's own zone (signals: `today = now.date()`) and"
-        " writes `generated_at` as now's wall time with a Z: an aware `now` that is not in UTC gets"
-        " the day windows of that zone's date and a generated_at hours off. Every caller passes a"
-        " UTC time today (Runtime.now()); the engine does not convert."
-    ),
-)
 @pytest.mark.parametrize("hours", [-8, 14])
 def test_the_same_instant_in_another_zone_decides_the_same(hours: int) -> None:
     utc = (
