@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tracing: str = "off"  # off | on | console
     embedding_model: str = ""  # a sentence-transformers model name or path; "" = packaged MiniLM
     recommender: bool = True  # embed and index the catalog in the background
+    metrics_refresh_s: float = 300.0  # seconds between metric refreshes; 0: only on command
 
     @classmethod
     def from_env(
@@ -57,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             budget = float(env.get("CAIRN_RECOMMENDER_BUDGET_MS", "20"))
         except ValueError as exc:
             raise ConfigError("CAIRN_RECOMMENDER_BUDGET_MS must be a number") from exc
+        try:
+            metrics_refresh = float(env.get("CAIRN_METRICS_REFRESH_S", "300"))
+        except ValueError as exc:
+            raise ConfigError("CAIRN_METRICS_REFRESH_S must be a number of seconds") from exc
         origins = tuple(
             o.strip() for o in env.get("CAIRN_CORS_ORIGINS", "").split(",") if o.strip()
         )
@@ -74,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             tracing=_tracing(env.get("CAIRN_TRACING", "off")),
             embedding_model=env.get("CAIRN_EMBEDDING_MODEL", ""),
             recommender=env.get("CAIRN_RECOMMENDER", "1") not in ("0", "false", "no"),
+            metrics_refresh_s=max(metrics_refresh, 0.0),
         )
 
 

@@ -5,6 +5,7 @@ cairn validate | schema             app.cli.layouts
 cairn seed                          app.cli.seed
 cairn keys ... | user-hash          app.cli.keys
 cairn models train                  app.cli.models
+cairn metrics list | show | refresh app.cli.metrics
 cairn recs eval | synth | catalog   app.cli.recs
 """
 
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli import keys, layouts, models, recs, seed, serve
+from app.cli import keys, layouts, metrics, models, recs, seed, serve
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cairn", description="Cairn personalization engine")
     sub = top.add_subparsers(dest="command", required=True)
-    for group in (serve, layouts, seed, keys, models, recs):
+    for group in (serve, layouts, seed, keys, models, metrics, recs):
         group.add_commands(sub)
     return top
 

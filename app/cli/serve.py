@@ -109,6 +109,24 @@ def _train_demo_models(dsn: str, settings: Settings) -> None:
     print(format_training(report), file=sys.stderr)
 
 
+def _refresh_demo_metrics(dsn: str, settings: Settings) -> None:
+    """`cairn metrics refresh` on the fresh demo history, so the dashboards have data at once."""
+    from app.cli.metrics import show_progress
+    from app.config.layouts import load_layouts
+    from app.serving.metrics_refresh import refresh_metrics
+    from app.storage.db import create_pool
+
+    async def run() -> None:
+        pool = await create_pool(dsn, min_size=1, max_size=3)
+        try:
+            await refresh_metrics(pool, load_layouts(settings.layouts_dir), progress=show_progress)
+        finally:
+            await pool.close()
+
+    print("Computing the metrics (cairn metrics refresh)...", file=sys.stderr)
+    asyncio.run(run())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.storage.db import EmbeddedPostgres
 
@@ -133,6 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 seed(dsn, settings, tenants=args.tenants, users=args.users, events=args.events)
             )
             _train_demo_models(dsn, settings)
+            _refresh_demo_metrics(dsn, settings)
         host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host  # noqa: S104
         base = f"http://{host}:{args.port}"
         print(

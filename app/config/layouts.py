@@ -1,6 +1,7 @@
 """Load and validate layouts/: YAML → specs → compiled CEL, or every problem with file:line:col.
 
-Files: `signals.yaml`, `presets.yaml`, `help.yaml` and `screens/*.yaml` under the layouts folder.
+Files: `signals.yaml`, `presets.yaml`, `help.yaml` and `screens/*.yaml` under the layouts folder,
+and `metrics.yaml` when there is one (`app.config.metrics`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 
 import cel
 
+from app.config.metrics import load_metrics
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
 from app.engine.fastcel import compile_fast
+from app.engine.metrics import MetricSpec
 from app.engine.model import (
     CompiledFallback,
     CompiledScreen,
@@ -264,8 +267,25 @@ def load_layouts(root: Path) -> Layouts:
     )
     compiler.cel_paths = set()
 
+    screens = _compile_screens(screen_sources, compiler, vocab, problems)
+    problems.extend(compiler.problems)
+    metrics = _read_metrics(root, screens, digest, problems)
+    if problems:
+        raise LayoutConfigError(sorted(set(problems)))
+    return Layouts(
+        vocabulary=vocab,
+        screens=screens,
+        version=digest.hexdigest()[:16],
+        context_trie=build_trie(compiler.cel_paths),
+        metrics=metrics,
+    )
+
+
+def _compile_screens(
+    sources: list[Source | None], compiler: _Compiler, vocab: Vocabulary, problems: list[Problem]
+) -> dict[str, CompiledScreen]:
     screens: dict[str, CompiledScreen] = {}
-    for src in screen_sources:
+    for src in sources:
         if src is None:
             continue
         spec = _load(src, ScreenSpec, problems)
@@ -282,15 +302,19 @@ def load_layouts(root: Path) -> Layouts:
         screen = _compile_screen(src, spec, compiler, vocab)
         if screen is not None:
             screens[spec.screen] = screen
-    problems.extend(compiler.problems)
-    if problems:
-        raise LayoutConfigError(sorted(set(problems)))
-    return Layouts(
-        vocabulary=vocab,
-        screens=screens,
-        version=digest.hexdigest()[:16],
-        context_trie=build_trie(compiler.cel_paths),
-    )
+    return screens
+
+
+def _read_metrics(
+    root: Path, screens: dict[str, CompiledScreen], digest: Any, problems: list[Problem]
+) -> dict[str, MetricSpec]:
+    """metrics.yaml, when the folder has one."""
+    path = root / "metrics.yaml"
+    if not path.exists():
+        return {}
+    digest.update(b"metrics.yaml" + path.read_bytes())
+    src = _read(path, root, problems)
+    return load_metrics(src, screens, problems) if src is not None else {}
 
 
 def _check_presets(presets: PresetsSpec, src: Source, problems: list[Problem]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.engine.metrics import MetricSpec
 from app.engine.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
 from app.engine.vocabulary import Vocabulary
 
@@ -99,3 +100,4 @@ class Layouts:
     screens: dict[str, CompiledScreen] = field(default_factory=dict)
     version: str = ""  # content hash of the sources
     context_trie: dict[str, Any] = field(default_factory=dict)  # what the screens' CEL reads
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)  # metrics.yaml, by name

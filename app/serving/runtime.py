@@ -25,12 +25,15 @@ from app.engine.vocabulary import Vocabulary
 from app.serving.catalog_index import CatalogIndex
 from app.serving.hub import Hub
 from app.serving.memo import DecisionMemo
+from app.serving.metrics import MetricsService
+from app.serving.metrics_refresh import refresh_metrics
 from app.serving.recommendations import Recommender
 from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
 from app.storage.events import PROFILE_CHANNEL
 from app.storage.keys import KEYS_CHANNEL, KeyRing
+from app.storage.metrics import METRICS_CHANNEL
 from app.storage.models import MODELS_CHANNEL, load_models
 from app.storage.peers import load_peer_stats
 from app.storage.profiles import ProfileStore
@@ -65,6 +68,8 @@ class Runtime:
         self.catalog: CatalogIndex | None = None
         self.recommender: Recommender | None = None
         self.propensity: PropensityModels | None = None  # trained by `cairn models train`
+        self._metrics: MetricsService | None = None
+        self.metrics_error: str | None = None  # the last background refresh's failure
         self._recs_stale = asyncio.Event()
         self.ready = False
 
@@ -79,6 +84,12 @@ class Runtime:
         if self._profiles is None:
             raise RuntimeError("the database is not started")
         return self._profiles
+
+    @property
+    def metrics(self) -> MetricsService:
+        if self._metrics is None:
+            raise RuntimeError("the database is not started")
+        return self._metrics
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -99,6 +110,7 @@ class Runtime:
             self._pool, self.vocabulary, cache_size=self.settings.profile_cache_size
         )
         self.keyring = KeyRing(self.settings, self._pool)
+        self._metrics = MetricsService(self._pool)
         self.catalog = CatalogIndex(self._pool, self.embedder)
         await self.catalog.load()
         self.catalog.on_synced = self._recs_stale.set
@@ -122,6 +134,8 @@ class Runtime:
         self._spawn(self._refresh_peers_forever())
         if self.settings.reload_layouts:
             self._spawn(self._watch_layouts())
+        if self.settings.metrics_refresh_s > 0:
+            self._spawn(self._refresh_metrics_forever())
         self.ready = True
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -177,6 +191,7 @@ class Runtime:
         await conn.add_listener(KEYS_CHANNEL, self._on_keys)
         await conn.add_listener(CATALOG_CHANNEL, self._on_catalog)
         await conn.add_listener(MODELS_CHANNEL, self._on_models)
+        await conn.add_listener(METRICS_CHANNEL, self._on_metrics)
         self._listener = conn
 
     @property
@@ -202,11 +217,28 @@ class Runtime:
                 self._profiles.invalidate()
             self.keyring.forget()
             self.decisions.clear()
+            if self._metrics is not None:
+                self._metrics.forget()
             self.hub.publish_all("reconnected")
 
     def _on_catalog(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         if self.catalog is not None:
             self.catalog.changed()
+
+    def _on_metrics(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
+        if self._metrics is not None:
+            self._metrics.forget()
+
+    async def _refresh_metrics_forever(self) -> None:
+        """Refresh the metrics on a schedule (one process at a time does the work)."""
+        while True:
+            await asyncio.sleep(self.settings.metrics_refresh_s)
+            try:
+                await refresh_metrics(self.pool, self.layouts)
+                self.metrics_error = None
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.metrics_error = repr(exc)
+                log.warning("metrics not refreshed: %r", exc)
 
     def _on_models(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         self._spawn(self.reload_models())

@@ -12,7 +12,7 @@ import msgspec
 
 from app.engine.profile import ProfileData
 from app.engine.vocabulary import Vocabulary
-from app.storage.db import Pool
+from app.storage.db import Conn, Pool
 
 _PROFILE_SQL = """
 SELECT
@@ -176,3 +176,116 @@ class ProfileStore:
             "preferences": row["prefs"] or {},
         }
         return msgspec.convert(raw, ProfileData)
+
+
+# --- Many profiles at once ------------------------------------------------------------------------
+
+_MANY_SQL = {
+    "users": "SELECT tenant_id, user_id, traits, first_seen, last_seen FROM users"
+    " WHERE tenant_id = ANY($1::text[])",
+    "tenants": "SELECT tenant_id, traits FROM tenants WHERE tenant_id = ANY($1::text[])",
+    "days": "SELECT tenant_id, user_id, day, event, n FROM user_event_days"
+    " WHERE tenant_id = ANY($1::text[]) AND day >= $2::date",
+    "steps": "SELECT DISTINCT tenant_id, user_id, event FROM user_event_days"
+    " WHERE tenant_id = ANY($1::text[]) AND event = ANY($2::text[])",
+    "facets": "SELECT tenant_id, user_id, kind, value, n, first_at, last_at FROM user_facets"
+    " WHERE tenant_id = ANY($1::text[])",
+    "integrations": "SELECT tenant_id, integration, connected FROM tenant_integrations"
+    " WHERE tenant_id = ANY($1::text[])",
+    "widgets": "SELECT tenant_id, user_id, widget_id, views, last_viewed, dismissed_at,"
+    " completed_at FROM user_widgets WHERE tenant_id = ANY($1::text[])",
+    "recent": """SELECT tenant_id, user_id, event, ts,
+                  properties || jsonb_build_object('screen', coalesce(
+                      properties->>'screen', context->'screen'->>'name',
+                      context->'page'->>'name', '')) AS properties
+             FROM events
+            WHERE tenant_id = ANY($1::text[]) AND type = 'track'
+              AND event = ANY($2::text[]) AND ts >= $3
+            ORDER BY tenant_id, user_id, ts DESC""",
+    "prefs": "SELECT tenant_id, user_id, body FROM preferences WHERE tenant_id = ANY($1::text[])",
+}
+_RECENT_LIMIT = 200
+
+
+async def fetch_tenant_profiles(
+    db: Pool | Conn, vocab: Vocabulary, tenants: list[str], now: datetime
+) -> list[ProfileData]:
+    """Every known user's profile in these tenants, as `ProfileStore.fetch` reads one user's, in
+    one set-based query per table (for background work over many users: metrics, previews)."""
+    signals = vocab.signals
+    tenant_steps = {s.event for s in signals.activation if s.scope == "tenant"}
+    user_steps = sorted({s.event for s in signals.activation})
+    horizon = now - timedelta(hours=max(signals.friction.trigger_hours, 1))
+    q = _MANY_SQL
+    users = await db.fetch(q["users"], tenants)
+    tenant_rows = await db.fetch(q["tenants"], tenants)
+    days = await db.fetch(q["days"], tenants, (now - timedelta(days=90)).date())
+    steps = await db.fetch(q["steps"], tenants, user_steps)
+    facets = await db.fetch(q["facets"], tenants)
+    integrations = await db.fetch(q["integrations"], tenants)
+    widgets = await db.fetch(q["widgets"], tenants)
+    recent = await db.fetch(q["recent"], tenants, list(TRIGGER_EVENTS), horizon)
+    prefs = await db.fetch(q["prefs"], tenants)
+    by_user: dict[tuple[str, str], dict[str, Any]] = {
+        (r["tenant_id"], r["user_id"]): {
+            "event_days": [],
+            "milestones": [],
+            "facets": [],
+            "widgets": {},
+            "recent": [],
+        }
+        for r in users
+    }
+
+    def of(r: Any) -> dict[str, Any] | None:
+        return by_user.get((r["tenant_id"], r["user_id"]))
+
+    for r in days:
+        if (u := of(r)) is not None:
+            u["event_days"].append([r["day"], r["event"], r["n"]])
+    reached: dict[str, set[str]] = {}
+    for r in steps:
+        if r["event"] in tenant_steps:
+            reached.setdefault(r["tenant_id"], set()).add(r["event"])
+        if (u := of(r)) is not None:
+            u["milestones"].append(r["event"])
+    for r in facets:
+        if (u := of(r)) is not None:
+            u["facets"].append({k: r[k] for k in ("kind", "value", "n", "first_at", "last_at")})
+    for r in widgets:
+        if (u := of(r)) is not None:
+            u["widgets"][r["widget_id"]] = {
+                k: r[k] for k in ("views", "last_viewed", "dismissed_at", "completed_at")
+            }
+    for r in recent:
+        if (u := of(r)) is not None and len(u["recent"]) < _RECENT_LIMIT:
+            u["recent"].append({"event": r["event"], "ts": r["ts"], "properties": r["properties"]})
+    body = {(r["tenant_id"], r["user_id"]): r["body"] for r in prefs}
+    traits = {r["tenant_id"]: r["traits"] for r in tenant_rows}
+    connected: dict[str, dict[str, bool]] = {}
+    for r in integrations:
+        connected.setdefault(r["tenant_id"], {})[r["integration"]] = r["connected"]
+    step_order = [s.event for s in signals.activation if s.scope == "tenant"]
+    out = []
+    for r in users:
+        key = (r["tenant_id"], r["user_id"])
+        u = by_user[key]
+        raw = {
+            "tenant_id": key[0],
+            "user_id": key[1],
+            "known": True,
+            "user_traits": r["traits"] or {},
+            "tenant_traits": traits.get(key[0]) or {},
+            "first_seen": r["first_seen"],
+            "last_seen": r["last_seen"],
+            "event_days": u["event_days"],
+            "tenant_events": [s for s in step_order if s in reached.get(key[0], set())],
+            "milestones": sorted(set(u["milestones"])),
+            "facets": u["facets"],
+            "integrations": connected.get(key[0], {}),
+            "widgets": u["widgets"],
+            "recent": u["recent"],
+            "preferences": body.get(key) or {},
+        }
+        out.append(msgspec.convert(raw, ProfileData))
+    return out
