@@ -79,4 +79,4 @@ sdk: node
 # web_sdk/src type-check, and the hand-written declarations (src/cairn.d.ts) compile with the usage
 # in web_sdk/test/types.ts.
 sdk-check: node
-	cd web_sdk && node build.mjs --check && node_modules/.bin/tsc -p .
+	cd web_sdk && node build.mjs --check && node_modules/.bin/tsc -p . && node_modules/.bin/tsc -p admin

@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 
-from app.http import admin, catalog, events, layouts, metrics, ops, preferences
+from app.http import admin, catalog, dashboards, events, layouts, metrics, ops, preferences
 from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
 from app.serving.runtime import Runtime
@@ -45,6 +45,7 @@ def create_app(
         *admin.ROUTES,
         *catalog.ROUTES,
         *metrics.ROUTES,
+        *dashboards.ROUTES,
     ]
     if demo:
         from app.demo import routes as demo_pages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.sync_api import Page
@@ -27,3 +28,27 @@ def queued(page: Page, who: SdkUser) -> list[dict[str, Any]]:
     """The events the SDK holds in its offline queue for `who`."""
     raw = page.evaluate("k => localStorage.getItem(k)", f"cairn:q:{who.tenant}:{who.user}")
     return json.loads(raw) if raw else []
+
+
+# Every WCAG 2.0 / 2.1 / 2.2 A and AA rule, and axe's best practices.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def axe(page: Page, script: Path, *, motion: str = "no-preference") -> list[dict[str, Any]]:
+    page.emulate_media(reduced_motion=motion)  # type: ignore[arg-type]
+    page.wait_for_timeout(300)  # let the entrance animation finish
+    page.add_script_tag(path=str(script))
+    result: dict[str, Any] = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+    )
+    checked = {rule["id"] for rule in result["passes"]}
+    assert {"color-contrast", "button-name", "link-name", "select-name", "target-size"} <= checked
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+    ]

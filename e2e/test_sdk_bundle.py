@@ -80,7 +80,7 @@ def copy_of_the_sdk(tmp_path: Path) -> tuple[Path, Path]:
     copy.mkdir()
     for name in ("build.mjs", "package.json", "tsconfig.json"):
         shutil.copy(SDK / name, copy / name)
-    for folder in ("src", "dist"):
+    for folder in ("src", "admin", "dist"):
         shutil.copytree(SDK / folder, copy / folder)
     (copy / "node_modules").symlink_to(SDK / "node_modules")
     (tmp_path / "widgets").mkdir()

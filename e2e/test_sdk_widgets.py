@@ -11,11 +11,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import ARTIFACTS, Harness, Server
+from e2e.page_helpers import axe
 
 pytestmark = pytest.mark.e2e
-
-# Every WCAG 2.0 / 2.1 / 2.2 A and AA rule, and axe's best practices.
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 
 
 def personas(server: Server) -> list[dict[str, str]]:
@@ -37,26 +35,6 @@ def persona(server: Server, pattern: str) -> int:
 def open_demo(page: Page, server: Server, who: int, screen: str = "home") -> None:
     page.goto(f"{server.base}/demo/?persona={who}&screen={screen}")
     page.wait_for_selector('#cairn-root[data-cairn-source="server"]')
-
-
-def axe(page: Page, script: Path, *, motion: str = "no-preference") -> list[dict[str, Any]]:
-    page.emulate_media(reduced_motion=motion)  # type: ignore[arg-type]
-    page.wait_for_timeout(300)  # let the entrance animation finish
-    page.add_script_tag(path=str(script))
-    result: dict[str, Any] = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
-    )
-    checked = {rule["id"] for rule in result["passes"]}
-    assert {"color-contrast", "button-name", "link-name", "select-name", "target-size"} <= checked
-    return [
-        {
-            "id": v["id"],
-            "impact": v["impact"],
-            "help": v["help"],
-            "nodes": [n["target"] for n in v["nodes"]][:5],
-        }
-        for v in result["violations"]
-    ]
 
 
 def act(page: Page, action: str | None) -> None:

@@ -2,7 +2,8 @@
 //
 //   node build.mjs          write dist/cairn.min.js (full), dist/cairn.core.min.js (core),
 //                           dist/cairn.css (the default stylesheet, for the core build or a CSP)
-//                           and dist/cairn.d.ts (the hand-written declarations, src/cairn.d.ts)
+//                           dist/cairn.d.ts (the hand-written declarations, src/cairn.d.ts)
+//                           and dist/admin/metrics.js (the admin dashboards' charts)
 //   node build.mjs --check  rebuild in memory: fail if dist/ differs or the core is over budget
 //
 // Both builds bundle the ES modules of src/ from src/index.js into one minified classic script (an
@@ -30,6 +31,7 @@ const SOURCE = join(here, "src");
 const ENTRY = join(SOURCE, "index.js");
 const SCHEMA = join(here, "..", "widgets", "layout.schema.json");
 const DIST = join(here, "dist");
+const ADMIN_ENTRY = join(here, "admin", "metrics.js");
 const CORE_BUDGET = 6 * 1024; // bytes, gzip -9
 const TARGET = "es2017";
 
@@ -66,6 +68,23 @@ async function minify(dropLabels) {
     dropLabels,
     define: { CAIRN_ONCE_PER_SCREEN: JSON.stringify(ONCE_PER_SCREEN) },
     banner: { js: BANNER },
+    write: false,
+    logLevel: "error",
+  });
+  return Buffer.from(out.outputFiles[0].contents);
+}
+
+// The admin dashboards' charts: admin/metrics.js with Observable Plot, one classic script that
+// Cairn serves itself at /admin/assets/metrics.js (no CDN: nothing loaded from elsewhere).
+async function adminBundle() {
+  const out = await build({
+    entryPoints: [ADMIN_ENTRY],
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    minify: true,
+    target: "es2020",
+    legalComments: "eof",
     write: false,
     logLevel: "error",
   });
@@ -112,6 +131,7 @@ const builds = {
   "cairn.css": stylesheet(full),
   // The declarations ship beside the bundles (Cairn serves dist/ as it is packaged).
   "cairn.d.ts": readFileSync(join(SOURCE, "cairn.d.ts")),
+  "admin/metrics.js": await adminBundle(),
 };
 const check = process.argv.includes("--check");
 let failed = false;
@@ -125,7 +145,7 @@ if (check) {
     }
   }
 } else {
-  mkdirSync(DIST, { recursive: true });
+  mkdirSync(join(DIST, "admin"), { recursive: true });
   for (const [name, bytes] of Object.entries(builds)) writeFileSync(join(DIST, name), bytes);
 }
 
@@ -133,6 +153,7 @@ const core = gzip(builds["cairn.core.min.js"]);
 const rows = [
   ["Cairn core (fetch, cache, render, events)", builds["cairn.core.min.js"]],
   ["Cairn full (+ live updates, stylesheet, preferences)", builds["cairn.min.js"]],
+  ["Admin dashboards' charts (Observable Plot)", builds["admin/metrics.js"]],
 ];
 if (!check) {
   for (const pkg of ["unleash-proxy-client", "@growthbook/growthbook"]) {

@@ -166,6 +166,8 @@ def cmd_metrics_show(args: argparse.Namespace) -> int:
 
 def format_answer(a: Any) -> str:
     """The answer as a table a person reads."""
+    from app.serving.metrics import format_value
+
     lines = [f"{a.label} ({a.metric}, {a.kind} per {a.unit}), units anchored {a.start} to {a.end}"]
     if a.refreshed_at is None:
         lines.append("Not refreshed yet: run `cairn metrics refresh`.")
@@ -174,9 +176,11 @@ def format_answer(a: Any) -> str:
     header = [*names, "n", "value", "95% interval", ""]
     rows = []
     for g in a.groups:
-        value = "-" if g.value is None else _format(g.value, a.format)
+        value = "-" if g.value is None else format_value(g.value, a.format)
         ci = (
-            "-" if g.ci is None else f"{_format(g.ci[0], a.format)} to {_format(g.ci[1], a.format)}"
+            "-"
+            if g.ci is None
+            else f"{format_value(g.ci[0], a.format)} to {format_value(g.ci[1], a.format)}"
         )
         rows.append([*[g.key.get(k, "") for k in names], f"{g.n:,}", value, ci,
                      "small group" if g.small else ""])  # fmt: skip
@@ -188,14 +192,3 @@ def format_answer(a: Any) -> str:
     if a.note:
         lines.append(a.note)
     return "\n".join(lines)
-
-
-def _format(value: float | None, form: str | None) -> str:
-    if value is None:
-        return "not reached"
-    if form == "percent":
-        return f"{value * 100:.1f}%"
-    if form == "duration":
-        hours = value / 3600
-        return f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h"
-    return f"{value:,.2f}"

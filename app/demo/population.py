@@ -1568,9 +1568,95 @@ class _Builder:
                     {"feature": resource},
                 )
 
+    def outcomes(self) -> None:
+        """What the SDK and the host app also report, put in place of everyday events so that
+        the population keeps its size: the widgets Cairn showed (an upgrade gate after a limit or
+        a missing feature, a help tip after repeated errors, the next step before activation),
+        tasks started before they were created, and support tickets.
+
+        Synthetic, and with no effect of what was shown: a ticket follows trouble whether or not
+        a tip was shown, upgrades are scheduled per tenant before any of this, and being shown a
+        widget changes nothing a user does next. Comparisons by exposure therefore show only who
+        was shown, which is what an observational comparison can show.
+        """
+        rng = self.rng
+        by_user: dict[str, list[int]] = {}
+        for i, e in enumerate(self.events):
+            by_user.setdefault(e[4], []).append(i)
+        users = {u.user_id: u for u in self.users}
+        taken: set[int] = set()
+
+        def free(indexes: list[int], start: int, step: int, until: int) -> int | None:
+            """The next (or, with step -1, previous) everyday event within `until` ms."""
+            k = start + step
+            origin = self.events[indexes[start]][0]
+            while 0 <= k < len(indexes):
+                i = indexes[k]
+                e = self.events[i]
+                if abs(e[0] - origin) > until:
+                    return None
+                if i not in taken and (e[2] in ("page", "screen") or e[5] == "feature_used"):
+                    taken.add(i)
+                    return i
+                k += step
+            return None
+
+        def become(i: int, name: str, props: dict[str, Any]) -> None:
+            ts, seq, _kind, tenant_id, user_id, _name, _props = self.events[i]
+            self.events[i] = (ts, seq, "track", tenant_id, user_id, name, props)
+
+        for user_id, indexes in by_user.items():
+            user = users[user_id]
+            errors: dict[str, list[int]] = {}
+            for k, i in enumerate(indexes):
+                ts, _seq, kind, _tenant, _user, name, props = self.events[i]
+                if i in taken:
+                    continue
+                if kind in ("page", "screen") and props.get("screen") == "home":
+                    done = sum(1 for at in user.steps.values() if at <= ts)
+                    view = (
+                        free(indexes, k, 1, 5 * MINUTE)
+                        if done < 3 and rng.random() < 0.35
+                        else None
+                    )
+                    if view is not None:
+                        become(view, "widget_viewed", _widget("next_activation_step", "home"))
+                if kind != "track":
+                    continue
+                if name in ("limit_reached", "feature_attempted") and rng.random() < 0.8:
+                    screen = str(props.get("screen") or "home")
+                    widget = _widget(_GATES.get(screen, "home_upgrade_gate"), screen)
+                    j = free(indexes, k, 1, 15 * MINUTE)
+                    if j is not None:
+                        become(j, "widget_viewed", widget)
+                        click = free(indexes, indexes.index(j), 1, 5 * MINUTE)
+                        if click is not None and rng.random() < 0.3:
+                            become(click, "widget_clicked", widget)
+                elif name == "error_shown":
+                    feature = str(props.get("feature"))
+                    recent = [t for t in errors.get(feature, []) if ts - t <= 10 * MINUTE]
+                    errors[feature] = [*recent, ts]
+                    if len(recent) == 2:  # the third within ten minutes: repeated friction
+                        screen = FEATURE_SCREEN.get(feature, "home")
+                        tip = _widget(_HELP_TIPS.get(screen, "home_help_tip"), screen)
+                        if (j := free(indexes, k, 1, 5 * MINUTE)) is not None:
+                            become(j, "widget_viewed", tip)
+                        if rng.random() < 0.15:
+                            ticket = free(indexes, k, 1, DAY)
+                            if ticket is not None and self.events[ticket][0] - ts >= HOUR:
+                                become(ticket, "ticket_created", {"feature": feature})
+                elif name in ("report_created", "automation_created") and rng.random() < 0.7:
+                    j = free(indexes, k, -1, 30 * MINUTE)
+                    if j is not None:
+                        become(j, name.replace("_created", "_started"), {})
+                elif name == "feature_used" and rng.random() < 0.002:
+                    become(i, "ticket_created", {"feature": str(props.get("feature"))})
+                    taken.add(i)
+
     def finish(self) -> Population:
         self.events.sort()
         self.enforce_limits()
+        self.outcomes()
         self.fixed.sort()
         lo, hi = self.start, self.now
         log = tuple(
@@ -1626,6 +1712,29 @@ class _Builder:
             for p in _PERSONA_TENANTS
         ]
         return Population(spec=self.spec, tenants=tenants, users=users, personas=personas, log=log)
+
+
+# The widgets of the shipped layouts that the population's users are shown, by screen.
+_GATES: Final[Mapping[str, str]] = {
+    "home": "home_upgrade_gate",
+    "editor": "editor_upgrade_gate",
+    "billing": "billing_upgrade_gate",
+    "settings": "settings_upgrade_gate",
+}
+_HELP_TIPS: Final[Mapping[str, str]] = {
+    "home": "home_help_tip",
+    "editor": "editor_help_tip",
+    "settings": "settings_help_tip",
+}
+_WIDGET_TYPES: Final[Mapping[str, str]] = {
+    **dict.fromkeys(_GATES.values(), "upgrade_gate"),
+    **dict.fromkeys(_HELP_TIPS.values(), "help_tip"),
+    "next_activation_step": "next_step_card",
+}
+
+
+def _widget(widget_id: str, screen: str) -> dict[str, Any]:
+    return {"widget_id": widget_id, "widget_type": _WIDGET_TYPES[widget_id], "screen": screen}
 
 
 def _check(spec: PopulationSpec) -> None:

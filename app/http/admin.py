@@ -20,18 +20,20 @@ from app.errors import CairnError
 from app.http.auth import bearer_key
 from app.http.dependencies import RuntimeDep
 from app.serving.decisions import inspect_decision
+from app.serving.metrics import format_value
 from app.serving.runtime import Runtime
 from app.storage.stats import row_counts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_ENV = jinja2.Environment(
+ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
 )
+ENV.filters["fmt"] = format_value
 
 Req = Request[Any, Any, Any]
 
 
-async def _admin_or_challenge(request: Req, runtime: RuntimeDep) -> Response[str] | None:
+async def admin_or_challenge(request: Req, runtime: RuntimeDep) -> Response[str] | None:
     """None when the caller holds the deployment's secret key; otherwise a 401 that asks for it."""
     key = bearer_key(request.headers.get("authorization", ""))
     if key is not None:
@@ -46,8 +48,8 @@ async def _admin_or_challenge(request: Req, runtime: RuntimeDep) -> Response[str
     )
 
 
-def _page(name: str, **context: Any) -> Response[str]:
-    html = _ENV.get_template(name).render(**context)
+def page(name: str, **context: Any) -> Response[str]:
+    html = ENV.get_template(name).render(**context)
     return Response(
         content=html,
         media_type=MediaType.HTML,
@@ -57,7 +59,7 @@ def _page(name: str, **context: Any) -> Response[str]:
 
 @get("/admin", include_in_schema=False)
 async def admin_home(request: Req, runtime: RuntimeDep) -> Response[str]:
-    challenge = await _admin_or_challenge(request, runtime)
+    challenge = await admin_or_challenge(request, runtime)
     if challenge is not None:
         return challenge
     rt = runtime
@@ -71,7 +73,7 @@ async def admin_home(request: Req, runtime: RuntimeDep) -> Response[str]:
         }
         for s in rt.layouts.screens.values()
     ]
-    return _page(
+    return page(
         "admin_home.html",
         layouts_version=rt.layouts.version,
         layout_error=rt.layout_error,
@@ -131,7 +133,7 @@ async def admin_why(
     screen: str = "home",
     view: str = "",
 ) -> Response[str]:
-    challenge = await _admin_or_challenge(request, runtime)
+    challenge = await admin_or_challenge(request, runtime)
     if challenge is not None:
         return challenge
     rt = runtime
@@ -152,7 +154,7 @@ async def admin_why(
         for slot in (result.descriptor.slots if result is not None else [])
         for w in slot.widgets
     ]
-    return _page(
+    return page(
         "admin_why.html",
         screens=sorted(rt.layouts.screens),
         tenant_id=tenant_id,

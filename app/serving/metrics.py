@@ -136,6 +136,18 @@ def _info(name: str, m: MetricSpec) -> MetricInfo:
     )
 
 
+def format_value(value: float | None, form: str | None) -> str:
+    """A value as people read it: 61.2%, 3.4 h or 2.1 d, 1,234.50; None is never reached."""
+    if value is None:
+        return "not reached"
+    if form == "percent":
+        return f"{value * 100:.1f}%"
+    if form == "duration":
+        hours = value / 3600
+        return f"{hours / 24:.1f} d" if hours >= 48 else f"{hours:.1f} h"
+    return f"{value:,.2f}"
+
+
 # --- Asking -------------------------------------------------------------------------------------
 
 

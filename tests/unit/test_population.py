@@ -53,6 +53,12 @@ TRACK_EVENTS = {
     "error_shown",
     "help_article_viewed",
     "plan_upgraded",
+    # What the SDK and the host app report besides: widgets shown, tasks, support tickets.
+    "widget_viewed",
+    "widget_clicked",
+    "report_started",
+    "automation_started",
+    "ticket_created",
 }
 # The properties each track event must carry.
 REQUIRED_PROPS = {
@@ -66,6 +72,9 @@ REQUIRED_PROPS = {
     "error_shown": {"feature", "message"},
     "help_article_viewed": {"article"},
     "plan_upgraded": {"plan"},
+    "widget_viewed": {"widget_id", "widget_type", "screen"},
+    "widget_clicked": {"widget_id", "widget_type", "screen"},
+    "ticket_created": {"feature"},
 }
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 
@@ -623,3 +632,38 @@ def test_personas_are_in_their_stated_state(
     assert not since(p.user_id, timedelta(days=7))
     assert valued(since(p.user_id, timedelta(days=30)))
     assert len(valued(by_user[p.user_id])) >= 5
+
+
+def test_outcome_events_follow_what_caused_them(full_events: list[Event]) -> None:
+    """Gates are shown after a limit or a missing feature, help tips after repeated errors,
+    tasks start shortly before they are created; support tickets are sent too."""
+    by_user: dict[str, list[Event]] = {}
+    for e in full_events:
+        if e["type"] == "track":
+            by_user.setdefault(e["userId"], []).append(e)
+    seen = Counter[str]()
+
+    def at(e: Event) -> datetime:
+        return datetime.fromisoformat(e["timestamp"])
+
+    for events in by_user.values():
+        for k, e in enumerate(events):
+            name, props = e["event"], e["properties"]
+            if name == "widget_viewed":
+                seen[props["widget_type"]] += 1
+                before = [p for p in events[:k] if at(e) - at(p) <= timedelta(minutes=15)]
+                if props["widget_type"] == "upgrade_gate":
+                    assert any(p["event"] in ("limit_reached", "feature_attempted") for p in before)
+                elif props["widget_type"] == "help_tip":
+                    assert sum(p["event"] == "error_shown" for p in before) >= 3
+            elif name in ("report_started", "automation_started"):
+                seen[name] += 1
+                done = name.replace("_started", "_created")
+                assert any(
+                    n["event"] == done and timedelta(0) <= at(n) - at(e) <= timedelta(minutes=30)
+                    for n in events[k + 1 :]
+                )
+            elif name == "ticket_created":
+                seen[name] += 1
+    assert min(seen[k] for k in ("upgrade_gate", "help_tip", "next_step_card")) > 0, seen
+    assert min(seen[k] for k in ("report_started", "automation_started", "ticket_created")) > 0
