@@ -20,9 +20,11 @@ from app.engine.model import Layouts
 from app.engine.signals import build_context
 from app.storage.db import Conn, Pool
 from app.storage.metrics import (
+    CHUNK_EVENTS,
     all_tenants,
     changed_tenants,
     compute_sql,
+    copy_chunk,
     database_now,
     definitions,
     digest,
@@ -112,6 +114,7 @@ async def _recompute_tenants(
     units: bool,
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
+        await copy_chunk(conn, tenants)
         for name, statement in statements.items():
             await recompute(conn, name, statement, tenants)
         if units:
@@ -135,7 +138,7 @@ async def refresh_metrics(
             now = datetime.now(UTC)
             digests = {name: digest(m, vocab) for name, m in layouts.metrics.items()}
             statements = {
-                name: compute_sql(name, m, vocab, layouts.metrics)
+                name: compute_sql(name, m, vocab, source=CHUNK_EVENTS)
                 for name, m in layouts.metrics.items()
             }
             redefined = sorted(n for n, d in digests.items() if full or saved.get(n) != d)

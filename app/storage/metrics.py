@@ -67,11 +67,12 @@ class _Scope:
 
 
 def compute_sql(
-    name: str, metric: MetricSpec, vocab: Vocabulary, metrics: dict[str, MetricSpec]
+    name: str, metric: MetricSpec, vocab: Vocabulary, *, source: str = "events"
 ) -> tuple[str, list[Any]] | None:
     """The statement that recomputes `name`'s rows for the tenants in `$1` (text[]), and its
-    parameters after `$1`; None for metrics with no rows of their own (ratios)."""
-    del metrics
+    parameters after `$1`; None for metrics with no rows of their own (ratios). `source` is the
+    table the events are read from: `events`, or the refresh's copy of a few tenants' events
+    (`CHUNK_EVENTS`, see `copy_chunk`)."""
     if isinstance(metric, RatioMetric):
         return None
     params = _Params([None])
@@ -91,6 +92,10 @@ SELECT u.tenant_id, {metric_name}, u.unit_id, u.anchor_at, r.window_end, r.reach
        r.detail
   FROM units u CROSS JOIN LATERAL ({select}) r
 """
+    if source != "events":
+        sql = sql.replace("FROM events ", f"FROM {source} ").replace(
+            "JOIN events ", f"JOIN {source} "
+        )
     return sql, params.values[1:]
 
 
@@ -408,6 +413,29 @@ async def refresh_state(pool: Pool | Conn) -> RefreshState | None:
 async def definitions(pool: Pool | Conn) -> dict[str, str]:
     rows = await pool.fetch("SELECT metric, digest FROM metric_definitions")
     return {r["metric"]: r["digest"] for r in rows}
+
+
+CHUNK_EVENTS = "metric_events"  # a temporary copy of the tenants being refreshed
+
+
+async def copy_chunk(conn: Conn, tenants: list[str]) -> None:
+    """Copy the track and group calls of these tenants (within the caller's transaction) into
+    CHUNK_EVENTS, indexed for every lookup the metrics make, so that each metric's statement
+    reads a small indexed table instead of the whole event history."""
+    await conn.execute(f"""
+CREATE TEMP TABLE IF NOT EXISTS {CHUNK_EVENTS} (
+    tenant_id text, user_id text, type text, event text, properties jsonb, traits jsonb,
+    ts timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE INDEX IF NOT EXISTS {CHUNK_EVENTS}_user ON {CHUNK_EVENTS} (tenant_id, user_id, event, ts);
+CREATE INDEX IF NOT EXISTS {CHUNK_EVENTS}_tenant ON {CHUNK_EVENTS} (tenant_id, event, ts);
+CREATE INDEX IF NOT EXISTS {CHUNK_EVENTS}_type ON {CHUNK_EVENTS} (tenant_id, type, ts)""")
+    await conn.execute(
+        f"INSERT INTO {CHUNK_EVENTS} SELECT tenant_id, user_id, type, event, properties, traits,"
+        " ts FROM events WHERE tenant_id = ANY($1::text[]) AND type IN ('track', 'group')",
+        tenants,
+    )
+    await conn.execute(f"ANALYZE {CHUNK_EVENTS}")
 
 
 async def changed_tenants(conn: Conn, since: datetime | None) -> list[str]:
