@@ -36,7 +36,10 @@ from app.engine.vocabulary import Vocabulary
 from app.storage.db import Conn, Pool
 
 METRICS_CHANNEL = "cairn_metrics"  # NOTIFY here after a refresh: caches of answers are stale
-OVERLAP_S = 300  # a refresh rereads events received this long before its watermark
+# A refresh rereads events received this long before its watermark: a batch is stored in one
+# transaction whose statements time out after 10 s (create_pool), so one that began before the
+# watermark and committed after it is still read.
+OVERLAP_S = 30
 _DAY = 86_400.0
 
 

@@ -8,10 +8,11 @@ dismissed widgets, bursts of errors, limits hit and features attempted. Determin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -291,3 +292,51 @@ def report(rows: list[SummaryRow]) -> list[SummaryRow]:
     print()
     print_table(rows)
     return rows
+
+
+# --- A database of the benchmark's own --------------------------------------------------------
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def server_dsn() -> str:
+    """The PostgreSQL server benchmarks make their databases on (DATABASE_URL, else local)."""
+    return os.environ.get("DATABASE_URL") or DEFAULT_DSN
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server DSN pointing at database `name`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(dsn: str) -> AsyncIterator[str]:
+    """A new, migrated database for one benchmark run, dropped afterwards; yields its DSN."""
+    import uuid
+
+    import asyncpg
+
+    from app.storage.db import migrate
+
+    name = f"cairn_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        conn = await asyncpg.connect(with_database(dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield with_database(dsn, name)
+    finally:
+        admin = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -1,10 +1,10 @@
 """Run every benchmark in sequence and print one summary table at the end.
 
-    python -m tests.bench.run [--quick] [--only rules,decide,ingest,layout_http,sdk,knn,recs]
+    python -m tests.bench.run [--quick] [--only rules,decide,ingest,layout_http,sdk,knn,recs,metrics]
 
 `--quick` shortens every benchmark (a smoke test of the benchmarks, not a measurement). Each one
 also runs alone: `python -m tests.bench.bench_rules`, `bench_decide`, `bench_ingest`,
-`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`. The ingestion benchmark runs in its
+`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`, `bench_metrics`. The ingestion benchmark runs in its
 own process when it is present.
 """
 
@@ -22,13 +22,14 @@ from tests.bench import (
     bench_decide,
     bench_knn,
     bench_layout_http,
+    bench_metrics,
     bench_recs,
     bench_rules,
     bench_sdk,
 )
 from tests.bench._common import ROOT, SummaryRow, print_table
 
-ORDER = ("rules", "decide", "ingest", "layout_http", "sdk", "knn", "recs")
+ORDER = ("rules", "decide", "ingest", "layout_http", "sdk", "knn", "recs", "metrics")
 _IN_PROCESS: dict[str, Callable[[list[str] | None], list[SummaryRow]]] = {
     "rules": bench_rules.run_cli,
     "decide": bench_decide.run_cli,
@@ -36,6 +37,7 @@ _IN_PROCESS: dict[str, Callable[[list[str] | None], list[SummaryRow]]] = {
     "sdk": bench_sdk.run_cli,
     "knn": bench_knn.run_cli,
     "recs": bench_recs.run_cli,
+    "metrics": bench_metrics.run_cli,
 }
 _INGEST_TIMEOUT_S = {True: 300, False: 1200}
 _RATE = re.compile(r"^(cairn|baseline)\b.*?([\d,]+) events/s")
