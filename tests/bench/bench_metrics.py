@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import time
 import uuid
@@ -45,6 +46,8 @@ from tests.bench._common import (
     scratch_database,
     server_dsn,
 )
+
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
 METRICS = ("activation_14d", "time_to_first_value", "retention_weekly", "trial_to_paid_30d")
 SECRET = "sk_bench"
