@@ -1,11 +1,11 @@
 """Run every benchmark in sequence and print one summary table at the end.
 
-    python -m tests.bench.run [--quick] [--only rules,decide,ingest,layout_http,sdk,knn,recs,metrics]
+    python -m tests.bench.run [--quick] [--only rules,decide,ingest,...,metrics]
 
 `--quick` shortens every benchmark (a smoke test of the benchmarks, not a measurement). Each one
 also runs alone: `python -m tests.bench.bench_rules`, `bench_decide`, `bench_ingest`,
-`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`, `bench_metrics`. The ingestion benchmark runs in its
-own process when it is present.
+`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`, `bench_metrics`. The ingestion
+benchmark runs in its own process when it is present.
 """
 
 from __future__ import annotations
