@@ -1,0 +1,55 @@
+"""Many profiles read at once (metrics, background work) equal the ones read one at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from app.config.layouts import load_layouts
+from app.demo.population import PopulationSpec, generate
+from app.engine.profile import ProfileData
+from app.ingest.segment import parse_batch, pii_key
+from app.storage.db import Pool
+from app.storage.events import store_events
+from app.storage.profiles import ProfileStore, fetch_tenant_profiles
+from tests.paths import LAYOUTS_DIR
+
+pytestmark = pytest.mark.integration
+
+
+def _comparable(p: ProfileData) -> ProfileData:
+    """The lists one query returns in no particular order, sorted."""
+    return msgspec.structs.replace(
+        p,
+        event_days=sorted(p.event_days, key=lambda d: (d.day, d.event)),
+        facets=sorted(p.facets, key=lambda f: (f.kind, f.value)),
+    )
+
+
+async def test_bulk_profiles_equal_one_at_a_time(pool: Pool) -> None:
+    vocab = load_layouts(LAYOUTS_DIR).vocabulary
+    now = datetime.now(UTC)
+    population = generate(PopulationSpec(tenants=10, users=60, events=4000, now=now))
+    for batch in population.batches(500):
+        rows = parse_batch(
+            msgspec.json.encode(batch), received_at=now, pii_mode="hash", pii_key=pii_key("x")
+        ).rows
+        await store_events(pool, rows, facets=vocab.facets)
+    await pool.execute(
+        "INSERT INTO preferences (tenant_id, user_id, body) SELECT tenant_id, user_id,"
+        ' \'{"personalization": "basic"}\'::jsonb FROM users LIMIT 3'
+    )
+    tenants = [t.tenant_id for t in population.tenants]
+    at = now + timedelta(minutes=1)
+    bulk = await fetch_tenant_profiles(pool, vocab, tenants, at)
+    store = ProfileStore(pool, vocab)
+    assert len(bulk) == len(population.users)
+    basic = 0
+    for profile in bulk:
+        single = await store.fetch(profile.tenant_id, profile.user_id, at)
+        assert _comparable(profile) == _comparable(single), profile.user_id
+        basic += profile.preferences.personalization == "basic"
+    assert basic == 3
+    assert any(p.recent for p in bulk) and any(p.widgets for p in bulk)  # the lists were compared
