@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.storage.db import Pool
+
+T = TypeVar("T")
 
 
 def validate_or_report(root: Path) -> int:
@@ -47,3 +54,26 @@ def database(settings: Settings, url: str | None = None) -> Iterator[str]:
         yield embedded.start()
     finally:
         embedded.stop()
+
+
+def on_database(
+    settings: Settings,
+    url: str | None,
+    work: Callable[[Pool], Awaitable[T]],
+    *,
+    connections: int = 3,
+) -> T:
+    """Run `work(pool)` on the command's database (see `database`), migrated first."""
+    from app.storage.db import create_pool, migrate
+
+    async def run(dsn: str) -> T:
+        pool = await create_pool(dsn, min_size=1, max_size=connections)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    with database(settings, url) as dsn:
+        return asyncio.run(run(dsn))

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -50,24 +49,16 @@ def add_commands(sub: Any) -> None:
 
 
 def _with_pool(command: str, work: Callable[[Any], Awaitable[T]]) -> T | None:
-    """Run `work(pool)` against DATABASE_URL (migrated first); None when it is not set."""
-    from app.storage.db import create_pool, migrate
+    """Run `work(pool)` on DATABASE_URL (else the demo's embedded database), migrated first;
+    None when there is neither."""
+    from app.cli.common import NoDatabaseError, on_database
+    from app.settings import Settings
 
-    dsn = os.environ.get("DATABASE_URL", "")
-    if not dsn:
-        print(f"cairn {command}: set DATABASE_URL", file=sys.stderr)
+    try:
+        return on_database(Settings.from_env(generate_keys=True), None, work, connections=1)
+    except NoDatabaseError as exc:
+        print(f"cairn {command}: {exc}", file=sys.stderr)
         return None
-
-    async def run() -> T:
-        pool = await create_pool(dsn, min_size=1, max_size=1)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            return await work(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(run())
 
 
 def cmd_keys_legacy(args: argparse.Namespace) -> int:

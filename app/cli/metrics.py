@@ -10,14 +10,13 @@ They work on `--database-url`, else DATABASE_URL, else the embedded database of 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from app.cli.common import NoDatabaseError, database
+from app.cli.common import NoDatabaseError, on_database
 from app.settings import ConfigError, Settings
 
 
@@ -82,25 +81,17 @@ def show_progress(done: int, total: int) -> None:
 
 def cmd_metrics_refresh(args: argparse.Namespace) -> int:
     from app.serving.metrics_refresh import refresh_metrics
-    from app.storage.db import create_pool, migrate
 
     loaded = _layouts("refresh")
     if loaded is None:
         return 2
     settings, layouts = loaded
-
-    async def run(dsn: str) -> Any:
-        pool = await create_pool(dsn, min_size=1, max_size=3)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            return await refresh_metrics(pool, layouts, full=args.full, progress=show_progress)
-        finally:
-            await pool.close()
-
     try:
-        with database(settings, args.database_url) as dsn:
-            report = asyncio.run(run(dsn))
+        report = on_database(
+            settings,
+            args.database_url,
+            lambda pool: refresh_metrics(pool, layouts, full=args.full, progress=show_progress),
+        )
     except NoDatabaseError as exc:
         print(f"cairn metrics refresh: {exc}", file=sys.stderr)
         return 2
@@ -119,7 +110,6 @@ def cmd_metrics_show(args: argparse.Namespace) -> int:
     from app.errors import CairnError
     from app.http.metrics import to_csv
     from app.serving.metrics import answer, question
-    from app.storage.db import create_pool
 
     loaded = _layouts("show")
     if loaded is None:
@@ -142,16 +132,8 @@ def cmd_metrics_show(args: argparse.Namespace) -> int:
         print(f"cairn metrics show: {exc.message}", file=sys.stderr)
         return 2
 
-    async def run(dsn: str) -> Any:
-        pool = await create_pool(dsn, min_size=1, max_size=2)
-        try:
-            return await answer(pool, layouts, q, now)
-        finally:
-            await pool.close()
-
     try:
-        with database(settings, args.database_url) as dsn:
-            found = asyncio.run(run(dsn))
+        found = on_database(settings, args.database_url, lambda pool: answer(pool, layouts, q, now))
     except NoDatabaseError as exc:
         print(f"cairn metrics show: {exc}", file=sys.stderr)
         return 2
