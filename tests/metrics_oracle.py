@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import cel
 import msgspec
 
 from app.engine.metrics import (
@@ -223,6 +224,8 @@ def matches(
             for prop, wanted in match.where.items()
         ):
             continue
+        if match.when and not passes(match.when, e):
+            continue
         if match.same_as_before:
             own = u.events(h, "tenant" if u.unit_id == "" else "user")
             earlier = [
@@ -234,6 +237,17 @@ def matches(
                 continue
         found.append(e)
     return found
+
+
+def passes(condition: str, e: EventRow) -> bool:
+    """What the CEL runtime says of a `when:` on the event; an error leaves it out."""
+    try:
+        result = cel.compile(condition).execute(
+            {"event": {"name": e.event, "properties": e.properties}}
+        )
+    except Exception:  # noqa: BLE001 - CEL's errors (no such key, no such overload) leave it out
+        return False
+    return result is True
 
 
 def _applies(for_roles: list[str], role: str) -> bool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import cel
 import msgspec
 
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert
+from app.engine.event_conditions import ConditionError
+from app.engine.event_conditions import parse as parse_condition
 from app.engine.metrics import (
     KINDS,
     AnchorSpec,
@@ -135,6 +139,26 @@ def _check_match(src: Source, path: Path_, match: EventMatch, problems: list[Pro
         return
     if sum(named) != 1:
         problems.append(src.at(path, "name the events: one of event, events or class"))
+    if match.when is not None:
+        _check_condition(src, (*path, "when"), match.when, problems)
+
+
+def _check_condition(src: Source, path: Path_, expr: str, problems: list[Problem]) -> None:
+    """A `when:` is CEL, and within what the database evaluates."""
+    quote = 1 if path in src.quoted else 0
+    try:
+        cel.compile(expr)
+    except ValueError as exc:
+        m = re.search(r"<input>:\d+:(\d+): (.*?)(?:\n|$)", str(exc))
+        at, what = (int(m.group(1)), m.group(2)) if m else (0, str(exc))
+        problems.append(src.at(path, f"CEL: {what}", offset=quote + at))
+        return
+    try:
+        parse_condition(expr)
+    except ConditionError as exc:
+        problems.append(
+            src.at(path, f"CEL: {exc} (metrics read events in the database)", offset=quote + exc.at)
+        )
 
 
 def _matches(metric: MetricSpec) -> list[tuple[Path_, EventMatch]]:

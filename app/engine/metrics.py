@@ -40,7 +40,7 @@ class EventMatch(MetricSpecBase, frozen=True, kw_only=True):
     `same_as_before: <property>` keeps events whose property equals that of the unit's latest
     event of the same name before the anchor (the feature a help tip was shown for).
     `trait_up: <trait>` matches a group call raising a numeric trait (seats) above its value at
-    the anchor, instead of named events.
+    the anchor, instead of named events. `when` is a CEL condition on the event.
     """
 
     event: str | None = None
@@ -52,6 +52,9 @@ class EventMatch(MetricSpecBase, frozen=True, kw_only=True):
     scope: Literal["user", "tenant"] = "user"
     same_as_before: str | None = None
     trait_up: str | None = None
+    # A CEL condition on the event, e.g. "event.properties.seats > 10 && event.name != 'x'"
+    # (the subset of app.engine.event_conditions, evaluated by the database).
+    when: str | None = None
 
 
 class AnchorSpec(MetricSpecBase, frozen=True, kw_only=True):

@@ -17,6 +17,8 @@ from typing import Any
 
 import msgspec
 
+from app.engine.event_conditions import Condition, Const, Literal_, Logic, kind_of
+from app.engine.event_conditions import parse as parse_condition
 from app.engine.metrics import (
     AnchorSpec,
     ConversionMetric,
@@ -226,6 +228,8 @@ def _match(
         key = params.add(prop, "text")
         allowed = params.add([_text(v) for v in values], "text[]")
         parts.append(f"e.properties->>{key} = ANY({allowed})")
+    if match.when:
+        parts.append(_condition_sql(parse_condition(match.when), params))
     if match.same_as_before:
         prop = params.add(match.same_as_before, "text")
         who = "" if scope.tenant_unit else " AND b.user_id = u.unit_id"
@@ -235,6 +239,46 @@ def _match(
             " AND b.ts < u.anchor_at ORDER BY b.ts DESC LIMIT 1)"
         )
     return " AND ".join(parts)
+
+
+def _condition_sql(c: Condition, params: _Params) -> str:
+    """A `when:` condition over the event row `e` (errors as NULL, as CEL leaves them out)."""
+    if isinstance(c, Const):
+        return "TRUE" if c.value else "FALSE"
+    if isinstance(c, Logic):
+        if c.op == "not":
+            return f"(NOT {_condition_sql(c.parts[0], params)})"
+        joined = f" {c.op.upper()} ".join(_condition_sql(p, params) for p in c.parts)
+        return f"({joined})"
+    if c.field.name:
+        if not isinstance(c.value, str):
+            return {"==": "FALSE", "!=": "TRUE"}.get(c.op, "NULL")
+        op = {"==": "=", "!=": "<>"}.get(c.op, c.op)
+        return f'(e.event COLLATE "C" {op} {params.add(c.value, "text")})'
+    kind = kind_of(c.value)
+    if kind == "null" and c.op not in ("==", "!="):
+        return "NULL"  # ordering nulls is an error
+    json = f"e.properties #> {params.add(list(c.field.keys), 'text[]')}"
+    if c.op in ("==", "!="):
+        typed = _typed(json, "=" if c.op == "==" else "<>", c.value, params)
+        other = "FALSE" if c.op == "==" else "TRUE"  # values of different kinds are not equal
+        return (
+            f"(CASE WHEN {json} IS NULL THEN NULL"
+            f" WHEN jsonb_typeof({json}) = '{kind}' THEN {typed} ELSE {other} END)"
+        )
+    typed = _typed(json, c.op, c.value, params)
+    return f"(CASE WHEN jsonb_typeof({json}) = '{kind}' THEN {typed} END)"
+
+
+def _typed(json: str, op: str, value: Literal_, params: _Params) -> str:
+    kind = kind_of(value)
+    if kind == "number":
+        return f"({json} #>> '{{}}')::numeric {op} {params.add(value, 'numeric')}"
+    if kind == "string":
+        return f"({json} #>> '{{}}') COLLATE \"C\" {op} {params.add(value, 'text')}"
+    if kind == "boolean":
+        return f"({json} #>> '{{}}')::boolean {op} {params.add(value, 'boolean')}"
+    return "TRUE" if op == "=" else "FALSE"  # null == null
 
 
 def _text(value: object) -> str:

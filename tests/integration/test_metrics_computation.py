@@ -96,6 +96,15 @@ metrics:
     population: {role: [admin, maker]}
     events: {event: error_shown}
     within_days: 30
+  conditioned:
+    label: c
+    kind: count
+    events:
+      events: [automation_created, automation_started, feature_used]
+      when: >-
+        event.properties.id in ['a1', 7]
+        || (event.name == 'feature_used' && event.properties.feature >= 'reports')
+    within_days: 30
   features:
     label: c
     kind: distinct

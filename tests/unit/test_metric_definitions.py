@@ -142,3 +142,31 @@ def test_a_broken_metrics_file_keeps_the_last_good_version_live(layouts_dir: Pat
     )
     assert rt.reload_layouts() is True
     assert "broken" in rt.layouts.metrics and rt.layout_error is None
+
+
+def test_conditions_are_cel_within_what_the_database_evaluates(layouts_dir: Path) -> None:
+    found = problems(
+        layouts_dir,
+        """metrics:
+  syntax:
+    label: S
+    kind: count
+    events: {event: x, when: "event.properties.a =="}
+  outside:
+    label: O
+    kind: count
+    events:
+      event: x
+      when: event.properties.tags.exists(t, t == 'a')
+  fine:
+    label: F
+    kind: count
+    events:
+      event: x
+      when: "event.properties.plan in ['pro', 'enterprise'] && !(event.properties.n < 3)"
+""",
+    )
+    assert len(found) == 2
+    assert found[0].startswith("layouts/metrics.yaml:5:") and "CEL:" in found[0]
+    assert found[1].startswith("layouts/metrics.yaml:11:41: CEL: found '('")  # the macro
+    assert "in the database" in found[1]
