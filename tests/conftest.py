@@ -121,6 +121,7 @@ def settings(database_dsn: str) -> Settings:
         database_url=database_dsn,
         layouts_dir=LAYOUTS_DIR,
         reload_layouts=False,
+        metrics_refresh_s=0,  # tests refresh the metrics when they mean to
     )
 
 

@@ -42,6 +42,7 @@ from recommender.embedder import SentenceTransformerEmbedder
 log = logging.getLogger("cairn.runtime")
 
 RECS_REFRESH_S = 300.0
+FIRST_METRICS_REFRESH_S = 30.0  # after start: a demo or a new deployment fills its dashboards
 
 
 class _Notice(msgspec.Struct):
@@ -230,15 +231,17 @@ class Runtime:
             self._metrics.forget()
 
     async def _refresh_metrics_forever(self) -> None:
-        """Refresh the metrics on a schedule (one process at a time does the work)."""
+        """Refresh the metrics soon after start, then on a schedule (one process at a time does
+        the work, see `refresh_metrics`)."""
+        await asyncio.sleep(min(FIRST_METRICS_REFRESH_S, self.settings.metrics_refresh_s))
         while True:
-            await asyncio.sleep(self.settings.metrics_refresh_s)
             try:
                 await refresh_metrics(self.pool, self.layouts)
                 self.metrics_error = None
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the schedule must outlive any one failure
                 self.metrics_error = repr(exc)
                 log.warning("metrics not refreshed: %r", exc)
+            await asyncio.sleep(self.settings.metrics_refresh_s)
 
     def _on_models(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         self._spawn(self.reload_models())

@@ -262,10 +262,11 @@ def run_cli(argv: list[str] | None = None) -> list[SummaryRow]:
     parser.add_argument("--new", type=int, default=100_000, help="events before the incremental")
     parser.add_argument("--requests", type=int, default=200, help="per metric and kind")
     parser.add_argument("--skip-scale", action="store_true", help="the demo database only")
+    parser.add_argument("--skip-demo", action="store_true", help="the synthetic history only")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.new, args.requests = 50_000, 2_000, 20
-    rows = asyncio.run(demo_part(args))
+    rows = [] if args.skip_demo else asyncio.run(demo_part(args))
     if not args.skip_scale:
         rows += asyncio.run(scale_part(args))
     return report(rows)
