@@ -2,7 +2,6 @@
 //
 //   node build.mjs          write dist/cairn.min.js (full), dist/cairn.core.min.js (core),
 //                           dist/cairn.css (the default stylesheet, for the core build or a CSP)
-//                           dist/cairn.d.ts (the hand-written declarations, src/cairn.d.ts)
 //                           and dist/admin/metrics.js (the admin dashboards' charts)
 //   node build.mjs --check  rebuild in memory: fail if dist/ differs or the core is over budget
 //
@@ -129,8 +128,6 @@ const builds = {
   "cairn.min.js": full,
   "cairn.core.min.js": await minify(["FULL"]),
   "cairn.css": stylesheet(full),
-  // The declarations ship beside the bundles (Cairn serves dist/ as it is packaged).
-  "cairn.d.ts": readFileSync(join(SOURCE, "cairn.d.ts")),
   "admin/metrics.js": await adminBundle(),
 };
 const check = process.argv.includes("--check");

@@ -11,7 +11,8 @@ from app.http.dependencies import RuntimeDep
 from app.storage.db import ping
 
 # The built web SDK (web_sdk/dist, committed and checked against a fresh build), packaged with
-# Cairn as `app/http/sdk`, so that an installed Cairn serves it too.
+# Cairn as `app/http/sdk`, so that an installed Cairn serves it too; its hand-written declarations
+# (web_sdk/src/cairn.d.ts) as `app/http/cairn.d.ts`.
 SDK_ASSETS: Traversable = resources.files("app.http") / "sdk"
 # Browsers may keep using a cached SDK for a week while Cairn is unreachable.
 SDK_CACHE = "public, max-age=3600, stale-while-revalidate=86400, stale-if-error=604800"
@@ -96,7 +97,7 @@ def _script(name: str) -> Response[bytes]:
 @get("/sdk/cairn.d.ts")
 async def sdk_types() -> Response[bytes]:
     return Response(
-        content=(SDK_ASSETS / "cairn.d.ts").read_bytes(),
+        content=(resources.files("app.http") / "cairn.d.ts").read_bytes(),
         media_type=MediaType.TEXT,
         headers={"Cache-Control": SDK_CACHE},
     )

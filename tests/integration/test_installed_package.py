@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web_sdk" / "dist"
-ASSETS = ("cairn.min.js", "cairn.core.min.js", "cairn.css", "cairn.d.ts")
+ASSETS = ("cairn.min.js", "cairn.core.min.js", "cairn.css", "admin/metrics.js")
+TYPES = ROOT / "web_sdk" / "src" / "cairn.d.ts"
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +26,8 @@ out = {"app": app.__file__, "assets": {}}
 for name in %r:
     out["assets"][name] = (ops.SDK_ASSETS / name).read_bytes().hex()
 out["script"] = ops._script("cairn.min.js").content.hex()
+import importlib.resources as r
+out["types"] = (r.files("app.http") / "cairn.d.ts").read_bytes().hex()
 print(json.dumps(out))
 """
 
@@ -36,7 +39,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "node_modules")
-    for tree in ("app", "widgets", "recommender", "web_sdk/dist"):
+    for tree in ("app", "widgets", "recommender", "web_sdk/dist", "web_sdk/src"):
         shutil.copytree(ROOT / tree, source / tree, symlinks=True, ignore=skip)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
@@ -63,6 +66,7 @@ def test_the_wheel_carries_the_built_sdk_templates_and_migrations(installed: Pat
     assert (installed / "app" / "http" / "templates" / "admin_why.html").is_file()
     assert (installed / "app" / "demo" / "templates" / "demo.html").is_file()
     assert (installed / "widgets" / "layout.schema.json").is_file()
+    assert (installed / "app" / "http" / "cairn.d.ts").read_bytes() == TYPES.read_bytes()
 
 
 def test_the_installed_package_serves_the_sdk_from_itself(installed: Path, tmp_path: Path) -> None:
@@ -80,3 +84,4 @@ def test_the_installed_package_serves_the_sdk_from_itself(installed: Path, tmp_p
     for name in ASSETS:
         assert bytes.fromhex(found["assets"][name]) == (DIST / name).read_bytes()
     assert bytes.fromhex(found["script"]) == (DIST / "cairn.min.js").read_bytes()
+    assert bytes.fromhex(found["types"]) == TYPES.read_bytes()

@@ -1,0 +1,1 @@
+../../web_sdk/src/cairn.d.ts
