@@ -13,6 +13,7 @@ from app.settings import Settings
 from app.storage.db import Pool
 from app.storage.keys import create_api_key
 from tests.integration.why_page import left_out, shown
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +79,23 @@ async def test_why_inspector_shows_shown_and_left_out_widgets(
     assert reasons["reengage_step"] == Reason.RULE_FALSE
     assert "next_activation_step" not in reasons
     assert "healthcare" in page  # the signals behind it
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "source"),
+    [
+        ("/sdk/cairn.js", "text/javascript", "web_sdk/dist/cairn.min.js"),
+        ("/sdk/v1/cairn.core.js", "text/javascript", "web_sdk/dist/cairn.core.min.js"),
+        ("/sdk/cairn.css", "text/css", "web_sdk/dist/cairn.css"),
+        ("/sdk/cairn.d.ts", "text/plain", "web_sdk/src/cairn.d.ts"),
+        ("/admin/assets/metrics.js", "text/javascript", "web_sdk/dist/admin/metrics.js"),
+    ],
+)
+async def test_the_sdk_and_the_dashboards_script_are_served_as_built(
+    client: AsyncTestClient[Any], path: str, kind: str, source: str
+) -> None:
+    r = await client.get(path)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith(kind)
+    assert r.content == (ROOT / source).read_bytes()
+    assert "stale-if-error" in r.headers["cache-control"]
