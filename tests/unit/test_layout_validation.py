@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.config.layouts import LayoutConfigError, load_layouts
-from app.serving.runtime import Runtime
-from app.settings import Settings
+from tests.offline import offline_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,14 +137,7 @@ def test_validate_command_prints_file_line_col(layouts_dir: Path) -> None:
 
 
 def test_a_broken_reload_keeps_the_last_good_layouts(layouts_dir: Path) -> None:
-    settings = Settings(
-        secret_key="s",
-        publishable_key="p",
-        identity_secret="i",
-        layouts_dir=layouts_dir,
-        reload_layouts=False,
-    )
-    rt = Runtime(settings)
+    rt = offline_runtime(layouts_dir)
     good = rt.layouts
     add_screen(layouts_dir, GOOD_WIDGET.format(when="user.rol == 'admin'"))
     assert rt.reload_layouts() is False

@@ -9,8 +9,7 @@ import pytest
 
 from app.config.layouts import LayoutConfigError, load_layouts
 from app.engine.metrics import KINDS
-from app.serving.runtime import Runtime
-from app.settings import Settings
+from tests.offline import offline_runtime
 from tests.paths import LAYOUTS_DIR
 
 SHIPPED = {
@@ -122,14 +121,7 @@ def test_references_are_checked_where_they_are(layouts_dir: Path) -> None:
 
 
 def test_a_broken_metrics_file_keeps_the_last_good_version_live(layouts_dir: Path) -> None:
-    settings = Settings(
-        secret_key="s",
-        publishable_key="p",
-        identity_secret="i",
-        layouts_dir=layouts_dir,
-        reload_layouts=False,
-    )
-    rt = Runtime(settings)
+    rt = offline_runtime(layouts_dir)
     good = rt.layouts
     assert "activation_14d" in good.metrics
     path = layouts_dir / "metrics.yaml"
