@@ -21,10 +21,12 @@ SELECT
   (SELECT traits FROM tenants WHERE tenant_id = $1) AS t,
   (SELECT coalesce(json_agg(json_build_array(day, event, n)), '[]')
      FROM user_event_days WHERE tenant_id = $1 AND user_id = $2 AND day >= $3) AS days,
-  (SELECT coalesce(json_agg(step), '[]') FROM unnest($4::text[]) step
+  (SELECT coalesce(json_agg(step ORDER BY i), '[]')
+     FROM unnest($4::text[]) WITH ORDINALITY s(step, i)
     WHERE EXISTS (SELECT 1 FROM user_event_days d WHERE d.tenant_id = $1 AND d.event = step))
     AS tenant_events,
-  (SELECT coalesce(json_agg(step), '[]') FROM unnest($7::text[]) step
+  (SELECT coalesce(json_agg(step ORDER BY i), '[]')
+     FROM unnest($7::text[]) WITH ORDINALITY s(step, i)
     WHERE EXISTS (SELECT 1 FROM user_event_days d
                    WHERE d.tenant_id = $1 AND d.user_id = $2 AND d.event = step))
     AS milestones,
