@@ -1,16 +1,20 @@
-"""Keeping the metrics' per-unit rows up to date, a few tenants at a time.
+"""Keeping the metrics' per-unit rows up to date.
 
-A refresh recomputes, for every tenant with events received since the last one, every metric's
-rows, the users' first exposures to widgets and what each unit is (role, plan, industry, seat
-band, sign-up week, lifecycle stage now). A metric whose definition changed is recomputed for
-every tenant. One process refreshes at a time (an advisory lock); the others skip their turn.
+The first refresh (and `full`) computes every metric's rows for every tenant, a few tenants at a
+time. After that a refresh reads only the events received since the last one and recomputes the
+rows they can change (see app.storage.metrics, "Refreshing only what new events can change"): a
+busy hour costs in proportion to the units it touched whose windows are still open, not to the
+history. It also remakes what the new events' users are (role, sign-up week, lifecycle stage now,
+first exposures to widgets) and gives their tenants' plan, industry and seat band to every unit
+of those tenants. A metric whose definition changed is recomputed for every tenant. One process
+refreshes at a time (an advisory lock); the others skip their turn.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,20 +25,29 @@ from app.engine.signals import build_context
 from app.storage.db import Conn, Pool
 from app.storage.metrics import (
     CHUNK_EVENTS,
+    REFRESH_TIMEOUT_S,
     all_tenants,
-    changed_tenants,
+    collect_new,
     compute_sql,
     copy_chunk,
+    copy_marked,
     database_now,
     definitions,
     digest,
     forget_metrics,
+    mark_units,
+    new_tenants,
+    new_users,
+    reads,
     recompute,
     recompute_exposures,
+    recompute_user_exposures,
     refresh_state,
-    replace_units,
+    replace_user_units,
+    retenant_units,
     save_definition,
     save_refresh,
+    tenant_traits,
     unit_facts,
 )
 from app.storage.profiles import fetch_tenant_profiles
@@ -46,13 +59,16 @@ CHUNK = 100  # tenants per transaction
 _LOCK = 7_242_016  # advisory lock: one refresh at a time across processes
 
 Progress = Callable[[int, int], None]
+Statements = dict[str, tuple[str, list[Any]] | None]
 
 
 class RefreshReport(msgspec.Struct, frozen=True, kw_only=True):
-    tenants: int  # tenants whose rows were recomputed
+    tenants: int  # tenants with new events (every tenant on a full refresh)
     metrics: int
     redefined: list[str]  # metrics recomputed for every tenant (new or changed definitions)
     seconds: float
+    events: int = 0  # events read since the last refresh (0 on a full refresh)
+    units: int = 0  # metric rows recomputed for those events
     skipped: bool = False  # another process was refreshing
 
 
@@ -65,50 +81,53 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def _units(
-    conn: Conn, layouts: Layouts, tenants: list[str], now: datetime
-) -> list[tuple[Any, ...]]:
-    """The metric_units rows of these tenants: every user, and each tenant itself."""
-    facts = await unit_facts(conn, tenants)
+def _described(traits: dict[str, Any]) -> tuple[str, str, str]:
+    """A tenant's plan, industry and seat band, from its traits."""
+    seats = traits.get("seats")
+    band = seats_band(seats if isinstance(seats, int) else None) or ""
+    return _text(traits.get("plan")), _text(traits.get("industry")), band
+
+
+async def _refresh_units(
+    conn: Conn,
+    layouts: Layouts,
+    tenants: list[str],
+    now: datetime,
+    users: Sequence[tuple[str, str]] | None = None,
+) -> None:
+    """Remake the metric_units rows of these tenants' users (or only of `users`), then give
+    every unit of the tenants their tenant's plan, industry and seat band."""
+    facts = await unit_facts(conn, tenants, users)
     profiles = {
         (p.tenant_id, p.user_id): p
-        for p in await fetch_tenant_profiles(conn, layouts.vocabulary, tenants, now)
+        for p in await fetch_tenant_profiles(
+            conn, layouts.vocabulary, tenants, now, users=users, command_timeout=REFRESH_TIMEOUT_S
+        )
+    }
+    described = {
+        t: _described(traits) for t, traits in (await tenant_traits(conn, tenants)).items()
     }
     rows: list[tuple[Any, ...]] = []
-    first: dict[str, tuple[datetime, datetime]] = {}
-    tenant_traits: dict[str, dict[str, Any]] = {}
     for f in facts:
         profile = profiles.get((f.tenant_id, f.user_id))
-        traits = profile.tenant_traits if profile is not None else {}
-        tenant_traits[f.tenant_id] = traits
         stage = ""
         if profile is not None:
             context = build_context(profile, layouts.vocabulary, now=now, mode="full")
             stage = context["user"]["stage"]
-        seats = traits.get("seats")
+        plan, industry, band = described.get(f.tenant_id, ("", "", ""))
         rows.append((
             f.tenant_id, "user", f.user_id, f.signup_at, f.first_seen, _week_start(f.signup_at),
-            f.role, _text(traits.get("plan")), _text(traits.get("industry")),
-            seats_band(seats if isinstance(seats, int) else None) or "", stage,
+            f.role, plan, industry, band, stage,
         ))  # fmt: skip
-        signup, seen = first.get(f.tenant_id, (f.signup_at, f.first_seen))
-        first[f.tenant_id] = (min(signup, f.signup_at), min(seen, f.first_seen))
-    for tenant_id, (signup, seen) in first.items():
-        traits = tenant_traits.get(tenant_id, {})
-        seats = traits.get("seats")
-        rows.append((
-            tenant_id, "tenant", "", signup, seen, _week_start(signup), "",
-            _text(traits.get("plan")), _text(traits.get("industry")),
-            seats_band(seats if isinstance(seats, int) else None) or "", "",
-        ))  # fmt: skip
-    return rows
+    await replace_user_units(conn, tenants, rows, users)
+    await retenant_units(conn, [(t, *d) for t, d in sorted(described.items())])
 
 
 async def _recompute_tenants(
     pool: Pool,
     layouts: Layouts,
     tenants: list[str],
-    statements: dict[str, tuple[str, list[Any]] | None],
+    statements: Statements,
     now: datetime,
     *,
     units: bool,
@@ -119,7 +138,46 @@ async def _recompute_tenants(
             await recompute(conn, name, statement, tenants)
         if units:
             await recompute_exposures(conn, tenants)
-            await replace_units(conn, tenants, await _units(conn, layouts, tenants, now))
+            await _refresh_units(conn, layouts, tenants, now)
+
+
+class _Changes(msgspec.Struct, frozen=True):
+    events: int
+    tenants: int
+    units: int
+
+
+async def _recompute_changed(
+    pool: Pool, layouts: Layouts, names: list[str], since: datetime, now: datetime
+) -> _Changes:
+    """Recompute, in one transaction, the rows of `names` that the events received since
+    `since` can change, and what those events' users and tenants are."""
+    vocab = layouts.vocabulary
+    async with pool.acquire() as conn, conn.transaction():
+        events = await collect_new(conn, since)
+        if events == 0:
+            return _Changes(0, 0, 0)
+        marked: dict[str, int] = {}
+        for name in names:
+            metric = layouts.metrics[name]
+            if compute_sql(name, metric, vocab) is not None:
+                marked[name] = await mark_units(conn, name, metric, vocab)
+        wide = sorted(
+            {n for name in marked for n in reads(layouts.metrics[name], vocab).tenant_names}
+        )
+        if any(marked.values()):
+            await copy_marked(conn, wide)
+        for name, count in marked.items():
+            if count:
+                statement = compute_sql(
+                    name, layouts.metrics[name], vocab, source=CHUNK_EVENTS, only_marked=True
+                )
+                await recompute(conn, name, statement, None)
+        users = await new_users(conn)
+        tenants = await new_tenants(conn)
+        await recompute_user_exposures(conn, users)
+        await _refresh_units(conn, layouts, tenants, now, users)
+    return _Changes(events, len(tenants), sum(marked.values()))
 
 
 async def refresh_metrics(
@@ -141,33 +199,39 @@ async def refresh_metrics(
                 name: compute_sql(name, m, vocab, source=CHUNK_EVENTS)
                 for name, m in layouts.metrics.items()
             }
-            redefined = sorted(n for n, d in digests.items() if full or saved.get(n) != d)
+            everything = full or state is None
+            redefined = sorted(n for n, d in digests.items() if everything or saved.get(n) != d)
             everyone = await all_tenants(lock)
-            changed = (
-                everyone if full or state is None else await changed_tenants(lock, state.watermark)
-            )
-            changed_set = set(changed)
-            rest = [t for t in everyone if t not in changed_set] if redefined else []
-            work = [(c, True) for c in _chunks(changed)] + [(c, False) for c in _chunks(rest)]
-            done = 0
-            total = len(changed) + len(rest)
-            for tenants, everything in work:
-                chosen = statements if everything else {n: statements[n] for n in redefined}
+            changes = _Changes(0, len(everyone), 0)
+            if state is not None and not full:
+                kept = [n for n in layouts.metrics if n not in redefined]
+                changes = await _recompute_changed(pool, layouts, kept, state.watermark, now)
+            chosen = statements if everything else {n: statements[n] for n in redefined}
+            chunks = _chunks(everyone) if chosen else []
+            for i, tenants in enumerate(chunks):
                 await _recompute_tenants(pool, layouts, tenants, chosen, now, units=everything)
-                done += len(tenants)
                 if progress is not None:
-                    progress(done, total)
+                    progress(min((i + 1) * CHUNK, len(everyone)), len(everyone))
             async with lock.transaction():
                 await forget_metrics(lock, list(layouts.metrics))
                 for name in redefined:
                     await save_definition(lock, name, digests[name], now)
                 seconds = time.perf_counter() - started
-                await save_refresh(lock, watermark, now, len(changed_set | set(rest)), seconds)
+                await save_refresh(lock, watermark, now, changes.tenants, seconds)
         finally:
             await lock.execute("SELECT pg_advisory_unlock($1)", _LOCK)
-    log.info("metrics refreshed for %d tenants in %.1f s", total, seconds)
+    log.info(
+        "metrics refreshed in %.1f s: %d new events, %d rows of %d tenants recomputed%s",
+        seconds, changes.events, changes.units, changes.tenants,
+        f"; {', '.join(redefined)} for every tenant" if redefined else "",
+    )  # fmt: skip
     return RefreshReport(
-        tenants=total, metrics=len(statements), redefined=redefined, seconds=seconds
+        tenants=changes.tenants,
+        metrics=len(statements),
+        redefined=redefined,
+        seconds=seconds,
+        events=changes.events,
+        units=changes.units,
     )
 
 

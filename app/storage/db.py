@@ -115,6 +115,9 @@ async def _init_connection(conn: Conn) -> None:
         await conn.set_type_codec(
             kind, encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog"
         )
+    # Memory for temporary tables (the metrics refresh's copies of events), taken only by a
+    # session that uses them; it can only be set before a session's first one.
+    await conn.execute("SET temp_buffers = '64MB'")
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:

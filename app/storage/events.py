@@ -20,7 +20,7 @@ counts) come last, and with no round trip between the upserts their row locks ar
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -315,7 +315,7 @@ class _Aggregates:
         counts: dict[tuple[str, str, date, str], int] = {}
         for row in self.rows:
             if row.type == "track" and row.event:
-                key = (row.tenant_id, row.user_id, row.ts.date(), row.event)
+                key = (row.tenant_id, row.user_id, row.ts.astimezone(UTC).date(), row.event)
                 counts[key] = counts.get(key, 0) + 1
         return [(*key, n) for key, n in sorted(counts.items())]
 

@@ -42,6 +42,8 @@ METRICS_CHANNEL = "cairn_metrics"  # NOTIFY here after a refresh: caches of answ
 # transaction whose statements time out after 10 s (create_pool), so one that began before the
 # watermark and committed after it is still read.
 OVERLAP_S = 30
+# The refresh's statements may run longer than a request's (create_pool's command timeout).
+REFRESH_TIMEOUT_S = 900.0
 _DAY = 86_400.0
 
 
@@ -72,22 +74,28 @@ class _Scope:
 
 
 def compute_sql(
-    name: str, metric: MetricSpec, vocab: Vocabulary, *, source: str = "events"
+    name: str,
+    metric: MetricSpec,
+    vocab: Vocabulary,
+    *,
+    source: str = "events",
+    only_marked: bool = False,
 ) -> tuple[str, list[Any]] | None:
     """The statement that recomputes `name`'s rows for the tenants in `$1` (text[]), and its
     parameters after `$1`; None for metrics with no rows of their own (ratios). `source` is the
-    table the events are read from: `events`, or the refresh's copy of a few tenants' events
-    (`CHUNK_EVENTS`, see `copy_chunk`)."""
+    table the events are read from: `events`, or the refresh's copy of some events
+    (`CHUNK_EVENTS`, see `copy_chunk` and `copy_marked`). `only_marked`: for the units that
+    `mark_units` marked for the metric named in `$1` (text) instead (see `recompute`)."""
     if isinstance(metric, RatioMetric):
         return None
     params = _Params([None])
     scope = _Scope(tenant_unit=metric.unit == "tenant")
-    units = _units_cte(metric, params, scope)
+    units = _units_cte(metric, params, scope, only_marked=only_marked)
     window = params.add(metric.within_days * _DAY, "float8")
     select = _select(metric, vocab, params, scope)
     metric_name = params.add(name, "text")
     sql = f"""
-WITH base AS ({units}),
+WITH base AS MATERIALIZED ({units}),
 units AS (
   SELECT b.*, b.anchor_at + make_interval(secs => {window}) AS window_end FROM base b
 )
@@ -114,19 +122,35 @@ def _signup_of(tenant: str, user: str, first_seen: str) -> str:
     )
 
 
-def _units_cte(metric: MetricSpec, params: _Params, scope: _Scope) -> str:
+def _units_cte(
+    metric: MetricSpec, params: _Params, scope: _Scope, *, only_marked: bool = False
+) -> str:
+    """The units (tenant_id, unit_id, role, anchor_at) of the tenants in `$1`, or with
+    `only_marked` those marked for the metric named `$1`."""
     anchor = anchor_of(metric)
     if scope.tenant_unit:
         anchor_sql = _tenant_anchor(anchor, params)
+        which = (
+            f"EXISTS (SELECT 1 FROM {MARKED} m WHERE m.metric = $1::text"
+            " AND m.tenant_id = t.tenant_id AND m.unit_id = '')"
+            if only_marked
+            else "t.tenant_id = ANY($1::text[])"
+        )
         inner = (
             "SELECT t.tenant_id, ''::text AS unit_id, ''::text AS role,"
-            f" ({anchor_sql}) AS anchor_at FROM tenants t WHERE t.tenant_id = ANY($1::text[])"
+            f" ({anchor_sql}) AS anchor_at FROM tenants t WHERE {which}"
         )
     else:
         anchor_sql = _user_anchor(anchor, params)
+        which = (
+            f"EXISTS (SELECT 1 FROM {MARKED} m WHERE m.metric = $1::text"
+            " AND m.tenant_id = uu.tenant_id AND m.unit_id = uu.user_id)"
+            if only_marked
+            else "uu.tenant_id = ANY($1::text[])"
+        )
         inner = (
             "SELECT uu.tenant_id, uu.user_id AS unit_id, coalesce(uu.traits->>'role', '') AS role,"
-            f" ({anchor_sql}) AS anchor_at FROM users uu WHERE uu.tenant_id = ANY($1::text[])"
+            f" ({anchor_sql}) AS anchor_at FROM users uu WHERE {which}"
         )
     where = ["a.anchor_at IS NOT NULL"]
     if metric.population.role:
@@ -137,13 +161,21 @@ def _units_cte(metric: MetricSpec, params: _Params, scope: _Scope) -> str:
     return f"SELECT a.* FROM ({inner}) a WHERE {' AND '.join(where)}"
 
 
+def _one_of(column: str, names: list[str], params: _Params) -> str:
+    """`column` is one of `names`: one name as equality, which PostgreSQL always makes an index
+    condition (an `= ANY` it may leave as a filter, reading the user's every event)."""
+    if len(names) == 1:
+        return f"{column} = {params.add(names[0], 'text')}"
+    return f"{column} = ANY({params.add(names, 'text[]')})"
+
+
 def _exposure_filter(anchor: AnchorSpec, params: _Params, alias: str) -> str:
-    on = params.add(anchor.on, "text[]")
+    on = _one_of(f"{alias}.event", anchor.on, params)
     if anchor.widget:
         widget = f"{alias}.properties->>'widget_id' = {params.add(anchor.widget, 'text')}"
     else:
         widget = f"{alias}.properties->>'widget_type' = {params.add(anchor.widget_type, 'text')}"
-    return f"{alias}.type = 'track' AND {alias}.event = ANY({on}) AND {widget}"
+    return f"{alias}.type = 'track' AND {on} AND {widget}"
 
 
 def _user_anchor(anchor: AnchorSpec, params: _Params) -> str:
@@ -220,9 +252,7 @@ def _match(
             f" AND (e.traits->>{trait})::numeric > coalesce(({before}), ({first}))"
         )
         return " AND ".join(parts)
-    parts.append(
-        f"e.type = 'track' AND e.event = ANY({params.add(_names(match, vocab), 'text[]')})"
-    )
+    parts.append(f"e.type = 'track' AND {_one_of('e.event', _names(match, vocab), params)}")
     for prop, wanted in match.where.items():
         values = wanted if isinstance(wanted, list) else [wanted]
         key = params.add(prop, "text")
@@ -465,58 +495,78 @@ async def definitions(pool: Pool | Conn) -> dict[str, str]:
 CHUNK_EVENTS = "metric_events"  # a temporary copy of the tenants being refreshed
 
 
+async def _create_chunk_table(conn: Conn) -> None:
+    """CHUNK_EVENTS, empty, for the caller's transaction; `_index_chunk` once it is filled."""
+    await conn.execute(
+        f"""
+SET LOCAL maintenance_work_mem = '256MB';
+CREATE TEMP TABLE {CHUNK_EVENTS} (
+    tenant_id text, user_id text, type text, event text, properties jsonb, traits jsonb,
+    ts timestamptz
+) ON COMMIT DROP""",
+        timeout=REFRESH_TIMEOUT_S,
+    )
+
+
+async def _index_chunk(conn: Conn) -> None:
+    """Index CHUNK_EVENTS for every lookup the metrics make (built once it is filled: faster
+    than keeping indexes up row by row)."""
+    await conn.execute(
+        f"""
+CREATE INDEX {CHUNK_EVENTS}_user ON {CHUNK_EVENTS} (tenant_id, user_id, event, ts);
+CREATE INDEX {CHUNK_EVENTS}_tenant ON {CHUNK_EVENTS} (tenant_id, event, ts);
+CREATE INDEX {CHUNK_EVENTS}_group ON {CHUNK_EVENTS} (tenant_id, ts) WHERE type = 'group';
+ANALYZE {CHUNK_EVENTS}""",
+        timeout=REFRESH_TIMEOUT_S,
+    )
+
+
 async def copy_chunk(conn: Conn, tenants: list[str]) -> None:
     """Copy the track and group calls of these tenants (within the caller's transaction) into
     CHUNK_EVENTS, indexed for every lookup the metrics make, so that each metric's statement
     reads a small indexed table instead of the whole event history."""
-    await conn.execute(f"""
-CREATE TEMP TABLE IF NOT EXISTS {CHUNK_EVENTS} (
-    tenant_id text, user_id text, type text, event text, properties jsonb, traits jsonb,
-    ts timestamptz
-) ON COMMIT DELETE ROWS;
-CREATE INDEX IF NOT EXISTS {CHUNK_EVENTS}_user ON {CHUNK_EVENTS} (tenant_id, user_id, event, ts);
-CREATE INDEX IF NOT EXISTS {CHUNK_EVENTS}_tenant ON {CHUNK_EVENTS} (tenant_id, event, ts);
-CREATE INDEX IF NOT EXISTS {CHUNK_EVENTS}_type ON {CHUNK_EVENTS} (tenant_id, type, ts)""")
+    await _create_chunk_table(conn)
     await conn.execute(
         f"INSERT INTO {CHUNK_EVENTS} SELECT tenant_id, user_id, type, event, properties, traits,"
         " ts FROM events WHERE tenant_id = ANY($1::text[]) AND type IN ('track', 'group')",
         tenants,
+        timeout=REFRESH_TIMEOUT_S,
     )
-    await conn.execute(f"ANALYZE {CHUNK_EVENTS}")
-
-
-async def changed_tenants(conn: Conn, since: datetime | None) -> list[str]:
-    """Tenants with events received since `since` (a little before, see OVERLAP_S); all tenants
-    when there was no refresh yet."""
-    if since is None:
-        rows = await conn.fetch("SELECT tenant_id FROM tenants ORDER BY tenant_id")
-    else:
-        rows = await conn.fetch(
-            "SELECT DISTINCT tenant_id FROM events"
-            " WHERE received_at > $1::timestamptz - make_interval(secs => $2::float8)"
-            " ORDER BY tenant_id",
-            since,
-            float(OVERLAP_S),
-        )
-    return [r["tenant_id"] for r in rows]
+    await _index_chunk(conn)
 
 
 async def all_tenants(conn: Conn) -> list[str]:
-    return [r["tenant_id"] for r in await conn.fetch("SELECT tenant_id FROM tenants ORDER BY 1")]
+    return [
+        r["tenant_id"]
+        for r in await conn.fetch(
+            "SELECT tenant_id FROM tenants ORDER BY 1", timeout=REFRESH_TIMEOUT_S
+        )
+    ]
 
 
 async def recompute(
-    conn: Conn, metric: str, statement: tuple[str, list[Any]] | None, tenants: list[str]
+    conn: Conn, metric: str, statement: tuple[str, list[Any]] | None, tenants: list[str] | None
 ) -> None:
-    """Replace the metric's rows of these tenants (in the caller's transaction)."""
-    await conn.execute(
-        "DELETE FROM metric_values WHERE metric = $1 AND tenant_id = ANY($2::text[])",
-        metric,
-        tenants,
-    )
+    """Replace the metric's rows of these tenants, or (None) of the units marked for it with a
+    statement made `only_marked` (in the caller's transaction)."""
+    if tenants is None:
+        await conn.execute(
+            f"DELETE FROM metric_values v USING {MARKED} m WHERE m.metric = $1 AND v.metric = $1"
+            " AND v.tenant_id = m.tenant_id AND v.unit_id = m.unit_id",
+            metric,
+            timeout=REFRESH_TIMEOUT_S,
+        )
+    else:
+        await conn.execute(
+            "DELETE FROM metric_values WHERE metric = $1 AND tenant_id = ANY($2::text[])",
+            metric,
+            tenants,
+            timeout=REFRESH_TIMEOUT_S,
+        )
     if statement is not None:
         sql, params = statement
-        await conn.execute(sql, tenants, *params)
+        first: str | list[str] = metric if tenants is None else tenants
+        await conn.execute(sql, first, *params, timeout=REFRESH_TIMEOUT_S)
 
 
 _EXPOSURES = """
@@ -524,15 +574,260 @@ INSERT INTO metric_exposures (tenant_id, user_id, widget_id, widget_type, first_
 SELECT tenant_id, user_id, properties->>'widget_id', coalesce(max(properties->>'widget_type'), ''),
        min(ts)
   FROM events
- WHERE tenant_id = ANY($1::text[]) AND type = 'track' AND event = 'widget_viewed'
-   AND properties ? 'widget_id'
+ WHERE {which} AND type = 'track' AND event = 'widget_viewed' AND properties ? 'widget_id'
  GROUP BY tenant_id, user_id, properties->>'widget_id'
 """
+_OF_TENANTS = "tenant_id = ANY($1::text[])"
+_OF_USERS = "(tenant_id, user_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
 
 
 async def recompute_exposures(conn: Conn, tenants: list[str]) -> None:
-    await conn.execute("DELETE FROM metric_exposures WHERE tenant_id = ANY($1::text[])", tenants)
-    await conn.execute(_EXPOSURES, tenants)
+    await conn.execute(
+        "DELETE FROM metric_exposures WHERE tenant_id = ANY($1::text[])",
+        tenants,
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    await conn.execute(_EXPOSURES.format(which=_OF_TENANTS), tenants, timeout=REFRESH_TIMEOUT_S)
+
+
+# --- Refreshing only what new events can change ---------------------------------------------------
+#
+# An incremental refresh recomputes a metric's row for a unit only when an event received since
+# the last refresh can change it: an event of the unit's own (or, for what a metric reads from
+# anyone in the tenant, of its tenant) timed before the last moment the row reads (its anchor plus
+# the window; retention: the last week). A later event can neither move an anchor that is the
+# first of something nor fall in the window. A few events matter at any time: an identify (the
+# role a population or an activation step asks for), a signed_up (a sign-up anchor is the first
+# signed_up, else the first event) and, for a population by plan at the anchor, the tenant's plan
+# changes.
+
+NEW_EVENTS = "metric_new"  # what was received since the last refresh: who, what, when
+MARKED = "metric_marked"  # (metric, tenant, unit) to recompute
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a metric's rows read beyond the unit's own events."""
+
+    tenant_names: frozenset[str]  # track events read from anyone in the unit's tenant
+    group: bool  # the tenant's group calls (traits over time)
+    plan_population: bool  # a population by plan at the anchor: any plan change counts
+    horizon_s: float  # the rows read no event later than anchor + this
+    signup_anchor: bool  # anchored at sign-up, which a later signed_up can move
+
+
+def _matches(metric: MetricSpec) -> tuple[list[EventMatch], bool]:
+    """The metric's event matches, and whether it reads the activation steps."""
+    if isinstance(metric, ConversionMetric):
+        outcomes = outcomes_of(metric)
+        return ([], True) if outcomes == "activation" else (list(outcomes), False)
+    if isinstance(metric, TimeToMetric):
+        return ([], True) if metric.outcome == "activation" else ([metric.outcome], False)
+    if isinstance(metric, CountMetric | DistinctMetric):
+        return [metric.events], False
+    if isinstance(metric, RetentionMetric):
+        return [metric.activity], False
+    if isinstance(metric, FunnelMetric):
+        if metric.steps == "activation":
+            return [], True
+        return [step.outcome for step in metric.steps], False
+    return [], False
+
+
+def reads(metric: MetricSpec, vocab: Vocabulary) -> Reads:
+    tenant_unit = metric.unit == "tenant"
+    matches, activation = _matches(metric)
+    names: set[str] = set()
+    group = bool(metric.population.plan_at_anchor)
+    for m in matches:
+        if m.trait_up is not None:
+            group = True
+        elif tenant_unit or m.scope == "tenant":
+            names.update(_names(m, vocab))
+    if activation:
+        names.update(
+            s.event for s in vocab.signals.activation if tenant_unit or s.scope == "tenant"
+        )
+    if tenant_unit:
+        names.add("signed_up")  # a tenant's anchor is its first user's sign-up
+        anchor = anchor_of(metric)
+        if anchor.at == "exposure":
+            names.update(anchor.on)
+        if isinstance(metric, DurationMetric):
+            names.update(n for t in metric.tasks for n in (t.start, t.complete))
+    if metric.population.plan_at_anchor:
+        names.add("plan_upgraded")
+    horizon = metric.within_days * _DAY
+    if isinstance(metric, RetentionMetric):
+        horizon = max(horizon, 7 * (metric.weeks + 1) * _DAY)
+    return Reads(
+        tenant_names=frozenset(names),
+        group=group,
+        plan_population=bool(metric.population.plan_at_anchor),
+        horizon_s=horizon,
+        signup_anchor=anchor_of(metric).at == "signup",
+    )
+
+
+async def collect_new(conn: Conn, since: datetime) -> int:
+    """Note (in the caller's transaction) who sent what, when, since `since` (a little before,
+    see OVERLAP_S); the number of events."""
+    await conn.execute(
+        f"""
+CREATE TEMP TABLE IF NOT EXISTS {NEW_EVENTS} (
+    tenant_id text, user_id text, type text, event text, ts timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {MARKED} (
+    metric text, tenant_id text, unit_id text, PRIMARY KEY (metric, tenant_id, unit_id)
+) ON COMMIT DELETE ROWS""",
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    status = await conn.execute(
+        f"INSERT INTO {NEW_EVENTS} SELECT tenant_id, user_id, type, event, ts FROM events"
+        " WHERE received_at > $1::timestamptz - make_interval(secs => $2::float8)",
+        since,
+        float(OVERLAP_S),
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    await conn.execute(f"ANALYZE {NEW_EVENTS}", timeout=REFRESH_TIMEOUT_S)
+    return int(status.split()[-1])
+
+
+async def new_tenants(conn: Conn) -> list[str]:
+    rows = await conn.fetch(
+        f"SELECT DISTINCT tenant_id FROM {NEW_EVENTS} ORDER BY 1", timeout=REFRESH_TIMEOUT_S
+    )
+    return [r["tenant_id"] for r in rows]
+
+
+async def new_users(conn: Conn) -> list[tuple[str, str]]:
+    rows = await conn.fetch(
+        f"SELECT DISTINCT tenant_id, user_id FROM {NEW_EVENTS} ORDER BY 1, 2",
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    return [(r["tenant_id"], r["user_id"]) for r in rows]
+
+
+def _since(r: Reads, *, identify_matters: bool) -> str:
+    """Per new event: the earliest time of a row it can change (-infinity: any row)."""
+    always = []
+    if identify_matters:
+        always.append("n.type = 'identify'")
+    if r.signup_anchor:
+        # The first sign-up, else the first event: a sign-up after the first event moves it.
+        always.append("n.event = 'signed_up'")
+    if r.plan_population:
+        always.append("n.type = 'group' OR n.event = 'plan_upgraded'")
+    if not always:
+        return "n.ts"
+    return f"CASE WHEN {' OR '.join(always)} THEN '-infinity'::timestamptz ELSE n.ts END"
+
+
+async def mark_units(conn: Conn, name: str, metric: MetricSpec, vocab: Vocabulary) -> int:
+    """Mark the units whose rows of `name` the new events can change; how many."""
+    r = reads(metric, vocab)
+    horizon = "make_interval(secs => $2::float8)"
+    if metric.unit == "tenant":
+        sql = f"""
+INSERT INTO {MARKED} (metric, tenant_id, unit_id)
+SELECT $1, c.tenant_id, '' FROM (
+  SELECT n.tenant_id, min({_since(r, identify_matters=False)}) AS since
+    FROM {NEW_EVENTS} n GROUP BY 1) c
+  LEFT JOIN metric_values v ON v.metric = $1 AND v.tenant_id = c.tenant_id AND v.unit_id = ''
+ WHERE v.anchor_at IS NULL OR v.anchor_at + {horizon} >= c.since
+ON CONFLICT DO NOTHING"""
+        status = await conn.execute(sql, name, r.horizon_s, timeout=REFRESH_TIMEOUT_S)
+        return int(status.split()[-1])
+    wide = ""
+    if r.tenant_names or r.group:
+        wide = f"""
+  UNION ALL
+  SELECT u.tenant_id, u.user_id, false, t.since FROM (
+    SELECT n.tenant_id, min({_since(r, identify_matters=False)}) AS since FROM {NEW_EVENTS} n
+     WHERE (n.type = 'track' AND n.event = ANY($3::text[])) OR ($4::bool AND n.type = 'group')
+     GROUP BY 1) t
+  JOIN users u ON u.tenant_id = t.tenant_id"""
+    sql = f"""
+INSERT INTO {MARKED} (metric, tenant_id, unit_id)
+SELECT DISTINCT $1, c.tenant_id, c.unit_id FROM (
+  SELECT n.tenant_id, n.user_id AS unit_id, true AS own,
+         min({_since(r, identify_matters=True)}) AS since
+    FROM {NEW_EVENTS} n GROUP BY 1, 2{wide}
+) c
+  LEFT JOIN metric_values v
+    ON v.metric = $1 AND v.tenant_id = c.tenant_id AND v.unit_id = c.unit_id
+ WHERE (v.anchor_at IS NULL AND (c.own OR c.since = '-infinity'))
+    OR v.anchor_at + {horizon} >= c.since
+ON CONFLICT DO NOTHING"""
+    args: list[Any] = [name, r.horizon_s]
+    if wide:
+        args += [sorted(r.tenant_names), r.group]
+    status = await conn.execute(sql, *args, timeout=REFRESH_TIMEOUT_S)
+    return int(status.split()[-1])
+
+
+async def copy_marked(conn: Conn, tenant_names: Sequence[str]) -> None:
+    """Copy into CHUNK_EVENTS what the marked units' rows read: their users' own events, and of
+    their tenants the group calls and the track events named in `tenant_names` (found through
+    user_event_days, so a tenant's history is not scanned for them)."""
+    await _create_chunk_table(conn)
+    await conn.execute(
+        f"""
+CREATE TEMP TABLE IF NOT EXISTS metric_marked_users (tenant_id text, user_id text)
+  ON COMMIT DROP;
+INSERT INTO metric_marked_users SELECT DISTINCT tenant_id, unit_id FROM {MARKED}
+ WHERE unit_id <> '';
+ANALYZE metric_marked_users""",
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    columns = "e.tenant_id, e.user_id, e.type, e.event, e.properties, e.traits, e.ts"
+    await conn.execute(
+        f"""
+INSERT INTO {CHUNK_EVENTS} SELECT {columns}
+  FROM metric_marked_users m JOIN events e ON e.tenant_id = m.tenant_id AND e.user_id = m.user_id
+ WHERE e.type IN ('track', 'group')""",
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    tenants = [
+        r["tenant_id"]
+        for r in await conn.fetch(
+            f"SELECT DISTINCT tenant_id FROM {MARKED}", timeout=REFRESH_TIMEOUT_S
+        )
+    ]
+    others = (
+        "NOT EXISTS (SELECT 1 FROM metric_marked_users m"
+        " WHERE m.tenant_id = e.tenant_id AND m.user_id = e.user_id)"
+    )
+    await conn.execute(
+        f"INSERT INTO {CHUNK_EVENTS} SELECT {columns} FROM events e"
+        f" WHERE e.tenant_id = ANY($1::text[]) AND e.type = 'group' AND {others}",
+        tenants,
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    if tenant_names:
+        await conn.execute(
+            f"""
+INSERT INTO {CHUNK_EVENTS} SELECT {columns}
+  FROM user_event_days d
+  JOIN events e ON e.tenant_id = d.tenant_id AND e.user_id = d.user_id
+   AND e.ts >= d.day::timestamp AT TIME ZONE 'UTC'
+   AND e.ts < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
+   AND e.type = 'track' AND e.event = d.event
+ WHERE d.tenant_id = ANY($1::text[]) AND d.event = ANY($2::text[]) AND {others}""",
+            tenants,
+            list(tenant_names),
+            timeout=REFRESH_TIMEOUT_S,
+        )
+    await _index_chunk(conn)
+
+
+async def recompute_user_exposures(conn: Conn, users: Sequence[tuple[str, str]]) -> None:
+    """Replace these users' first exposures (in the caller's transaction)."""
+    pairs = [[t for t, _ in users], [u for _, u in users]]
+    await conn.execute(
+        f"DELETE FROM metric_exposures WHERE {_OF_USERS}", *pairs, timeout=REFRESH_TIMEOUT_S
+    )
+    await conn.execute(_EXPOSURES.format(which=_OF_USERS), *pairs, timeout=REFRESH_TIMEOUT_S)
 
 
 _UNIT_FACTS = """
@@ -541,7 +836,7 @@ SELECT u.tenant_id, u.user_id, u.first_seen,
                    AND s.user_id = u.user_id AND s.type = 'track' AND s.event = 'signed_up'),
                 u.first_seen) AS signup_at,
        coalesce(u.traits->>'role', '') AS role
-  FROM users u WHERE u.tenant_id = ANY($1::text[])
+  FROM users u WHERE {which}
 """
 
 
@@ -553,8 +848,18 @@ class UnitFacts(msgspec.Struct, frozen=True):
     role: str
 
 
-async def unit_facts(conn: Conn, tenants: list[str]) -> list[UnitFacts]:
-    rows = await conn.fetch(_UNIT_FACTS, tenants)
+async def unit_facts(
+    conn: Conn, tenants: list[str], users: Sequence[tuple[str, str]] | None = None
+) -> list[UnitFacts]:
+    """The users of these tenants (or only `users`), for their metric_units rows."""
+    if users is None:
+        rows = await conn.fetch(
+            _UNIT_FACTS.format(which=f"u.{_OF_TENANTS}"), tenants, timeout=REFRESH_TIMEOUT_S
+        )
+    else:
+        pairs = [[t for t, _ in users], [u for _, u in users]]
+        which = "(u.tenant_id, u.user_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        rows = await conn.fetch(_UNIT_FACTS.format(which=which), *pairs, timeout=REFRESH_TIMEOUT_S)
     return [
         UnitFacts(r["tenant_id"], r["user_id"], r["first_seen"], r["signup_at"], r["role"])
         for r in rows
@@ -567,16 +872,90 @@ UNIT_COLUMNS = (
 )  # fmt: skip
 
 
-async def replace_units(conn: Conn, tenants: list[str], rows: list[tuple[Any, ...]]) -> None:
-    await conn.execute("DELETE FROM metric_units WHERE tenant_id = ANY($1::text[])", tenants)
+async def replace_user_units(
+    conn: Conn,
+    tenants: list[str],
+    rows: list[tuple[Any, ...]],
+    users: Sequence[tuple[str, str]] | None = None,
+) -> None:
+    """Replace the user rows of metric_units of these tenants (or only of `users`)."""
+    if users is None:
+        await conn.execute(
+            f"DELETE FROM metric_units WHERE unit = 'user' AND {_OF_TENANTS}",
+            tenants,
+            timeout=REFRESH_TIMEOUT_S,
+        )
+    else:
+        await conn.execute(
+            "DELETE FROM metric_units WHERE unit = 'user'"
+            " AND (tenant_id, unit_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [t for t, _ in users],
+            [u for _, u in users],
+            timeout=REFRESH_TIMEOUT_S,
+        )
     if rows:
-        await conn.copy_records_to_table("metric_units", records=rows, columns=UNIT_COLUMNS)
+        await conn.copy_records_to_table(
+            "metric_units", records=rows, columns=UNIT_COLUMNS, timeout=REFRESH_TIMEOUT_S
+        )
+
+
+async def tenant_traits(conn: Conn, tenants: list[str]) -> dict[str, dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT tenant_id, traits FROM tenants WHERE {_OF_TENANTS}",
+        tenants,
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    return {r["tenant_id"]: r["traits"] or {} for r in rows}
+
+
+async def retenant_units(conn: Conn, tenants: Sequence[tuple[str, str, str, str]]) -> None:
+    """Give these tenants' (id, plan, industry, seat band) to their users' rows, and remake
+    each tenant's own row from its users' (its sign-up: its first user's)."""
+    columns = [list(c) for c in zip(*tenants, strict=True)] if tenants else [[], [], [], []]
+    given = (
+        "unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+        " AS x(tenant_id, plan, industry, seat_band)"
+    )
+    await conn.execute(
+        f"""UPDATE metric_units mu SET plan = x.plan, industry = x.industry,
+                  seat_band = x.seat_band
+             FROM {given}
+            WHERE mu.tenant_id = x.tenant_id AND mu.unit = 'user'
+              AND (mu.plan, mu.industry, mu.seat_band)
+                  IS DISTINCT FROM (x.plan, x.industry, x.seat_band)""",
+        *columns,
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    await conn.execute(
+        f"DELETE FROM metric_units WHERE unit = 'tenant' AND {_OF_TENANTS}",
+        columns[0],
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    await conn.execute(
+        f"""INSERT INTO metric_units ({", ".join(UNIT_COLUMNS)})
+           SELECT x.tenant_id, 'tenant', '', min(mu.signup_at), min(mu.first_event_at),
+                  date_trunc('week', min(mu.signup_at) AT TIME ZONE 'UTC')::date, '', x.plan,
+                  x.industry, x.seat_band, ''
+             FROM {given}
+             JOIN metric_units mu ON mu.tenant_id = x.tenant_id AND mu.unit = 'user'
+            GROUP BY x.tenant_id, x.plan, x.industry, x.seat_band""",
+        *columns,
+        timeout=REFRESH_TIMEOUT_S,
+    )
 
 
 async def forget_metrics(conn: Conn, keep: list[str]) -> None:
     """Drop the rows of metrics no longer defined."""
-    await conn.execute("DELETE FROM metric_values WHERE NOT (metric = ANY($1::text[]))", keep)
-    await conn.execute("DELETE FROM metric_definitions WHERE NOT (metric = ANY($1::text[]))", keep)
+    await conn.execute(
+        "DELETE FROM metric_values WHERE NOT (metric = ANY($1::text[]))",
+        keep,
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    await conn.execute(
+        "DELETE FROM metric_definitions WHERE NOT (metric = ANY($1::text[]))",
+        keep,
+        timeout=REFRESH_TIMEOUT_S,
+    )
 
 
 async def save_definition(conn: Conn, metric: str, digest_: str, at: datetime) -> None:
@@ -587,6 +966,7 @@ async def save_definition(conn: Conn, metric: str, digest_: str, at: datetime) -
         metric,
         digest_,
         at,
+        timeout=REFRESH_TIMEOUT_S,
     )
 
 
@@ -602,13 +982,14 @@ async def save_refresh(
         at,
         tenants,
         seconds,
+        timeout=REFRESH_TIMEOUT_S,
     )
-    await conn.execute("SELECT pg_notify($1, '')", METRICS_CHANNEL)
+    await conn.execute("SELECT pg_notify($1, '')", METRICS_CHANNEL, timeout=REFRESH_TIMEOUT_S)
 
 
 async def database_now(conn: Conn) -> datetime:
     """The database's clock: the watermark is compared with `received_at`, which it set."""
-    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()", timeout=REFRESH_TIMEOUT_S)
     return now
 
 

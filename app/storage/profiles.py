@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -182,52 +183,90 @@ class ProfileStore:
 
 # --- Many profiles at once ------------------------------------------------------------------------
 
+# Each query reads the tenants in $1; `{users}` narrows the user-keyed ones to some users.
 _MANY_SQL = {
     "users": "SELECT tenant_id, user_id, traits, first_seen, last_seen FROM users"
-    " WHERE tenant_id = ANY($1::text[])",
+    " WHERE tenant_id = ANY($1::text[]){users}",
     "tenants": "SELECT tenant_id, traits FROM tenants WHERE tenant_id = ANY($1::text[])",
     "days": "SELECT tenant_id, user_id, day, event, n FROM user_event_days"
-    " WHERE tenant_id = ANY($1::text[]) AND day >= $2::date",
-    "steps": "SELECT DISTINCT tenant_id, user_id, event FROM user_event_days"
+    " WHERE tenant_id = ANY($1::text[]) AND day >= $2::date{users}",
+    "reached": "SELECT DISTINCT tenant_id, event FROM user_event_days"
     " WHERE tenant_id = ANY($1::text[]) AND event = ANY($2::text[])",
+    "milestones": "SELECT DISTINCT tenant_id, user_id, event FROM user_event_days"
+    " WHERE tenant_id = ANY($1::text[]) AND event = ANY($2::text[]){users}",
     "facets": "SELECT tenant_id, user_id, kind, value, n, first_at, last_at FROM user_facets"
-    " WHERE tenant_id = ANY($1::text[])",
+    " WHERE tenant_id = ANY($1::text[]){users}",
     "integrations": "SELECT tenant_id, integration, connected FROM tenant_integrations"
     " WHERE tenant_id = ANY($1::text[])",
     "widgets": "SELECT tenant_id, user_id, widget_id, views, last_viewed, dismissed_at,"
-    " completed_at FROM user_widgets WHERE tenant_id = ANY($1::text[])",
+    " completed_at FROM user_widgets WHERE tenant_id = ANY($1::text[]){users}",
     "recent": """SELECT tenant_id, user_id, event, ts,
                   properties || jsonb_build_object('screen', coalesce(
                       properties->>'screen', context->'screen'->>'name',
                       context->'page'->>'name', '')) AS properties
              FROM events
             WHERE tenant_id = ANY($1::text[]) AND type = 'track'
-              AND event = ANY($2::text[]) AND ts >= $3
+              AND event = ANY($2::text[]) AND ts >= $3{users}
             ORDER BY tenant_id, user_id, ts DESC""",
-    "prefs": "SELECT tenant_id, user_id, body FROM preferences WHERE tenant_id = ANY($1::text[])",
+    "prefs": "SELECT tenant_id, user_id, body FROM preferences"
+    " WHERE tenant_id = ANY($1::text[]){users}",
 }
 _RECENT_LIMIT = 200
 
 
+class _Narrowed:
+    """Runs one of _MANY_SQL, narrowed to some users when given."""
+
+    def __init__(
+        self, db: Pool | Conn, users: Sequence[tuple[str, str]] | None, timeout: float | None
+    ) -> None:
+        self.db = db
+        self.timeout = timeout
+        self.extra: list[Any] = []
+        if users is not None:
+            self.extra = [[t for t, _ in users], [u for _, u in users]]
+
+    async def __call__(self, name: str, *args: Any, narrowed: bool = True) -> list[Any]:
+        narrow = ""
+        if self.extra and narrowed:
+            t, u = len(args) + 1, len(args) + 2
+            narrow = (
+                f" AND (tenant_id, user_id) IN (SELECT * FROM unnest(${t}::text[], ${u}::text[]))"
+            )
+        extra = self.extra if narrowed else []
+        rows: list[Any] = await self.db.fetch(
+            _MANY_SQL[name].format(users=narrow), *args, *extra, timeout=self.timeout
+        )
+        return rows
+
+
 async def fetch_tenant_profiles(
-    db: Pool | Conn, vocab: Vocabulary, tenants: list[str], now: datetime
+    db: Pool | Conn,
+    vocab: Vocabulary,
+    tenants: list[str],
+    now: datetime,
+    *,
+    users: Sequence[tuple[str, str]] | None = None,
+    command_timeout: float | None = None,
 ) -> list[ProfileData]:
-    """Every known user's profile in these tenants, as `ProfileStore.fetch` reads one user's, in
-    one set-based query per table (for background work over many users: metrics, previews)."""
+    """Every known user's profile in these tenants (or only `users`' of them), as
+    `ProfileStore.fetch` reads one user's, in one set-based query per table (for background
+    work over many users: metrics, previews)."""
     signals = vocab.signals
-    tenant_steps = {s.event for s in signals.activation if s.scope == "tenant"}
+    tenant_steps = [s.event for s in signals.activation if s.scope == "tenant"]
     user_steps = sorted({s.event for s in signals.activation})
     horizon = now - timedelta(hours=max(signals.friction.trigger_hours, 1))
-    q = _MANY_SQL
-    users = await db.fetch(q["users"], tenants)
-    tenant_rows = await db.fetch(q["tenants"], tenants)
-    days = await db.fetch(q["days"], tenants, (now - timedelta(days=90)).date())
-    steps = await db.fetch(q["steps"], tenants, user_steps)
-    facets = await db.fetch(q["facets"], tenants)
-    integrations = await db.fetch(q["integrations"], tenants)
-    widgets = await db.fetch(q["widgets"], tenants)
-    recent = await db.fetch(q["recent"], tenants, list(TRIGGER_EVENTS), horizon)
-    prefs = await db.fetch(q["prefs"], tenants)
+    fetch = _Narrowed(db, users, command_timeout)
+    user_rows = await fetch("users", tenants)
+    tenant_rows = await fetch("tenants", tenants, narrowed=False)
+    days = await fetch("days", tenants, (now - timedelta(days=90)).date())
+    reached_rows = await fetch("reached", tenants, tenant_steps, narrowed=False)
+    steps = await fetch("milestones", tenants, user_steps)
+    facets = await fetch("facets", tenants)
+    integrations = await fetch("integrations", tenants, narrowed=False)
+    widgets = await fetch("widgets", tenants)
+    recent = await fetch("recent", tenants, list(TRIGGER_EVENTS), horizon)
+    prefs = await fetch("prefs", tenants)
     by_user: dict[tuple[str, str], dict[str, Any]] = {
         (r["tenant_id"], r["user_id"]): {
             "event_days": [],
@@ -236,7 +275,7 @@ async def fetch_tenant_profiles(
             "widgets": {},
             "recent": [],
         }
-        for r in users
+        for r in user_rows
     }
 
     def of(r: Any) -> dict[str, Any] | None:
@@ -246,9 +285,9 @@ async def fetch_tenant_profiles(
         if (u := of(r)) is not None:
             u["event_days"].append([r["day"], r["event"], r["n"]])
     reached: dict[str, set[str]] = {}
+    for r in reached_rows:
+        reached.setdefault(r["tenant_id"], set()).add(r["event"])
     for r in steps:
-        if r["event"] in tenant_steps:
-            reached.setdefault(r["tenant_id"], set()).add(r["event"])
         if (u := of(r)) is not None:
             u["milestones"].append(r["event"])
     for r in facets:
@@ -267,9 +306,8 @@ async def fetch_tenant_profiles(
     connected: dict[str, dict[str, bool]] = {}
     for r in integrations:
         connected.setdefault(r["tenant_id"], {})[r["integration"]] = r["connected"]
-    step_order = [s.event for s in signals.activation if s.scope == "tenant"]
     out = []
-    for r in users:
+    for r in user_rows:
         key = (r["tenant_id"], r["user_id"])
         u = by_user[key]
         raw = {
@@ -281,7 +319,7 @@ async def fetch_tenant_profiles(
             "first_seen": r["first_seen"],
             "last_seen": r["last_seen"],
             "event_days": u["event_days"],
-            "tenant_events": [s for s in step_order if s in reached.get(key[0], set())],
+            "tenant_events": [s for s in tenant_steps if s in reached.get(key[0], set())],
             "milestones": sorted(set(u["milestones"])),
             "facets": u["facets"],
             "integrations": connected.get(key[0], {}),

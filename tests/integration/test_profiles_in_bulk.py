@@ -53,3 +53,11 @@ async def test_bulk_profiles_equal_one_at_a_time(pool: Pool) -> None:
         basic += profile.preferences.personalization == "basic"
     assert basic == 3
     assert any(p.recent for p in bulk) and any(p.widgets for p in bulk)  # the lists were compared
+    some = bulk[::7]
+    narrowed = await fetch_tenant_profiles(
+        pool, vocab, tenants, at, users=[(p.tenant_id, p.user_id) for p in some]
+    )
+    by_key = {(p.tenant_id, p.user_id): p for p in narrowed}
+    assert len(narrowed) == len(some)
+    assert all(_comparable(by_key[(p.tenant_id, p.user_id)]) == _comparable(p) for p in some)
+    assert await fetch_tenant_profiles(pool, vocab, tenants, at, users=[]) == []
