@@ -12,6 +12,7 @@ refreshes at a time (an advisory lock); the others skip their turn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -147,11 +148,11 @@ class _Changes(msgspec.Struct, frozen=True):
     units: int
 
 
-async def _recompute_changed(
-    pool: Pool, layouts: Layouts, names: list[str], since: datetime, now: datetime
+async def _recompute_changed_rows(
+    pool: Pool, layouts: Layouts, names: list[str], since: datetime
 ) -> _Changes:
     """Recompute, in one transaction, the rows of `names` that the events received since
-    `since` can change, and what those events' users and tenants are."""
+    `since` can change."""
     vocab = layouts.vocabulary
     async with pool.acquire() as conn, conn.transaction():
         events = await collect_new(conn, since)
@@ -173,11 +174,34 @@ async def _recompute_changed(
                     name, layouts.metrics[name], vocab, source=CHUNK_EVENTS, only_marked=True
                 )
                 await recompute(conn, name, statement, None)
+        tenants = await new_tenants(conn)
+    return _Changes(events, len(tenants), sum(marked.values()))
+
+
+async def _recompute_changed_units(
+    pool: Pool, layouts: Layouts, since: datetime, now: datetime
+) -> None:
+    """Remake, in one transaction, what the users and tenants of the events received since
+    `since` are, and their users' first exposures."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await collect_new(conn, since) == 0:
+            return
         users = await new_users(conn)
         tenants = await new_tenants(conn)
         await recompute_user_exposures(conn, users)
         await _refresh_units(conn, layouts, tenants, now, users)
-    return _Changes(events, len(tenants), sum(marked.values()))
+
+
+async def _recompute_changed(
+    pool: Pool, layouts: Layouts, names: list[str], since: datetime, now: datetime
+) -> _Changes:
+    """The rows and the units that the events received since `since` change, side by side on
+    two connections (the units are mostly Python's work, the rows PostgreSQL's). Each part is
+    one transaction; a refresh that fails leaves the watermark, and the next one redoes both."""
+    async with asyncio.TaskGroup() as group:  # one failing cancels the other
+        rows = group.create_task(_recompute_changed_rows(pool, layouts, names, since))
+        group.create_task(_recompute_changed_units(pool, layouts, since, now))
+    return rows.result()
 
 
 async def refresh_metrics(

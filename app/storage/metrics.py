@@ -158,7 +158,8 @@ def _units_cte(
     if metric.population.plan_at_anchor:
         plans = params.add(metric.population.plan_at_anchor, "text[]")
         where.append(f"{_plan_at(tenant_expr='a.tenant_id', at='a.anchor_at')} = ANY({plans})")
-    return f"SELECT a.* FROM ({inner}) a WHERE {' AND '.join(where)}"
+    # OFFSET 0: the anchor is computed once per unit, not once more for each use of it
+    return f"SELECT a.* FROM ({inner} OFFSET 0) a WHERE {' AND '.join(where)}"
 
 
 def _one_of(column: str, names: list[str], params: _Params) -> str:
@@ -344,11 +345,15 @@ def _activation_at(vocab: Vocabulary, params: _Params, scope: _Scope) -> str:
              THEN (array_agg(st.t ORDER BY st.t)
                      FILTER (WHERE st.t IS NOT NULL))[least({k}, count(*))::int]
              END
-      FROM (SELECT (SELECT min(e.ts) FROM events e WHERE e.tenant_id = u.tenant_id
-                      AND (s.tenant_scope OR e.user_id = u.unit_id)
-                      AND e.type = 'track' AND e.event = s.event) AS t
+      FROM (SELECT CASE WHEN s.tenant_scope
+                        THEN (SELECT min(e.ts) FROM events e WHERE e.tenant_id = u.tenant_id
+                                 AND e.type = 'track' AND e.event = s.event)
+                        ELSE (SELECT min(e.ts) FROM events e WHERE e.tenant_id = u.tenant_id
+                                 AND e.user_id = u.unit_id AND e.type = 'track'
+                                 AND e.event = s.event)
+                        END AS t
               FROM unnest({events}, {tenant_scope}, {roles}) AS s(event, tenant_scope, roles)
-             WHERE {_APPLIES}
+             WHERE {_APPLIES} OFFSET 0
            ) st"""
 
 
@@ -431,8 +436,11 @@ def _duration(metric: DurationMetric, params: _Params, scope: _Scope) -> str:
                                  OR c.properties->>k.match_on = s.properties->>k.match_on)
                        ) - s.ts) AS seconds
                   FROM unnest({starts}, {completes}, {keys}) AS k(start, complete, match_on)
-                  JOIN events s ON s.tenant_id = u.tenant_id{who_s} AND s.type = 'track'
-                   AND s.event = k.start AND s.ts >= u.anchor_at AND s.ts <= u.window_end
+                  CROSS JOIN LATERAL (
+                    SELECT * FROM events s WHERE s.tenant_id = u.tenant_id{who_s}
+                       AND s.type = 'track' AND s.event = k.start
+                       AND s.ts >= u.anchor_at AND s.ts <= u.window_end OFFSET 0) s
+                  OFFSET 0
              ) d WHERE d.seconds IS NOT NULL)::float8 AS value,
              NULL::jsonb AS detail"""  # fmt: skip
 
@@ -445,10 +453,15 @@ def _funnel(metric: FunnelMetric, vocab: Vocabulary, params: _Params, scope: _Sc
         wide = params.add([s.scope == "tenant" or scope.tenant_unit for s in steps], "bool[]")
         roles = params.add([",".join(s.for_roles) for s in steps], "text[]")
         return f"""SELECT u.window_end, NULL::timestamptz AS reached_at, NULL::float8 AS value,
-             (SELECT jsonb_agg(CASE WHEN {_APPLIES}
+             (SELECT jsonb_agg(CASE WHEN NOT ({_APPLIES}) THEN NULL
+                                    WHEN s.tenant_scope
                                     THEN (EXISTS (SELECT 1 FROM events e
                                            WHERE e.tenant_id = u.tenant_id
-                                           AND (s.tenant_scope OR e.user_id = u.unit_id)
+                                           AND e.type = 'track' AND e.event = s.event
+                                           AND e.ts <= u.window_end))::int
+                                    ELSE (EXISTS (SELECT 1 FROM events e
+                                           WHERE e.tenant_id = u.tenant_id
+                                           AND e.user_id = u.unit_id
                                            AND e.type = 'track' AND e.event = s.event
                                            AND e.ts <= u.window_end))::int END ORDER BY s.n)
                 FROM unnest({events}, {wide}, {roles}) WITH ORDINALITY
@@ -514,8 +527,10 @@ async def _index_chunk(conn: Conn) -> None:
     await conn.execute(
         f"""
 CREATE INDEX {CHUNK_EVENTS}_user ON {CHUNK_EVENTS} (tenant_id, user_id, event, ts);
-CREATE INDEX {CHUNK_EVENTS}_tenant ON {CHUNK_EVENTS} (tenant_id, event, ts);
+CREATE INDEX {CHUNK_EVENTS}_tenant ON {CHUNK_EVENTS} (tenant_id, event, user_id, ts);
 CREATE INDEX {CHUNK_EVENTS}_group ON {CHUNK_EVENTS} (tenant_id, ts) WHERE type = 'group';
+CREATE STATISTICS pg_temp.{CHUNK_EVENTS}_who (ndistinct, dependencies)
+    ON tenant_id, user_id FROM {CHUNK_EVENTS};
 ANALYZE {CHUNK_EVENTS}""",
         timeout=REFRESH_TIMEOUT_S,
     )
