@@ -1175,11 +1175,7 @@ async def retention_weeks(
         )
     sql = f"SELECT {q.select_keys()}{', '.join(counts)} {q.joins} WHERE {q.where}{q.group_by()}"
     rows = await db.fetch(sql, *params.values)
-    return [
-        (q.key_of(r), n, r[f"n{n}"], r[f"a{n}"])
-        for r in rows
-        for n in range(1, weeks + 1)
-    ]
+    return [(q.key_of(r), n, r[f"n{n}"], r[f"a{n}"]) for r in rows for n in range(1, weeks + 1)]
 
 
 async def funnel_counts(
