@@ -1161,21 +1161,36 @@ async def quantiles(
 async def retention_weeks(
     db: Pool | Conn, s: Slice, weeks: int, now: datetime
 ) -> list[tuple[tuple[str, ...], int, int, int]]:
-    """Per group and week N: (key, N, units whose week N is over, those active in it), in one
-    pass over the units (two counts per week)."""
+    """Per group and week N: (key, N, units whose week N is over, those active in it).
+
+    Units are first counted per group, weeks over (week N is over once 7 (N + 1) days have
+    passed since the anchor) and weeks active: the weeks are then counted from those few rows,
+    not from every unit.
+    """
     params = _Params()
     q = _slice_sql(s, params)
     at = params.add(now, "timestamptz")
-    counts = []
-    for n in range(1, weeks + 1):
-        over = f"v.anchor_at + interval '{7 * (n + 1)} days' <= {at}"
-        counts.append(
-            f"count(*) FILTER (WHERE {over}) AS n{n},"
-            f" count(*) FILTER (WHERE {over} AND v.detail @> '{n}'::jsonb) AS a{n}"
-        )
-    sql = f"SELECT {q.select_keys()}{', '.join(counts)} {q.joins} WHERE {q.where}{q.group_by()}"
+    over = f"floor(date_part('epoch', {at} - v.anchor_at) / 604800)::int - 1"
+    counts = [
+        f"coalesce(sum(g.c) FILTER (WHERE g.weeks_over >= {n}), 0) AS n{n},"
+        f" coalesce(sum(g.c) FILTER (WHERE g.weeks_over >= {n}"
+        f" AND g.weeks_active @> '{n}'::jsonb), 0) AS a{n}"
+        for n in range(1, weeks + 1)
+    ]
+    inner = ", ".join(f"g.k{i}" for i in range(len(q.keys)))
+    sql = (
+        f"SELECT {inner + ', ' if inner else ''}{', '.join(counts)} FROM ("
+        f"SELECT {q.select_keys()}{over} AS weeks_over, v.detail AS weeks_active, count(*) AS c"
+        f" {q.joins}"
+        f" WHERE {q.where}{q.group_by('weeks_over', 'weeks_active')}"
+        f") g{' GROUP BY ' + inner if inner else ''}"
+    )
     rows = await db.fetch(sql, *params.values)
-    return [(q.key_of(r), n, r[f"n{n}"], r[f"a{n}"]) for r in rows for n in range(1, weeks + 1)]
+    return [
+        (q.key_of(r), n, int(r[f"n{n}"]), int(r[f"a{n}"]))
+        for r in rows
+        for n in range(1, weeks + 1)
+    ]
 
 
 async def funnel_counts(

@@ -313,8 +313,9 @@ def with_database(dsn: str, name: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(dsn: str) -> AsyncIterator[str]:
-    """A new, migrated database for one benchmark run, dropped afterwards; yields its DSN."""
+async def scratch_database(dsn: str, *, template: str | None = None) -> AsyncIterator[str]:
+    """A new, migrated database for one benchmark run (a copy of database `template`, if
+    given), dropped afterwards; yields its DSN."""
     import uuid
 
     import asyncpg
@@ -324,7 +325,8 @@ async def scratch_database(dsn: str) -> AsyncIterator[str]:
     name = f"cairn_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(dsn, timeout=10)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}', timeout=3600)
     finally:
         await admin.close()
     try:
@@ -340,3 +342,14 @@ async def scratch_database(dsn: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def database_exists(dsn: str, name: str) -> bool:
+    """Whether the server of `dsn` has a database called `name`."""
+    import asyncpg
+
+    admin = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await admin.close()

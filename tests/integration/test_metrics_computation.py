@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -532,3 +533,47 @@ def test_a_refresh_recomputes_only_the_rows_new_events_can_change(
             await pool.close()
 
     run_sync(run())
+
+
+async def test_retention_weeks_counted_from_the_rows_equal_a_plain_count(pool: Pool) -> None:
+    """retention_weeks groups units before counting their weeks: the counts per group and week
+    equal a count unit by unit, with a week over exactly when 7 (N + 1) days have passed."""
+    rng = random.Random(11)
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    units: list[tuple[str, str, str, datetime, list[int]]] = []
+    for i in range(300):
+        plan = rng.choice(["trial", "pro", "team"])
+        if i < 12:  # exactly at the moment a week is over, and a microsecond before
+            anchor = now - timedelta(days=7 * (i % 6 + 2)) + timedelta(microseconds=i // 6)
+        else:
+            anchor = now - timedelta(seconds=rng.uniform(0, 100 * 86_400))
+        weeks = sorted(rng.sample(range(1, 13), k=rng.randint(0, 5)))
+        units.append((f"t{i % 7}", f"u{i}", plan, anchor, weeks))
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO metric_units (tenant_id, unit, unit_id, signup_at, first_event_at,"
+            " cohort, plan) VALUES ($1, 'user', $2, $3, $3, $4, $5)",
+            [(t, u, anchor, anchor.date(), plan) for t, u, plan, anchor, _ in units],
+        )
+        await conn.executemany(
+            "INSERT INTO metric_values (tenant_id, metric, unit_id, anchor_at, window_end,"
+            " value, detail) VALUES ($1, 'r', $2, $3, $3, 0, $4::jsonb)",
+            [(t, u, anchor, weeks) for t, u, _, anchor, weeks in units],
+        )
+    for by in ((), ("plan",)):
+        s = metric_store.Slice(
+            metric="r", unit="user", start=now - timedelta(days=120), end=now, by=by
+        )
+        got = {
+            (key, n): (over, active)
+            for key, n, over, active in await metric_store.retention_weeks(pool, s, 12, now)
+        }
+        expected: dict[tuple[tuple[str, ...], int], tuple[int, int]] = {}
+        for _, _, plan, anchor, weeks in units:
+            key = (plan,) if by else ()
+            for n in range(1, 13):
+                over, active = expected.get((key, n), (0, 0))
+                if anchor + timedelta(days=7 * (n + 1)) <= now:
+                    over, active = over + 1, active + (n in weeks)
+                expected[(key, n)] = (over, active)
+        assert got == expected
