@@ -6,7 +6,7 @@ generated from these types is a `oneOf` with a discriminator that mobile clients
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from widgets.base import Why, Wire
 from widgets.checklist import ChecklistProps
@@ -18,6 +18,8 @@ from widgets.template_gallery import TemplateGalleryProps
 from widgets.upgrade_gate import UpgradeGateProps
 
 SCHEMA_VERSION = 1
+
+FlagValue = bool | int | float | str | dict[str, Any] | list[Any] | None
 
 
 class _WidgetId(Wire, frozen=True, tag_field="type"):
@@ -104,3 +106,5 @@ class LayoutDescriptor(Wire, frozen=True):
     view: ViewDescriptor
     presets: PresetsDescriptor | None
     slots: list[SlotDescriptor]
+    # The flags marked `client: true` in flags.yaml, with this user's values (any JSON value).
+    flags: dict[str, FlagValue] = {}

@@ -1,7 +1,8 @@
 """Load and validate layouts/: YAML → specs → compiled CEL, or every problem with file:line:col.
 
 Files: `signals.yaml`, `presets.yaml`, `help.yaml` and `screens/*.yaml` under the layouts folder,
-and `metrics.yaml` when there is one (`app.config.metrics`).
+and, when there are, `flags.yaml` (`app.config.flags`: flags are compiled first, so that screens'
+rules can read `flags.*`) and `metrics.yaml` (`app.config.metrics`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 
 import cel
 
+from app.config.flags import load_flags, sample_values
 from app.config.metrics import load_metrics
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
 from app.engine.fastcel import compile_fast
+from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
 from app.engine.model import (
     CompiledFallback,
@@ -103,6 +106,8 @@ class _Compiler:
             if part not in node:
                 where = ".".join(parts[:i]) or "rules"
                 known = ", ".join(sorted(node))[:200]
+                if where == "flags":
+                    return f"unknown flag '{part}' (flags.yaml defines: {known or 'none'})"
                 return f"unknown signal '{'.'.join(parts[: i + 1])}' ({where} has: {known})"
             node = node[part]
         return None
@@ -267,6 +272,8 @@ def load_layouts(root: Path) -> Layouts:
     )
     compiler.cel_paths = set()
 
+    flags = _read_flags(root, compiler, digest, problems)
+    compiler.schema = {**compiler.schema, "flags": sample_values(flags)}
     screens = _compile_screens(screen_sources, compiler, vocab, problems)
     problems.extend(compiler.problems)
     metrics = _read_metrics(root, screens, digest, problems)
@@ -278,6 +285,8 @@ def load_layouts(root: Path) -> Layouts:
         version=digest.hexdigest()[:16],
         context_trie=build_trie(compiler.cel_paths),
         metrics=metrics,
+        flags=flags,
+        client_flags=tuple(key for key, flag in flags.items() if flag.client),
     )
 
 
@@ -303,6 +312,20 @@ def _compile_screens(
         if screen is not None:
             screens[spec.screen] = screen
     return screens
+
+
+def _read_flags(
+    root: Path, compiler: _Compiler, digest: Any, problems: list[Problem]
+) -> dict[str, CompiledFlag]:
+    """flags.yaml, when the folder has one; its rules read signals, never other flags."""
+    path = root / "flags.yaml"
+    if not path.exists():
+        return {}
+    digest.update(b"flags.yaml" + path.read_bytes())
+    src = _read(path, root, problems)
+    if src is None:
+        return {}
+    return load_flags(src, compiler.program, problems)
 
 
 def _read_metrics(
@@ -424,6 +447,7 @@ def _compile_screen(
         slots=tuple(slots),
         families=_families(spec),
         propensity_targets=_screen_propensity_targets(spec, compiler),
+        flag_reads=_screen_flag_reads(spec, compiler),
     )
 
 
@@ -508,6 +532,18 @@ def _screen_propensity_targets(spec: ScreenSpec, compiler: _Compiler) -> frozens
     return frozenset(targets)
 
 
+def _screen_flag_reads(spec: ScreenSpec, compiler: _Compiler) -> frozenset[str]:
+    """The flags the screen's rules read (`flags.<key>...`): those are evaluated for it."""
+    return frozenset(
+        dotted.split(".")[1]
+        for slot in spec.slots
+        for w in slot.widgets
+        for expr in _widget_exprs(w)
+        for dotted, _ in compiler.references(expr)
+        if dotted.startswith("flags.")
+    )
+
+
 def _families(spec: ScreenSpec) -> dict[str, tuple[str, ...]]:
     """Widget → the widgets it replaces or is replaced by: dismissing one rests them all."""
     families: dict[str, set[str]] = {}
@@ -537,6 +573,7 @@ def _check_props(
     ctx = build_context(
         sample, vocab, now=__import__("datetime").datetime(2026, 1, 1), mode="full", screen="home"
     )
+    ctx["flags"] = compiler.schema.get("flags", {})
     if widget.feed is not None:
         name = widget.feed.source.removeprefix("recs.")
         ctx["feed"] = sample_feed(name, sample_items(vocab, widget.feed.source))

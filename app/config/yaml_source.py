@@ -36,6 +36,7 @@ class Source:
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     quoted: set[Path_] = field(default_factory=set)  # scalars written in quotes
+    plain: dict[Path_, str] = field(default_factory=dict)  # unquoted scalars, as written
 
     def at(self, path: Path_, message: str, *, key: bool = False, offset: int = 0) -> Problem:
         """A problem at `path` (its key with `key=True`), or the nearest enclosing value."""
@@ -83,8 +84,11 @@ def _build(node: yaml.Node, path: Path_, src: Source) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(child, (*path, i), src) for i, child in enumerate(node.value)]
-    if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
-        src.quoted.add(path)
+    if isinstance(node, yaml.ScalarNode):
+        if node.style in ("'", '"'):
+            src.quoted.add(path)
+        elif node.style is None:
+            src.plain[path] = node.value
     return _SCALARS.construct_object(node, deep=True)
 
 

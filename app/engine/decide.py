@@ -7,12 +7,14 @@ No I/O, no clock, no randomness except what is passed in.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
+from app.engine.flags import FlagEvaluator, FlagResult, Unit
 from app.engine.model import CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
@@ -54,6 +56,7 @@ class DecisionInput:
 class Decision:
     descriptor: LayoutDescriptor
     trace: list[Exclusion] = field(default_factory=list)  # every widget left out, and why
+    flags: dict[str, FlagResult] = field(default_factory=dict)  # the flags it evaluated
 
 
 class UnknownScreenError(LookupError):
@@ -85,6 +88,8 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     role = ctx["user"]["role"]
     view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
     ctx["view"] = view.id
+    flags = evaluate_flags(layouts, screen.flag_reads.union(layouts.client_flags), inp, ctx)
+    ctx["flags"] = {key: result.value for key, result in flags.items()}
     env = LazyContext(ctx, layouts.context_trie)
     trace: list[Exclusion] = []
     floor = vocab.signals.confidence_floor
@@ -159,8 +164,47 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         ),
         presets=_presets(ctx, layouts) if inp.mode != "default" else None,
         slots=slots,
+        flags={key: flags[key].value for key in layouts.client_flags},
     )
-    return Decision(descriptor=descriptor, trace=trace)
+    return Decision(descriptor=descriptor, trace=trace, flags=flags)
+
+
+def flags_for(
+    layouts: Layouts,
+    keys: Collection[str],
+    profile: ProfileData,
+    mode: Mode,
+    now: datetime,
+    *,
+    peers: PeerStats | None = None,
+    propensity: PropensityModels | None = None,
+) -> dict[str, FlagResult]:
+    """The flags named (unknown keys are skipped), for one user, outside any screen: what
+    OpenFeature clients ask for. Rules see the signals the personalization mode allows."""
+    if now.utcoffset() not in (None, _UTC_OFFSET):
+        now = now.astimezone(UTC)
+    ctx = build_context(
+        profile, layouts.vocabulary, now=now, mode=mode, peers=peers, propensity=propensity
+    )
+    inp = DecisionInput(screen="", profile=profile, mode=mode, now=now, seed=0)
+    return evaluate_flags(layouts, {k for k in keys if k in layouts.flags}, inp, ctx)
+
+
+def evaluate_flags(
+    layouts: Layouts, keys: Collection[str], inp: DecisionInput, ctx: dict[str, Any]
+) -> dict[str, FlagResult]:
+    """The flags named, for the decision's user and signals (before `ctx` has `flags`). Rollouts
+    bucket on the ids whatever the personalization mode lets rules see."""
+    if not keys:
+        return {}
+    evaluator = FlagEvaluator(
+        layouts.flags,
+        Unit(inp.profile.tenant_id, inp.profile.user_id),
+        ctx,
+        LazyContext(ctx, layouts.context_trie),
+        inp.now,
+    )
+    return evaluator.all(keys)
 
 
 def _presets(ctx: dict[str, Any], layouts: Layouts) -> PresetsDescriptor | None:

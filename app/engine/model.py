@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
 from app.engine.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
 from app.engine.vocabulary import Vocabulary
@@ -75,6 +76,8 @@ class CompiledScreen:
     families: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # the propensity targets this screen's rules read: only those are scored for it
     propensity_targets: frozenset[str] = frozenset()
+    # the flags this screen's rules read: those (and the client flags) are evaluated for it
+    flag_reads: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -101,3 +104,10 @@ class Layouts:
     version: str = ""  # content hash of the sources
     context_trie: dict[str, Any] = field(default_factory=dict)  # what the screens' CEL reads
     metrics: dict[str, MetricSpec] = field(default_factory=dict)  # metrics.yaml, by name
+    flags: dict[str, CompiledFlag] = field(default_factory=dict)  # flags.yaml, by key
+    # flags sent to browsers and apps (in descriptors, and to publishable keys)
+    client_flags: tuple[str, ...] = ()
+
+    @property
+    def flags_read_by_layouts(self) -> frozenset[str]:
+        return frozenset().union(*(s.flag_reads for s in self.screens.values()))
