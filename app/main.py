@@ -10,7 +10,17 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 
-from app.http import admin, catalog, dashboards, events, layouts, metrics, ops, preferences
+from app.http import (
+    admin,
+    catalog,
+    dashboards,
+    events,
+    flags,
+    layouts,
+    metrics,
+    ops,
+    preferences,
+)
 from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
 from app.serving.runtime import Runtime
@@ -46,6 +56,7 @@ def create_app(
         *catalog.ROUTES,
         *metrics.ROUTES,
         *dashboards.ROUTES,
+        *flags.ROUTES,
     ]
     if demo:
         from app.demo import routes as demo_pages

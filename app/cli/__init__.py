@@ -6,6 +6,7 @@ cairn seed                          app.cli.seed
 cairn keys ... | user-hash          app.cli.keys
 cairn models train                  app.cli.models
 cairn metrics list | show | refresh app.cli.metrics
+cairn flags list | eval | stale     app.cli.flags
 cairn recs eval | synth | catalog   app.cli.recs
 """
 
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli import keys, layouts, metrics, models, recs, seed, serve
+from app.cli import flags, keys, layouts, metrics, models, recs, seed, serve
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cairn", description="Cairn personalization engine")
     sub = top.add_subparsers(dest="command", required=True)
-    for group in (serve, layouts, seed, keys, models, metrics, recs):
+    for group in (serve, layouts, seed, keys, models, metrics, flags, recs):
         group.add_commands(sub)
     return top
 

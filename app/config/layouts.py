@@ -273,7 +273,8 @@ def load_layouts(root: Path) -> Layouts:
     compiler.cel_paths = set()
 
     flags = _read_flags(root, compiler, digest, problems)
-    compiler.schema = {**compiler.schema, "flags": sample_values(flags)}
+    # A flags.yaml that cannot be read has its own problems: screens are not told about each flag
+    compiler.schema = {**compiler.schema, "flags": None if flags is None else sample_values(flags)}
     screens = _compile_screens(screen_sources, compiler, vocab, problems)
     problems.extend(compiler.problems)
     metrics = _read_metrics(root, screens, digest, problems)
@@ -285,8 +286,8 @@ def load_layouts(root: Path) -> Layouts:
         version=digest.hexdigest()[:16],
         context_trie=build_trie(compiler.cel_paths),
         metrics=metrics,
-        flags=flags,
-        client_flags=tuple(key for key, flag in flags.items() if flag.client),
+        flags=flags or {},
+        client_flags=tuple(key for key, flag in (flags or {}).items() if flag.client),
     )
 
 
@@ -316,7 +317,7 @@ def _compile_screens(
 
 def _read_flags(
     root: Path, compiler: _Compiler, digest: Any, problems: list[Problem]
-) -> dict[str, CompiledFlag]:
+) -> dict[str, CompiledFlag] | None:
     """flags.yaml, when the folder has one; its rules read signals, never other flags."""
     path = root / "flags.yaml"
     if not path.exists():
@@ -324,7 +325,7 @@ def _read_flags(
     digest.update(b"flags.yaml" + path.read_bytes())
     src = _read(path, root, problems)
     if src is None:
-        return {}
+        return None
     return load_flags(src, compiler.program, problems)
 
 
@@ -573,7 +574,7 @@ def _check_props(
     ctx = build_context(
         sample, vocab, now=__import__("datetime").datetime(2026, 1, 1), mode="full", screen="home"
     )
-    ctx["flags"] = compiler.schema.get("flags", {})
+    ctx["flags"] = compiler.schema.get("flags") or {}
     if widget.feed is not None:
         name = widget.feed.source.removeprefix("recs.")
         ctx["feed"] = sample_feed(name, sample_items(vocab, widget.feed.source))

@@ -62,6 +62,7 @@ class FlagSpec(Spec, frozen=True, kw_only=True):
     client: bool = False  # sent to browsers and apps: in descriptors, and to publishable keys
     salt: str | None = None  # the hash's salt; the flag's key when unset
     expires: date | None = None  # past this day the flag is reported stale
+    permanent: bool = False  # a kill switch kept on purpose: never reported for serving one variant
     prerequisites: list[PrerequisiteSpec] = []
     schedule: ScheduleSpec | None = None
     rules: list[FlagRuleSpec] = []
@@ -223,11 +224,12 @@ def _in_schedule(schedule: ScheduleSpec, now: datetime) -> bool:
 
 
 def serves_one_variant(flag: CompiledFlag) -> str | None:
-    """The one variant this flag can serve whoever asks, or None when it can serve several."""
+    """The one variant this flag can serve whoever asks, or None when it can serve several.
+    Rules after one that holds for everyone are never reached, nor is the default then."""
     spec = flag.spec
     if not spec.enabled:
         return spec.default
-    served = {spec.default}
+    served: set[str] = set()
     for rule in flag.rules:
         if rule.serve is not None:
             served.add(rule.serve)
@@ -235,4 +237,8 @@ def serves_one_variant(flag: CompiledFlag) -> str | None:
             served.update(
                 v for v, (low, high) in zip(rule.variants, rule.ranges, strict=True) if high > low
             )
+        if rule.when is True and not spec.prerequisites and spec.schedule is None:
+            break
+    else:
+        served.add(spec.default)
     return next(iter(served)) if len(served) == 1 else None

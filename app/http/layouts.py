@@ -45,7 +45,7 @@ async def get_layout(
         "Cache-Control": "private, no-cache",
         "Vary": "Authorization, X-Cairn-Client, X-Cairn-User-Hash",
     }
-    if _matches(request.headers.get("if-none-match", ""), served.etag):
+    if if_none_match(request.headers.get("if-none-match", ""), served.etag):
         return Response(content=b"", status_code=304, headers=headers)
     return Response(content=served.body, media_type=MediaType.JSON, headers=headers)
 
@@ -102,7 +102,7 @@ async def layout_schema() -> Response[bytes]:
     )
 
 
-def _matches(if_none_match: str, etag: str) -> bool:
+def if_none_match(if_none_match: str, etag: str) -> bool:
     """RFC 9110 If-None-Match: a list of (possibly weak) entity tags, or `*`."""
     for listed in if_none_match.split(","):
         tag = listed.strip()

@@ -19,6 +19,7 @@ from app.engine.reasons import Exclusion
 from app.engine.recs import Recs
 from app.engine.signals import Mode, build_context
 from app.errors import InvalidInputError, NotFoundError
+from app.serving.flag_events import record_evaluations
 from app.serving.memo import MemoKey
 from app.serving.runtime import Runtime
 from app.telemetry import tracer
@@ -89,7 +90,9 @@ def _reuse(key: MemoKey, profile: ProfileData, rt: Runtime, now: datetime) -> Se
     return Served(descriptor, _ENCODER.encode(descriptor), memo.etag, memo.trace)
 
 
-async def _profile(rt: Runtime, tenant_id: str, user_id: str, now: datetime) -> ProfileData | None:
+async def read_profile(
+    rt: Runtime, tenant_id: str, user_id: str, now: datetime
+) -> ProfileData | None:
     """The user's profile within budget, or None when the profile store cannot answer."""
     hit = rt.profiles.cached(tenant_id, user_id, now)
     if hit is not None:
@@ -181,7 +184,7 @@ async def decide_layout(
             "X-Cairn-Client",
         )
     now = rt.now()
-    found = await _profile(rt, tenant_id, user_id, now)
+    found = await read_profile(rt, tenant_id, user_id, now)
     degraded = found is None
     profile = found if found is not None else anonymous_profile(tenant_id, user_id)
     key: MemoKey = (tenant_id, user_id, screen, view, caps.widgets)
@@ -200,6 +203,8 @@ async def decide_layout(
         span.set_attribute("cairn.widgets_left_out", len(decision.trace))
         if recs is not None:
             span.set_attribute("cairn.recommender", recs.status)
+        record_evaluations(decision.flags.values(), user_id)
+    rt.flag_tally.add(decision.flags.values(), "layout")
     descriptor = negotiate(decision.descriptor, caps.widgets)
     etag = etag_of(descriptor)
     if not descriptor.degraded:

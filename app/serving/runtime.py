@@ -23,6 +23,7 @@ from app.engine.profile import PeerStats
 from app.engine.propensity import PropensityModels
 from app.engine.vocabulary import Vocabulary
 from app.serving.catalog_index import CatalogIndex
+from app.serving.flag_events import FlagTally
 from app.serving.hub import Hub
 from app.serving.memo import DecisionMemo
 from app.serving.metrics import MetricsService
@@ -42,6 +43,7 @@ from recommender.embedder import SentenceTransformerEmbedder
 log = logging.getLogger("cairn.runtime")
 
 RECS_REFRESH_S = 300.0
+FLAG_COUNTS_FLUSH_S = 60.0  # evaluation counts reach flag_evaluations this often
 FIRST_METRICS_REFRESH_S = 30.0  # after start: a demo or a new deployment fills its dashboards
 
 
@@ -72,6 +74,7 @@ class Runtime:
         self._metrics: MetricsService | None = None
         self.metrics_error: str | None = None  # the last background refresh's failure
         self._recs_stale = asyncio.Event()
+        self.flag_tally = FlagTally()  # what flags served, until flushed to the database
         self.ready = False
 
     @property
@@ -137,6 +140,7 @@ class Runtime:
             self._spawn(self._watch_layouts())
         if self.settings.metrics_refresh_s > 0:
             self._spawn(self._refresh_metrics_forever())
+        self._spawn(self._flush_flag_counts_forever())
         self.ready = True
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -160,6 +164,9 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await self.flag_tally.flush(self._pool, self.now().date())
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -242,6 +249,11 @@ class Runtime:
                 self.metrics_error = repr(exc)
                 log.warning("metrics not refreshed: %r", exc)
             await asyncio.sleep(self.settings.metrics_refresh_s)
+
+    async def _flush_flag_counts_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLAG_COUNTS_FLUSH_S)
+            await self.flag_tally.flush(self.pool, self.now().date())
 
     def _on_models(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         self._spawn(self.reload_models())

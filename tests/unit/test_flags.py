@@ -361,3 +361,79 @@ def test_flag_rules_are_cel_checked_against_the_signals(tmp_path: Path) -> None:
         "    rules:\n      - when: user.rank > 3\n        serve: on\n",
     )
     assert len(found) == 1 and found[0].startswith("layouts/flags.yaml:6:15: unknown signal")
+
+
+# --- the stale-flag report ----------------------------------------------------------------------
+
+STALE = """
+flags:
+  expired:
+    variants: {on: true, off: false}
+    default: off
+    expires: 2026-11-01
+    rules:
+      - when: "user.role == 'admin'"
+        serve: on
+  everyone_on:
+    variants: {on: true, off: false}
+    default: off
+    rules:
+      - serve: on
+  kill_switch:
+    permanent: true
+    variants: {on: true, off: false}
+    default: off
+    rules:
+      - serve: on
+  one_in_practice:
+    client: true
+    variants: {on: true, off: false}
+    default: off
+    rules:
+      - when: "tenant.plan == 'enterprise'"
+        serve: on
+  fresh:
+    client: true
+    variants: {on: true, off: false}
+    default: off
+    rules:
+      - rollout: {on: 50, off: 50}
+  nobody_reads:
+    variants: {on: true, off: false}
+    default: off
+    rules:
+      - rollout: {on: 50, off: 50}
+  a_client_reads:
+    variants: {on: true, off: false}
+    default: off
+    rules:
+      - rollout: {on: 50, off: 50}
+"""
+
+
+def test_the_stale_report_names_each_kind_of_stale_flag(tmp_path: Path) -> None:
+    from datetime import date
+
+    from app.serving.flags import stale_flags
+    from app.storage.flags import FlagUsage
+
+    layouts = load(tmp_path, STALE)
+    today = date(2026, 12, 7)
+    long_ago, lately = date(2026, 9, 1), date(2026, 12, 1)
+    usage = {
+        "one_in_practice": FlagUsage(lately, {"off": 900}, {"layout": 900}),
+        "fresh": FlagUsage(lately, {"off": 10}, {"layout": 10}),
+        "a_client_reads": FlagUsage(lately, {"on": 5, "off": 5}, {"ofrep": 10}),
+    }
+    first = {"one_in_practice": long_ago, "fresh": lately, "a_client_reads": lately}
+    report = {s.key: s.reasons for s in stale_flags(layouts, usage, first, today)}
+    assert report["expired"][0] == "expired on 2026-11-01"
+    assert report["everyone_on"][0] == "can serve only 'on', whoever asks"
+    assert "kill_switch" not in report or all("only" not in r for r in report["kill_switch"])
+    assert report["one_in_practice"] == ["served 'off' to everyone for 30 days"]
+    assert "fresh" not in report  # one variant so far, but seen for less than 30 days
+    assert report["nobody_reads"] == [
+        "no layout rule reads it and no OpenFeature client asked for it in 30 days"
+    ]
+    assert "a_client_reads" not in report
+    assert "adaptive_help" not in report  # read by the shipped layouts, and permanent

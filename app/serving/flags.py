@@ -1,0 +1,116 @@
+"""Flags at the edge: evaluation for OpenFeature clients, the evaluation tally, the stale report.
+
+An OpenFeature evaluation reads the user's profile as a layout decision does (within the same
+budget; when the profile store cannot answer, rules see nothing of the user and rollouts still
+bucket on the ids), then evaluates purely (`app.engine.decide.flags_for`). What every flag served
+is counted (`app.serving.flag_events`); the stale-flag report reads the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from app.engine.decide import flags_for
+from app.engine.flags import FlagResult, serves_one_variant
+from app.engine.model import Layouts
+from app.engine.profile import anonymous_profile
+from app.serving.decisions import mode_for, read_profile
+from app.serving.flag_events import record_evaluations
+from app.serving.runtime import Runtime
+from app.storage.db import Pool
+from app.storage.flags import first_recorded, usage_since
+
+STALE_AFTER_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    results: dict[str, FlagResult]
+    degraded: bool  # the profile store did not answer: rules saw nothing of the user
+    version: str  # of the layouts (flags.yaml) that answered
+
+
+async def evaluate(rt: Runtime, tenant_id: str, user_id: str, keys: Collection[str]) -> Evaluated:
+    """The flags named (those that exist), for one user, counted as read by a client."""
+    layouts = rt.layouts
+    now = rt.now()
+    found = await read_profile(rt, tenant_id, user_id, now)
+    profile = found if found is not None else anonymous_profile(tenant_id, user_id)
+    mode = mode_for(profile, degraded=found is None)
+    results = flags_for(layouts, keys, profile, mode, now, peers=rt.peers, propensity=rt.propensity)
+    rt.flag_tally.add(results.values(), "ofrep")
+    record_evaluations(results.values(), user_id)
+    return Evaluated(results, found is None, layouts.version)
+
+
+# --- the stale-flag report ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StaleFlag:
+    key: str
+    reasons: list[str]  # plain sentences
+    owner: str = ""
+
+
+def stale_flags(
+    layouts: Layouts,
+    usage: Mapping[str, Any],
+    first_seen: Mapping[str, date],
+    today: date,
+) -> list[StaleFlag]:
+    """Flags past their expiry, serving one variant to everyone for 30 days (or able to serve
+    only one), or read by no layout rule and no OpenFeature client (and not sent to clients)."""
+    since = today - timedelta(days=STALE_AFTER_DAYS)
+    read_by_layouts = layouts.flags_read_by_layouts
+    out = []
+    for key, flag in layouts.flags.items():
+        spec = flag.spec
+        reasons = []
+        if spec.expires is not None and spec.expires < today:
+            reasons.append(f"expired on {spec.expires.isoformat()}")
+        only = serves_one_variant(flag)
+        used = usage.get(key)
+        if spec.permanent:
+            pass
+        elif only is not None:
+            reasons.append(f"can serve only '{only}', whoever asks")
+        elif (
+            used is not None
+            and first_seen.get(key, today) <= since
+            and len([v for v, n in used.variants.items() if n > 0]) == 1
+        ):
+            (variant,) = [v for v, n in used.variants.items() if n > 0]
+            reasons.append(f"served '{variant}' to everyone for {STALE_AFTER_DAYS} days")
+        client_reads = used.sources.get("ofrep", 0) if used is not None else 0
+        if key not in read_by_layouts and not spec.client and client_reads == 0:
+            reasons.append(
+                f"no layout rule reads it and no OpenFeature client asked for it in "
+                f"{STALE_AFTER_DAYS} days"
+            )
+        if reasons:
+            out.append(StaleFlag(key, reasons, spec.owner))
+    return out
+
+
+async def stale_report(pool: Pool, layouts: Layouts, today: date) -> list[StaleFlag]:
+    since = today - timedelta(days=STALE_AFTER_DAYS)
+    usage, first = await asyncio.gather(usage_since(pool, since), first_recorded(pool))
+    return stale_flags(layouts, usage, first, today)
+
+
+def describe_flag(key: str, layouts: Layouts) -> dict[str, Any]:
+    """A flag as `GET /v1/flags` lists it: its definition, who reads it, where it is written."""
+    import msgspec
+
+    flag = layouts.flags[key]
+    return {
+        "key": key,
+        **msgspec.to_builtins(flag.spec),
+        "read_by_layouts": key in layouts.flags_read_by_layouts,
+        "defined_at": flag.source,
+    }
