@@ -20,6 +20,7 @@ from app.errors import CairnError
 from app.http.auth import bearer_key
 from app.http.dependencies import RuntimeDep
 from app.serving.decisions import inspect_decision
+from app.serving.flags import STALE_AFTER_DAYS, served_lately, stale_report
 from app.serving.metrics import format_value
 from app.serving.runtime import Runtime
 from app.storage.stats import row_counts
@@ -174,4 +175,45 @@ async def admin_why(
     )
 
 
-ROUTES = [admin_home, admin_why]
+@get("/admin/flags", include_in_schema=False)
+async def admin_flags(request: Req, runtime: RuntimeDep) -> Response[str]:
+    """Every flag with its rules, rollout and what it served lately; the stale ones first."""
+    challenge = await admin_or_challenge(request, runtime)
+    if challenge is not None:
+        return challenge
+    layouts = runtime.layouts
+    today = runtime.now().date()
+    await runtime.flag_tally.flush(runtime.pool, today)
+    usage = await served_lately(runtime.pool, today)
+    flags = []
+    for key, flag in layouts.flags.items():
+        spec = flag.spec
+        used = usage.get(key)
+        flags.append({
+            "key": key, "description": spec.description, "enabled": spec.enabled,
+            "unit": spec.unit, "client": spec.client, "owner": spec.owner,
+            "expires": spec.expires.isoformat() if spec.expires else None,
+            "permanent": spec.permanent, "read_by_layouts": key in layouts.flags_read_by_layouts,
+            "default": spec.default,
+            "variants": [(name, json.dumps(v)) for name, v in spec.variants.items()],
+            "rules": [_rule_text(rule) for rule in spec.rules],
+            "served": sorted(used.variants.items()) if used else [],
+        })  # fmt: skip
+    return page(
+        "admin_flags.html",
+        version=layouts.version,
+        days=STALE_AFTER_DAYS,
+        flags=flags,
+        stale=await stale_report(runtime.pool, layouts, today),
+    )
+
+
+def _rule_text(rule: Any) -> str:
+    when = "" if rule.when is True else f"when {rule.when}: "
+    if rule.serve is not None:
+        return f"{when}serve {rule.serve}"
+    split = ", ".join(f"{v} {p:g}%" for v, p in (rule.rollout or {}).items())
+    return f"{when}rollout {split}"
+
+
+ROUTES = [admin_flags, admin_home, admin_why]

@@ -97,6 +97,11 @@ def stale_flags(
     return out
 
 
+async def served_lately(pool: Pool, today: date) -> dict[str, Any]:
+    """What each flag served in the last STALE_AFTER_DAYS days (`FlagUsage` by flag)."""
+    return await usage_since(pool, today - timedelta(days=STALE_AFTER_DAYS))
+
+
 async def stale_report(pool: Pool, layouts: Layouts, today: date) -> list[StaleFlag]:
     since = today - timedelta(days=STALE_AFTER_DAYS)
     usage, first = await asyncio.gather(usage_since(pool, since), first_recorded(pool))

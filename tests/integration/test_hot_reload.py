@@ -68,3 +68,44 @@ async def test_edits_are_picked_up_and_broken_edits_do_not_go_live(
         assert "screens/home.yaml" in ready["checks"]["layout_error"]
         assert "unknown signal 'activation.has_nxt'" in ready["checks"]["layout_error"]
         assert await shortcut_title(client) == "Today"  # the last good version is still live
+
+
+async def test_a_flag_edit_goes_live_and_a_broken_one_does_not(
+    settings: Settings, pool: Pool, tmp_path: Path
+) -> None:
+    """The kill switch of flags.yaml reaches the next evaluation; a rollout that does not add up
+    to 100 is reported with its position and the last good flags stay live."""
+    del pool
+    layouts = tmp_path / "layouts"
+    shutil.copytree(ROOT / "layouts", layouts)
+    flags = layouts / "flags.yaml"
+    live = msgspec.structs.replace(settings, layouts_dir=layouts, reload_layouts=True)
+    headers = {"Authorization": "Bearer sk_test_secret"}
+    body = {"context": {"targetingKey": "u1", "tenant_id": "acme"}}
+
+    async def evaluation(client: AsyncTestClient[Any]) -> dict[str, Any]:
+        r = await client.post("/ofrep/v1/evaluate/flags/new_editor", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        answer: dict[str, Any] = r.json()
+        return answer
+
+    async with AsyncTestClient(app=create_app(live)) as client:
+        assert (await evaluation(client))["reason"] == "SPLIT"
+        flags.write_text(
+            flags.read_text().replace("  new_editor:\n", "  new_editor:\n    enabled: false\n")
+        )
+
+        async def switched_off() -> bool:
+            return bool((await evaluation(client))["reason"] == "DISABLED")
+
+        await wait_for(switched_off)
+        flags.write_text(flags.read_text().replace("{on: 10, off: 90}", "{on: 10, off: 80}"))
+
+        async def reported() -> bool:
+            r = await client.get("/readyz")
+            return "layout_error" in r.json()["checks"]
+
+        await wait_for(reported)
+        error = (await client.get("/readyz")).json()["checks"]["layout_error"]
+        assert "layouts/flags.yaml:" in error and "add up to 90, not 100" in error
+        assert (await evaluation(client))["reason"] == "DISABLED"  # the last good flags

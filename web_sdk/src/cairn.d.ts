@@ -139,7 +139,17 @@ export interface LayoutDescriptor {
   view: ViewDescriptor;
   presets: PresetsDescriptor | null;
   slots: SlotDescriptor[];
+  /** Flags marked `client: true` in layouts/flags.yaml, with this user's values. */
+  flags?: Record<string, FlagValue>;
 }
+
+export type FlagValue =
+  | boolean
+  | number
+  | string
+  | null
+  | FlagValue[]
+  | { [key: string]: FlagValue };
 
 // ---- SDK ----
 
