@@ -50,7 +50,7 @@ def load_flags(
             if rule.when is not True:
                 text = rule.when if isinstance(rule.when, str) else "false"
                 when = compile_when(src, ("flags", key, "rules", i, "when"), text)
-            rules.append(compile_rule(rule, when))
+            rules.append(compile_rule(rule, when, spec.variants))
         line, _ = src.keys.get(("flags", key), (0, 0))
         flags[key] = CompiledFlag(key, spec, tuple(rules), source=f"{src.file}:{line + 1}")
     return flags  # with problems, the caller rejects the whole folder

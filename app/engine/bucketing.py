@@ -16,16 +16,17 @@ Tests hold this module to the cases GrowthBook's SDK specification publishes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
 _MASK = 0xFFFFFFFF
 
 
-def fnv1a32(text: str) -> int:
-    """FNV-1a 32 over UTF-16 code units (as JavaScript's `charCodeAt` reads a string)."""
-    h = _FNV_OFFSET
+def fnv1a32(text: str, h: int = _FNV_OFFSET) -> int:
+    """FNV-1a 32 over UTF-16 code units (as JavaScript's `charCodeAt` reads a string); `h`
+    continues a hash of what came before."""
     if text.isascii():
         for byte in text.encode():
             h = ((h ^ byte) * _FNV_PRIME) & _MASK
@@ -39,6 +40,18 @@ def fnv1a32(text: str) -> int:
 def unit_hash(salt: str, unit_id: str) -> float:
     """The unit's place in [0, 1) for this salt, in steps of 1/10,000."""
     return (fnv1a32(str(fnv1a32(salt + unit_id))) % 10_000) / 10_000
+
+
+def salted_hash(salt: str, cache_size: int = 1 << 16) -> Callable[[str], float]:
+    """`unit_hash(salt, ·)` for one salt: the salt's part of the first hash is done once (FNV-1a
+    reads left to right), and recent units' answers are kept (a unit is asked again and again)."""
+    state = fnv1a32(salt)
+
+    @functools.lru_cache(maxsize=cache_size)
+    def hash_of(unit_id: str) -> float:
+        return (fnv1a32(str(fnv1a32(unit_id, state))) % 10_000) / 10_000
+
+    return hash_of
 
 
 def bucket_ranges(weights: Sequence[float], coverage: float = 1.0) -> list[tuple[float, float]]:

@@ -13,15 +13,15 @@ The reasons are OpenFeature's, so OFREP clients read them as they are.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.engine.bucketing import bucket_ranges, choose, unit_hash, user_unit
+from app.engine.bucketing import bucket_ranges, salted_hash, user_unit
 from app.engine.paths import evaluate
 from app.engine.specs import Spec
 
@@ -85,6 +85,8 @@ class CompiledRule:
     serve: str | None
     variants: tuple[str, ...] = ()  # a rollout's variants, in order
     ranges: tuple[tuple[float, float], ...] = ()  # and their ranges of [0, 1)
+    value: Any = None  # what `serve` serves
+    buckets: tuple[tuple[float, float, str, Any], ...] = ()  # (low, high, variant, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,26 @@ class CompiledFlag:
     spec: FlagSpec
     rules: tuple[CompiledRule, ...]
     source: str = ""  # file:line of its definition
+    # unit id → the unit's place in [0, 1) under this flag's salt (app.engine.bucketing)
+    hash: Callable[[str], float] = field(init=False, repr=False, compare=False)
+    # what no rule holding gives (STATIC or DEFAULT), and whether anything runs before the rules
+    fallthrough: FlagResult = field(init=False, repr=False, compare=False)
+    gated: bool = field(init=False, repr=False, compare=False)
+    per_tenant: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spec = self.spec
+        salt = spec.salt if spec.salt is not None else self.key
+        reason = FlagReason.DEFAULT if self.rules else FlagReason.STATIC
+        default = FlagResult(self.key, spec.variants.get(spec.default), spec.default, reason)
+        gated = not spec.enabled or spec.schedule is not None or bool(spec.prerequisites)
+        for name, value in (
+            ("hash", salted_hash(salt)),
+            ("fallthrough", default),
+            ("gated", gated),
+            ("per_tenant", spec.unit == "tenant"),
+        ):
+            object.__setattr__(self, name, value)
 
     @property
     def client(self) -> bool:
@@ -106,36 +128,58 @@ class CompiledFlag:
         return self.spec.variants[variant]
 
 
-def compile_rule(spec: FlagRuleSpec, when: Any) -> CompiledRule:
+def compile_rule(spec: FlagRuleSpec, when: Any, variants: Mapping[str, Any]) -> CompiledRule:
     if spec.rollout is None:
-        return CompiledRule(when=when, serve=spec.serve)
-    variants = tuple(spec.rollout)
+        return CompiledRule(when=when, serve=spec.serve, value=variants.get(spec.serve or ""))
+    names = tuple(spec.rollout)
     total = sum(spec.rollout.values()) or 1.0
-    weights = [spec.rollout[v] / total for v in variants]
-    return CompiledRule(
-        when=when, serve=None, variants=variants, ranges=tuple(bucket_ranges(weights))
+    ranges = tuple(bucket_ranges([spec.rollout[v] / total for v in names]))
+    buckets = tuple(
+        (low, high, v, variants.get(v)) for v, (low, high) in zip(names, ranges, strict=True)
     )
+    return CompiledRule(when=when, serve=None, variants=names, ranges=ranges, buckets=buckets)
 
 
-@dataclass(frozen=True, slots=True)
-class FlagResult:
+class FlagResult(msgspec.Struct, frozen=True, gc=False):
+    """One flag's answer for one unit. `detail` says why, for people; it is built when read."""
+
     key: str
     value: Any
     variant: str
     reason: FlagReason
     rule: int | None = None  # the index of the rule that decided, when one did
-    detail: str = ""  # for people: why this variant
+    bucket: float | None = None  # the unit's hash, when a rollout decided
+    note: str = ""  # what went wrong, or what held the flag back
+
+    @property
+    def detail(self) -> str:
+        if self.note:
+            return self.note
+        if self.bucket is not None:
+            return f"rule {(self.rule or 0) + 1}: bucket {self.bucket:.4f} of the rollout"
+        if self.rule is not None:
+            return f"rule {self.rule + 1} holds"
+        return _DEFAULT_DETAILS.get(self.reason, "")
 
 
-@dataclass(frozen=True, slots=True)
+_DEFAULT_DETAILS = {
+    FlagReason.STATIC: "the flag has no rules",
+    FlagReason.DEFAULT: "no rule holds",
+}
+
+
 class Unit:
     """Who a flag is evaluated for: the ids bucketing reads, whatever the rules may see."""
 
-    tenant_id: str
-    user_id: str
+    __slots__ = ("tenant_id", "user_id", "user_unit")
+
+    def __init__(self, tenant_id: str, user_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.user_id = user_id
+        self.user_unit = user_unit(tenant_id, user_id)
 
     def id_for(self, unit: str) -> str:
-        return self.tenant_id if unit == "tenant" else user_unit(self.tenant_id, self.user_id)
+        return self.tenant_id if unit == "tenant" else self.user_unit
 
 
 _EVAL_ERRORS = (RuntimeError, ValueError, TypeError, KeyError)
@@ -168,53 +212,64 @@ class FlagEvaluator:
     def one(self, key: str) -> FlagResult:
         found = self._done.get(key)
         if found is None:
-            found = self._done[key] = self._evaluate(self._flags[key])
+            found = self._done[key] = evaluate_flag(
+                self._flags[key], self._unit, self._variables, self._env, self._now, self.one
+            )
         return found
 
-    def _evaluate(self, flag: CompiledFlag) -> FlagResult:
-        spec = flag.spec
-        if not spec.enabled:
-            return _default(flag, FlagReason.DISABLED, "the flag is switched off")
-        if spec.schedule is not None and not _in_schedule(spec.schedule, self._now):
-            return _default(flag, FlagReason.DISABLED, "outside the flag's schedule")
-        for pre in spec.prerequisites:
-            got = self.one(pre.flag)
-            if got.variant not in pre.variants:
-                detail = f"prerequisite {pre.flag} serves {got.variant}"
-                return _default(flag, FlagReason.DEFAULT, detail)
-        for i, rule in enumerate(flag.rules):
-            if rule.when is not True:
-                try:
-                    holds = evaluate(rule.when, self._env, self._variables) is True
-                except _EVAL_ERRORS as exc:
-                    detail = f"rule {i + 1} could not be evaluated: {exc}"
-                    return _default(flag, FlagReason.ERROR, detail)
-                if not holds:
+
+def evaluate_flag(
+    flag: CompiledFlag,
+    unit: Unit,
+    variables: dict[str, Any],
+    env: Any,
+    now: datetime,
+    prerequisite: Callable[[str], FlagResult],
+) -> FlagResult:
+    """One flag for one unit: the first exit wins (see the module's docstring)."""
+    if flag.gated:
+        held = _gate(flag, now, prerequisite)
+        if held is not None:
+            return held
+    for i, rule in enumerate(flag.rules):
+        when = rule.when
+        if when is not True:
+            try:
+                if evaluate(when, env, variables) is not True:
                     continue
-            if rule.serve is not None:
-                return FlagResult(
-                    flag.key,
-                    flag.value_of(rule.serve),
-                    rule.serve,
-                    FlagReason.TARGETING_MATCH,
-                    i,
-                    f"rule {i + 1} holds",
-                )
-            n = unit_hash(flag.salt, self._unit.id_for(spec.unit))
-            picked = choose(n, rule.ranges)
-            variant = rule.variants[picked] if picked >= 0 else spec.default
-            detail = f"rule {i + 1}: bucket {n:.4f} of the rollout"
-            return FlagResult(
-                flag.key, flag.value_of(variant), variant, FlagReason.SPLIT, i, detail
-            )
-        if not flag.rules:
-            return _default(flag, FlagReason.STATIC, "the flag has no rules")
-        return _default(flag, FlagReason.DEFAULT, "no rule holds")
+            except _EVAL_ERRORS as exc:
+                note = f"rule {i + 1} could not be evaluated: {exc}"
+                return _default(flag, FlagReason.ERROR, note)
+        if rule.serve is not None:
+            return FlagResult(flag.key, rule.value, rule.serve, FlagReason.TARGETING_MATCH, i)
+        n = flag.hash(unit.tenant_id if flag.per_tenant else unit.user_unit)
+        for low, high, variant, value in rule.buckets:
+            if low <= n < high:
+                return FlagResult(flag.key, value, variant, FlagReason.SPLIT, i, n)
+        return _default(flag, FlagReason.SPLIT, f"rule {i + 1}: bucket {n:.4f} is in no range")
+    return flag.fallthrough
 
 
-def _default(flag: CompiledFlag, reason: FlagReason, detail: str) -> FlagResult:
+def _gate(
+    flag: CompiledFlag, now: datetime, prerequisite: Callable[[str], FlagResult]
+) -> FlagResult | None:
+    """The default when the kill switch, the schedule or a prerequisite holds the flag back."""
+    spec = flag.spec
+    if not spec.enabled:
+        return _default(flag, FlagReason.DISABLED, "the flag is switched off")
+    if spec.schedule is not None and not _in_schedule(spec.schedule, now):
+        return _default(flag, FlagReason.DISABLED, "outside the flag's schedule")
+    for pre in spec.prerequisites:
+        got = prerequisite(pre.flag)
+        if got.variant not in pre.variants:
+            note = f"prerequisite {pre.flag} serves {got.variant}"
+            return _default(flag, FlagReason.DEFAULT, note)
+    return None
+
+
+def _default(flag: CompiledFlag, reason: FlagReason, note: str = "") -> FlagResult:
     variant = flag.spec.default
-    return FlagResult(flag.key, flag.value_of(variant), variant, reason, None, detail)
+    return FlagResult(flag.key, flag.value_of(variant), variant, reason, note=note)
 
 
 def _in_schedule(schedule: ScheduleSpec, now: datetime) -> bool:

@@ -13,7 +13,9 @@
    the request is fired (waiting for a free connection included) to its response. How late the
    client fired against the schedule is reported apart ("lag"). First `GET /healthz` (the
    baseline: the same server, client and connections, no work), then `GET /v1/layouts/home` for
-   a mix of the seeded users with the secret key. A short warm-up precedes each measurement.
+   a mix of the seeded users with the secret key, then OpenFeature's bulk evaluation
+   (`POST /ofrep/v1/evaluate/flags`, every flag) for the same users. A short warm-up precedes
+   each measurement.
 4. "Event -> next layout": posts the event that completes a user's next activation step and polls
    the user's layout until its next step changes; 50 times.
 
@@ -660,6 +662,15 @@ async def bench(plan: Plan, server_dsn: str) -> list[SummaryRow]:
                     for t, u in users
                 ]
                 health_reqs = [get_request(port, "/healthz")]
+                ofrep_reqs = [
+                    post_request(
+                        port,
+                        "/ofrep/v1/evaluate/flags",
+                        SECRET_KEY,
+                        json.dumps({"context": {"targetingKey": u, "tenant_id": t}}).encode(),
+                    )
+                    for t, u in users
+                ]
                 # Cold burst: every user once, all at once, over the pool's connections.
                 burst = await asyncio.wait_for(_burst(client, layout_reqs), 120)
                 b50, b99 = percentile(burst.latencies_ms, 50), percentile(burst.latencies_ms, 99)
@@ -693,7 +704,12 @@ async def bench(plan: Plan, server_dsn: str) -> list[SummaryRow]:
                 )
                 for rate in plan.rates:
                     results = {}
-                    for target, reqs in (("healthz", health_reqs), ("layout", layout_reqs)):
+                    targets = (
+                        ("healthz", health_reqs),
+                        ("layout", layout_reqs),
+                        ("ofrep bulk", ofrep_reqs),
+                    )
+                    for target, reqs in targets:
                         results[target] = await open_loop(
                             client,
                             reqs,
@@ -706,9 +722,23 @@ async def bench(plan: Plan, server_dsn: str) -> list[SummaryRow]:
                         )
                         await asyncio.sleep(0.5)
                     health, layout = results["healthz"], results["layout"]
+                    ofrep = results["ofrep bulk"]
                     ratio = layout.p(99) / health.p(99)
                     _print_load(health)
                     _print_load(layout, f"   p99 ratio layout / healthz {ratio:.2f}x")
+                    _print_load(
+                        ofrep, f"   p99 ratio OFREP bulk / layout {ofrep.p(99) / layout.p(99):.2f}x"
+                    )
+                    rows.append(
+                        SummaryRow(
+                            "layout_http",
+                            f"POST /ofrep/v1/evaluate/flags (bulk) @ {rate} req/s",
+                            f"{ofrep.achieved:,.0f} req/s, p99 {ofrep.p(99):.2f} ms",
+                            f"layout {layout.achieved:,.0f} req/s, p99 {layout.p(99):.2f} ms",
+                            f"{ofrep.p(99) / layout.p(99):.2f}x",
+                            f"{sum(ofrep.errors.values())} errors",
+                        )
+                    )
                     met = (
                         layout.p(99) < 5.0
                         and not layout.errors

@@ -4,8 +4,8 @@
 
 `--quick` shortens every benchmark (a smoke test of the benchmarks, not a measurement). Each one
 also runs alone: `python -m tests.bench.bench_rules`, `bench_decide`, `bench_ingest`,
-`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`, `bench_metrics`. The ingestion
-benchmark runs in its own process when it is present.
+`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`, `bench_metrics`, `bench_flags`.
+The ingestion benchmark runs in its own process when it is present.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from tests.bench import (
     bench_decide,
+    bench_flags,
     bench_knn,
     bench_layout_http,
     bench_metrics,
@@ -29,9 +30,10 @@ from tests.bench import (
 )
 from tests.bench._common import ROOT, SummaryRow, print_table
 
-ORDER = ("rules", "decide", "ingest", "layout_http", "sdk", "knn", "recs", "metrics")
+ORDER = ("rules", "flags", "decide", "ingest", "layout_http", "sdk", "knn", "recs", "metrics")
 _IN_PROCESS: dict[str, Callable[[list[str] | None], list[SummaryRow]]] = {
     "rules": bench_rules.run_cli,
+    "flags": bench_flags.run_cli,
     "decide": bench_decide.run_cli,
     "layout_http": bench_layout_http.run_cli,
     "sdk": bench_sdk.run_cli,

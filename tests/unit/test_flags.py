@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.config.layouts import LayoutConfigError, load_layouts
-from app.engine.bucketing import bucket_ranges, choose, unit_hash, user_unit
+from app.engine.bucketing import bucket_ranges, choose, salted_hash, unit_hash, user_unit
 from app.engine.decide import DecisionInput, decide, flags_for
 from app.engine.flags import FlagReason, FlagResult
 from app.engine.model import Layouts
@@ -53,6 +53,13 @@ def test_bucket_ranges_match_growthbooks_published_cases(
 def test_hash_equals_growthbooks_sdk_for_any_text(salt: str, unit: str) -> None:
     """Including non-ASCII text (hashed over UTF-16 code units, as JavaScript reads strings)."""
     assert unit_hash(salt, unit) == gbhash(salt, unit, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(salt=st.text(max_size=30), unit=st.text(max_size=60))
+def test_a_flags_salted_hash_is_the_same_hash(salt: str, unit: str) -> None:
+    """The salt's part hashed once and the unit's continued from it: the same answer."""
+    assert salted_hash(salt)(unit) == unit_hash(salt, unit) == salted_hash(salt)(unit)
 
 
 @settings(max_examples=200, deadline=None)
