@@ -15,6 +15,7 @@ from app.http import (
     catalog,
     dashboards,
     events,
+    experiments,
     flags,
     layouts,
     metrics,
@@ -57,6 +58,7 @@ def create_app(
         *metrics.ROUTES,
         *dashboards.ROUTES,
         *flags.ROUTES,
+        *experiments.ROUTES,
     ]
     if demo:
         from app.demo import routes as demo_pages

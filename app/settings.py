@@ -32,6 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     embedding_model: str = ""  # a sentence-transformers model name or path; "" = packaged MiniLM
     recommender: bool = True  # embed and index the catalog in the background
     metrics_refresh_s: float = 300.0  # seconds between metric refreshes; 0: only on command
+    holdout_percent: float | None = None  # overrides experiments.yaml's global holdout
+    guardrail_interval_s: float = 60.0  # seconds between guardrail checks; 0: never
 
     @classmethod
     def from_env(
@@ -62,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             metrics_refresh = float(env.get("CAIRN_METRICS_REFRESH_S", "300"))
         except ValueError as exc:
             raise ConfigError("CAIRN_METRICS_REFRESH_S must be a number of seconds") from exc
+        holdout = _number(env, "CAIRN_HOLDOUT_PERCENT", None, "a percent from 0 to 50")
+        if holdout is not None and not 0 <= holdout <= 50:
+            raise ConfigError("CAIRN_HOLDOUT_PERCENT must be a percent from 0 to 50")
+        guardrails = _number(env, "CAIRN_GUARDRAIL_INTERVAL_S", 60.0, "a number of seconds")
         origins = tuple(
             o.strip() for o in env.get("CAIRN_CORS_ORIGINS", "").split(",") if o.strip()
         )
@@ -80,7 +86,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             embedding_model=env.get("CAIRN_EMBEDDING_MODEL", ""),
             recommender=env.get("CAIRN_RECOMMENDER", "1") not in ("0", "false", "no"),
             metrics_refresh_s=max(metrics_refresh, 0.0),
+            holdout_percent=holdout,
+            guardrail_interval_s=max(guardrails or 0.0, 0.0),
         )
+
+
+def _number(env: dict[str, str], name: str, default: float | None, what: str) -> float | None:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be {what}") from exc
 
 
 def _tracing(value: str) -> str:

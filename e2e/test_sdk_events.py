@@ -443,3 +443,35 @@ def test_complete_reports_the_widget_with_its_decision(harness: Harness) -> None
         "via": "host",
     }
     eventually(page, lambda: "widget_completed" in dict(harness.stored_events(who)).values())
+
+
+def test_render_and_accessibility_problems_are_reported_once(harness: Harness) -> None:
+    """`sdk_problem` (what experiments' render guardrail reads): a renderer that throws on a
+    widget's props, and a link without a name; once per decision, widget and kind."""
+    page = harness.page
+    batches = record_batches(page)
+    who = harness.new_user()
+    harness.open(who, mode="descriptor", source=None)
+    descriptor = {
+        "schema_version": 1, "screen": "home", "layout": "home/admin", "decision_id": "dcs_p1",
+        "generated_at": "2026-12-01T00:00:00Z", "personalized": True, "degraded": False,
+        "view": {"id": "admin", "label": "Admin", "options": []}, "presets": None,
+        "slots": [{"id": "shortcuts", "widgets": [
+            {"id": "nameless", "type": "shortcut_grid",
+             "props": {"title": "Go", "items": [{"label": "", "href": "/x", "icon": "x"}]},
+             "why": {"summary": "s", "source": "rule", "confidence": 0.9}, "fallback": "drop"},
+            {"id": "broken", "type": "checklist",
+             "props": {"title": "T", "items": 7},
+             "why": {"summary": "s", "source": "rule", "confidence": 0.9}, "fallback": "drop"},
+        ]}],
+    }  # fmt: skip
+    page.evaluate("d => { cairnHarness.show(d); cairnHarness.show(d); }", descriptor)
+    problems = eventually(
+        page, lambda: [e for e in sent(batches) if e.get("event") == "sdk_problem"]
+    )
+    page.wait_for_timeout(500)
+    problems = [e for e in sent(batches) if e.get("event") == "sdk_problem"]
+    kinds = sorted((e["properties"]["widget_id"], e["properties"]["kind"]) for e in problems)
+    assert ("nameless", "accessibility") in kinds
+    assert len(kinds) == len(set(kinds)), kinds  # once each, though shown twice
+    assert all(e["properties"]["decision_id"] == "dcs_p1" for e in problems)

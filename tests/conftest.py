@@ -122,6 +122,7 @@ def settings(database_dsn: str) -> Settings:
         layouts_dir=LAYOUTS_DIR,
         reload_layouts=False,
         metrics_refresh_s=0,  # tests refresh the metrics when they mean to
+        guardrail_interval_s=0,  # and check guardrails when they mean to
     )
 
 

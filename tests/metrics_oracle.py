@@ -373,3 +373,25 @@ def _funnel(h: History, u: Unit, metric: FunnelMetric, vocab: Vocabulary) -> lis
             )
         return taken
     return [int(bool(matches(h, u, step.outcome, vocab))) for step in metric.steps]
+
+
+def unit_values(population: Any, layouts: Any, metric: str, now: datetime) -> dict[str, float]:
+    """Each unit's value of a shipped metric over a demo population (units whose window ended
+    by `now`), keyed `<tenant_id>:<unit_id>`: the population's events as ingestion parses them,
+    measured by this oracle."""
+    import msgspec
+
+    from app.ingest.segment import parse_batch, pii_key
+
+    events: list[EventRow] = []
+    key = pii_key("oracle")
+    for batch in population.batches(500):
+        parsed = parse_batch(msgspec.json.encode(batch), received_at=now, pii_mode="hash",
+                             pii_key=key)  # fmt: skip
+        events.extend(parsed.rows)
+    found = rows(History(events), layouts.metrics[metric], layouts.vocabulary)
+    return {
+        f"{r.tenant_id}:{r.unit_id}": float(r.value)
+        for r in found
+        if r.window_end <= now and r.value is not None
+    }

@@ -20,6 +20,13 @@ class Driver(Wire, frozen=True):
     value: str | int | float | bool | list[str] | None
 
 
+class ExperimentRef(Wire, frozen=True):
+    """The experiment (and arm) a widget is part of, when one touches it."""
+
+    key: str
+    arm: str
+
+
 class Why(Wire, frozen=True):
     """The plain-language "why this" that every widget carries."""
 
@@ -27,6 +34,7 @@ class Why(Wire, frozen=True):
     source: WhySource
     confidence: float
     drivers: list[Driver] = []
+    experiment: ExperimentRef | None = None
 
 
 class Link(Wire, frozen=True):

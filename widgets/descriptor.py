@@ -108,3 +108,5 @@ class LayoutDescriptor(Wire, frozen=True):
     slots: list[SlotDescriptor]
     # The flags marked `client: true` in flags.yaml, with this user's values (any JSON value).
     flags: dict[str, FlagValue] = {}
+    # In the global holdout: the default layout, kept unpersonalized to measure personalization.
+    holdout: bool = False

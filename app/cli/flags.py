@@ -109,7 +109,8 @@ def cmd_flags_eval(args: argparse.Namespace) -> int:
     async def work(pool: Any) -> Any:
         profile = await ProfileStore(pool, layouts.vocabulary).fetch(args.tenant, args.user, now)
         mode = mode_for(profile, degraded=False)
-        return flags_for(layouts, [args.key], profile, mode, now)[args.key], mode, profile.known
+        answer = flags_for(layouts, [args.key], profile, mode, now)
+        return answer.results[args.key], mode, profile.known
 
     try:
         result, mode, known = on_database(settings, args.database_url, work)

@@ -78,6 +78,9 @@ def _demo_settings(data_dir: Path) -> Settings:
     key_file.write_text(json.dumps(saved, indent=2))
     key_file.chmod(0o600)
     env.setdefault("CAIRN_DATA_DIR", str(data_dir))
+    # The demo keeps 5% of its users out of personalization: the holdout its results compare with
+    env.setdefault("CAIRN_HOLDOUT_PERCENT", "5")
+    os.environ.setdefault("CAIRN_HOLDOUT_PERCENT", "5")
     return Settings.from_env(env)
 
 

@@ -15,9 +15,11 @@ from typing import Any
 
 import cel
 
+from app.config.experiments import load_experiments
 from app.config.flags import load_flags, sample_values
 from app.config.metrics import load_metrics
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
+from app.engine.experiments import Experiments
 from app.engine.fastcel import compile_fast
 from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
@@ -277,7 +279,13 @@ def load_layouts(root: Path) -> Layouts:
     compiler.schema = {**compiler.schema, "flags": None if flags is None else sample_values(flags)}
     screens = _compile_screens(screen_sources, compiler, vocab, problems)
     problems.extend(compiler.problems)
+    before = len(problems)
     metrics = _read_metrics(root, screens, digest, problems)
+    # A metrics.yaml with problems of its own: experiments are not told about each metric
+    known_metrics = metrics if len(problems) == before else None
+    experiments = _read_experiments(
+        root, compiler, screens, flags or {}, known_metrics, digest, problems
+    )
     if problems:
         raise LayoutConfigError(sorted(set(problems)))
     return Layouts(
@@ -288,6 +296,7 @@ def load_layouts(root: Path) -> Layouts:
         metrics=metrics,
         flags=flags or {},
         client_flags=tuple(key for key, flag in (flags or {}).items() if flag.client),
+        experiments=experiments,
     )
 
 
@@ -327,6 +336,29 @@ def _read_flags(
     if src is None:
         return None
     return load_flags(src, compiler.program, problems)
+
+
+def _read_experiments(
+    root: Path,
+    compiler: _Compiler,
+    screens: dict[str, CompiledScreen],
+    flags: dict[str, CompiledFlag],
+    metrics: dict[str, MetricSpec] | None,
+    digest: Any,
+    problems: list[Problem],
+) -> Experiments:
+    """experiments.yaml, when the folder has one: arms checked against the screens, flags and
+    metrics they name."""
+    path = root / "experiments.yaml"
+    if not path.exists():
+        return Experiments()
+    digest.update(b"experiments.yaml" + path.read_bytes())
+    src = _read(path, root, problems)
+    if src is None:
+        return Experiments()
+    return load_experiments(
+        src, screens, flags, metrics, compiler.program, compiler.props, problems
+    )
 
 
 def _read_metrics(

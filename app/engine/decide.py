@@ -14,7 +14,14 @@ from typing import Any
 
 import msgspec
 
-from app.engine.flags import FlagEvaluator, FlagResult, Unit
+from app.engine.experiments import (
+    EXPERIMENT_SENTENCE,
+    CompiledExperiment,
+    Enrolment,
+    WidgetChange,
+    enrol,
+)
+from app.engine.flags import FlagEvaluator, FlagReason, FlagResult, Unit
 from app.engine.model import CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
@@ -24,7 +31,7 @@ from app.engine.recs import Recs, feed_of
 from app.engine.signals import Mode, build_context
 from app.engine.templates import render
 from widgets import SCHEMA_VERSION, WIDGET_KINDS
-from widgets.base import Driver, Why, WhySource
+from widgets.base import Driver, ExperimentRef, Why, WhySource
 from widgets.descriptor import (
     LayoutDescriptor,
     PresetsDescriptor,
@@ -50,6 +57,7 @@ class DecisionInput:
     degraded: bool = False
     recs: Recs | None = None  # the recommender's candidates, when it was asked
     propensity: PropensityModels | None = None  # trained models, when there are any
+    holdout: bool = False  # the user is in the global holdout (the mode is then `default`)
 
 
 @dataclass(slots=True)
@@ -57,6 +65,7 @@ class Decision:
     descriptor: LayoutDescriptor
     trace: list[Exclusion] = field(default_factory=list)  # every widget left out, and why
     flags: dict[str, FlagResult] = field(default_factory=dict)  # the flags it evaluated
+    enrolments: list[Enrolment] = field(default_factory=list)  # experiment arms it served
 
 
 class UnknownScreenError(LookupError):
@@ -86,29 +95,29 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         propensity_targets=screen.propensity_targets,
     )
     role = ctx["user"]["role"]
-    view = (screen.view(inp.view) if inp.view else None) or screen.view_for_role(role)
-    ctx["view"] = view.id
     flags = evaluate_flags(layouts, screen.flag_reads.union(layouts.client_flags), inp, ctx)
     ctx["flags"] = {key: result.value for key, result in flags.items()}
+    enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
+    arms = Arms.of(layouts, enrolments, flags, ctx)
+    chosen_view = inp.view or arms.views.get(screen.name)
+    view = (screen.view(chosen_view) if chosen_view else None) or screen.view_for_role(role)
+    ctx["view"] = view.id
     env = LazyContext(ctx, layouts.context_trie)
     trace: list[Exclusion] = []
-    floor = vocab.signals.confidence_floor
 
     chosen: list[tuple[CompiledWidget, Widget]] = []
     recs_missing = False  # a widget fed by the recommender had to give way to rules
     for slot in screen.slots:
-        for w in slot.widgets:
-            w_env, w_ctx = env, ctx
-            left_out = _static_exclusion(w, inp, view.id, screen.families.get(w.id, ()))
-            if left_out is None and w.feed is not None:
-                left_out, answered = _feed_missing(w, inp)
-                recs_missing |= not answered
-                if left_out is None:
-                    name = w.feed.source.removeprefix("recs.")
-                    w_ctx = {**ctx, "feed": feed_of(inp.recs, name, w.feed.max)}
-                    w_env = LazyContext(w_ctx, layouts.context_trie)
-            if left_out is None:
-                left_out = _rule_exclusion(w, w_env, w_ctx, floor)
+        for written in slot.widgets:
+            left_out = arms.exclusion(written.id)
+            if left_out is not None:
+                trace.append(left_out)
+                continue
+            w = arms.apply(written)
+            left_out, answered, w_env, w_ctx = _eligibility(
+                w, inp, view.id, screen.families.get(w.id, ()), layouts, env, ctx
+            )
+            recs_missing |= not answered
             if left_out is not None:
                 trace.append(left_out)
                 continue
@@ -116,7 +125,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
             if isinstance(widget, Exclusion):
                 trace.append(widget)
                 continue
-            chosen.append((w, widget))
+            chosen.append((w, arms.mark(w.id, widget)))
 
     # A widget that can be shown stands in for the widgets it replaces.
     replaced_by = {r: w.id for w, _ in chosen for r in w.spec.replaces}
@@ -165,8 +174,113 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         presets=_presets(ctx, layouts) if inp.mode != "default" else None,
         slots=slots,
         flags={key: flags[key].value for key in layouts.client_flags},
+        holdout=inp.holdout,
     )
-    return Decision(descriptor=descriptor, trace=trace, flags=flags)
+    return Decision(descriptor=descriptor, trace=trace, flags=flags, enrolments=enrolments)
+
+
+def enrolments_for(
+    layouts: Layouts, inp: DecisionInput, ctx: dict[str, Any], flags: frozenset[str]
+) -> list[Enrolment]:
+    """The experiment arms this decision serves: for a known user outside the holdout, of the
+    experiments that change this screen or a flag it evaluates."""
+    experiments = layouts.experiments
+    if inp.holdout or not inp.profile.known or not experiments.experiments:
+        return []
+    keys = experiments.relevant(inp.screen, flags)
+    if not keys:
+        return []
+    env = LazyContext(ctx, layouts.context_trie)
+
+    def eligible(exp: CompiledExperiment) -> bool:
+        if exp.when is True:
+            return True
+        try:
+            return evaluate(exp.when, env, ctx) is True
+        except _EVAL_ERRORS:
+            return False
+
+    p = inp.profile
+    return enrol(experiments, keys, p.tenant_id, p.user_id, p.assignments, eligible)
+
+
+class Arms:
+    """What the user's experiment arms change in one decision: flags (applied at once to the
+    decision's variables), the screen's view, and widgets: hidden, swapped, with other props or
+    priority; every widget an experiment touches says so in its "why", in every arm."""
+
+    __slots__ = ("_excluded", "_touched", "_widgets", "views")
+
+    def __init__(self) -> None:
+        self.views: dict[str, str] = {}
+        self._widgets: dict[str, WidgetChange] = {}
+        self._touched: dict[str, tuple[str, str]] = {}  # widget → (experiment, arm)
+        self._excluded: dict[str, Exclusion] = {}
+
+    @classmethod
+    def of(
+        cls,
+        layouts: Layouts,
+        enrolments: list[Enrolment],
+        flags: dict[str, FlagResult],
+        ctx: dict[str, Any],
+    ) -> Arms:
+        arms = cls()
+        for e in enrolments:
+            exp = layouts.experiments.experiments[e.experiment]
+            arm = exp.arm(e.arm)
+            if arm is None:
+                continue
+            for w in exp.widgets:
+                arms._touched.setdefault(w, (e.experiment, e.arm))
+            arms.views.update(arm.views)
+            for widget_id, change in arm.widgets.items():
+                arms._widgets.setdefault(widget_id, change)
+                tag = f"experiment {e.experiment}, arm {e.arm}"
+                if change.hide:
+                    arms._excluded[widget_id] = Exclusion(widget_id, Reason.EXPERIMENT, tag)
+                elif change.swap:
+                    detail = f"{tag}: swapped for {change.swap}"
+                    arms._excluded[widget_id] = Exclusion(widget_id, Reason.EXPERIMENT, detail)
+            for key, variant in arm.flags.items():
+                flag = layouts.flags[key]
+                note = f"experiment {e.experiment}, arm {e.arm}"
+                flags[key] = FlagResult(
+                    key, flag.value_of(variant), variant, FlagReason.SPLIT, note=note
+                )
+                if key in ctx["flags"]:
+                    ctx["flags"][key] = flag.value_of(variant)
+        return arms
+
+    def exclusion(self, widget_id: str) -> Exclusion | None:
+        return self._excluded.get(widget_id) if self._excluded else None
+
+    def apply(self, w: CompiledWidget) -> CompiledWidget:
+        change = self._widgets.get(w.id) if self._widgets else None
+        if change is None or (change.props is None and change.priority is None):
+            return w
+        spec = w.spec
+        if change.priority is not None:
+            spec = msgspec.structs.replace(spec, priority=change.priority)
+        props = {**w.props, **change.props} if change.props is not None else w.props
+        return dataclasses.replace(w, spec=spec, props=props)
+
+    def mark(self, widget_id: str, widget: Widget) -> Widget:
+        touched = self._touched.get(widget_id) if self._touched else None
+        if touched is None:
+            return widget
+        key, arm = touched
+        why = widget.why
+        summary = f"{why.summary} {EXPERIMENT_SENTENCE}".strip()
+        drivers = [*why.drivers, Driver(signal=f"experiment.{key}", value=arm)]
+        marked = msgspec.structs.replace(
+            why,
+            summary=summary,
+            source="experiment",
+            drivers=drivers,
+            experiment=ExperimentRef(key=key, arm=arm),
+        )
+        return msgspec.structs.replace(widget, why=marked)
 
 
 def flags_for(
@@ -178,16 +292,29 @@ def flags_for(
     *,
     peers: PeerStats | None = None,
     propensity: PropensityModels | None = None,
-) -> dict[str, FlagResult]:
+    holdout: bool = False,
+) -> FlagAnswer:
     """The flags named (unknown keys are skipped), for one user, outside any screen: what
-    OpenFeature clients ask for. Rules see the signals the personalization mode allows."""
+    OpenFeature clients ask for. Rules see the signals the personalization mode allows; an
+    experiment that sets one of these flags enrols the user (outside the holdout) and its arm's
+    variant is served."""
     if now.utcoffset() not in (None, _UTC_OFFSET):
         now = now.astimezone(UTC)
     ctx = build_context(
         profile, layouts.vocabulary, now=now, mode=mode, peers=peers, propensity=propensity
     )
-    inp = DecisionInput(screen="", profile=profile, mode=mode, now=now, seed=0)
-    return evaluate_flags(layouts, {k for k in keys if k in layouts.flags}, inp, ctx)
+    inp = DecisionInput(screen="", profile=profile, mode=mode, now=now, seed=0, holdout=holdout)
+    flags = evaluate_flags(layouts, {k for k in keys if k in layouts.flags}, inp, ctx)
+    ctx["flags"] = {key: result.value for key, result in flags.items()}
+    enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
+    Arms.of(layouts, enrolments, flags, ctx)
+    return FlagAnswer(flags, enrolments)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagAnswer:
+    results: dict[str, FlagResult]
+    enrolments: list[Enrolment]
 
 
 def evaluate_flags(
@@ -205,6 +332,30 @@ def evaluate_flags(
         inp.now,
     )
     return evaluator.all(keys)
+
+
+def _eligibility(
+    w: CompiledWidget,
+    inp: DecisionInput,
+    view: str,
+    family: tuple[str, ...],
+    layouts: Layouts,
+    env: Any,
+    ctx: dict[str, Any],
+) -> tuple[Exclusion | None, bool, Any, dict[str, Any]]:
+    """Why the widget is left out (None if it may be shown), whether the recommender answered
+    for it, and the variables it is built with (a fed widget's include its `feed`)."""
+    left_out = _static_exclusion(w, inp, view, family)
+    answered = True
+    if left_out is None and w.feed is not None:
+        left_out, answered = _feed_missing(w, inp)
+        if left_out is None:
+            name = w.feed.source.removeprefix("recs.")
+            ctx = {**ctx, "feed": feed_of(inp.recs, name, w.feed.max)}
+            env = LazyContext(ctx, layouts.context_trie)
+    if left_out is None:
+        left_out = _rule_exclusion(w, env, ctx, layouts.vocabulary.signals.confidence_floor)
+    return left_out, answered, env, ctx
 
 
 def _presets(ctx: dict[str, Any], layouts: Layouts) -> PresetsDescriptor | None:

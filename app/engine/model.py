@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.engine.experiments import Experiments
 from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
 from app.engine.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
@@ -107,6 +108,7 @@ class Layouts:
     flags: dict[str, CompiledFlag] = field(default_factory=dict)  # flags.yaml, by key
     # flags sent to browsers and apps (in descriptors, and to publishable keys)
     client_flags: tuple[str, ...] = ()
+    experiments: Experiments = field(default_factory=Experiments)  # experiments.yaml
 
     @property
     def flags_read_by_layouts(self) -> frozenset[str]:

@@ -83,6 +83,7 @@ class ProfileData(msgspec.Struct, frozen=True, kw_only=True):
     widgets: dict[str, WidgetState] = {}
     recent: list[RecentEvent] = []
     preferences: Preferences = Preferences()
+    assignments: dict[str, str] = {}  # experiment → the arm stored at the unit's first assignment
 
 
 class CohortAdoption(msgspec.Struct, frozen=True):

@@ -28,6 +28,7 @@ class Reason(StrEnum):
     REPLACED = "replaced"  # a widget that replaces it is shown
     ONCE_PER_SCREEN = "once_per_screen"  # its group (next step, modal) has a widget shown
     SLOT_FULL = "slot_full"  # its slot holds as many widgets as it may
+    EXPERIMENT = "experiment"  # the user's experiment arm hides it, or swaps it for another
 
 
 @dataclass(frozen=True, slots=True)

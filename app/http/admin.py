@@ -20,6 +20,7 @@ from app.errors import CairnError
 from app.http.auth import bearer_key
 from app.http.dependencies import RuntimeDep
 from app.serving.decisions import inspect_decision
+from app.serving.experiments import results as experiment_results
 from app.serving.flags import STALE_AFTER_DAYS, served_lately, stale_report
 from app.serving.metrics import format_value
 from app.serving.runtime import Runtime
@@ -175,6 +176,48 @@ async def admin_why(
     )
 
 
+@get("/admin/experiments", include_in_schema=False)
+async def admin_experiments(request: Req, runtime: RuntimeDep) -> Response[str]:
+    """Every experiment: status, sample ratio, guardrails, and each metric's lift with its
+    interval (drawn by the dashboards' chart library, with its table beside it)."""
+    challenge = await admin_or_challenge(request, runtime)
+    if challenge is not None:
+        return challenge
+    layouts = runtime.layouts
+    now = runtime.now()
+    shown = []
+    charts = []
+    for key in layouts.experiments.experiments:
+        found = runtime.experiment_results.get(key, layouts.version)
+        if found is None:
+            found = await experiment_results(
+                runtime.pool, layouts, key, runtime.experiment_states.get(key), now
+            )
+            runtime.experiment_results.put(key, layouts.version, found)
+        spec = layouts.experiments.experiments[key].spec
+        view = msgspec.to_builtins(found)
+        view["description"] = spec.description
+        for m in view["metrics"]:
+            m["by_arm"] = {c["arm"]: c for c in m["comparisons"]}
+            lifts = [
+                {"arm": c["arm"], "relative": c["relative"], "low": c["relative_ci"][0],
+                 "high": c["relative_ci"][1],
+                 "worse": (c["lift"] < 0) == m["higher_is_better"] and c["p_value"] < 0.05}
+                for c in m["comparisons"] if c.get("relative") is not None
+            ]  # fmt: skip
+            if lifts:
+                charts.append({"id": f"{key}-{m['metric']}", "metric": m["metric"],
+                               "label": m["label"], "kind": "lift", "format": None,
+                               "chart": "lift", "groups": [], "lifts": lifts})  # fmt: skip
+        shown.append(view)
+    return page(
+        "admin_experiments.html",
+        holdout=f"{layouts.experiments.holdout.percent:g}",
+        experiments=shown,
+        charts_json=json.dumps(charts).replace("<", "\\u003c"),
+    )
+
+
 @get("/admin/flags", include_in_schema=False)
 async def admin_flags(request: Req, runtime: RuntimeDep) -> Response[str]:
     """Every flag with its rules, rollout and what it served lately; the stale ones first."""
@@ -216,4 +259,4 @@ def _rule_text(rule: Any) -> str:
     return f"{when}rollout {split}"
 
 
-ROUTES = [admin_flags, admin_home, admin_why]
+ROUTES = [admin_experiments, admin_flags, admin_home, admin_why]

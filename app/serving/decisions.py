@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,7 @@ import asyncpg
 import msgspec
 
 from app.engine.decide import Decision, DecisionInput, decide, decision_id, negotiate
+from app.engine.experiments import Enrolment, in_holdout
 from app.engine.model import Layouts
 from app.engine.profile import ProfileData, anonymous_profile
 from app.engine.reasons import Exclusion
@@ -22,6 +24,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.serving.flag_events import record_evaluations
 from app.serving.memo import MemoKey
 from app.serving.runtime import Runtime
+from app.storage.experiments import NewAssignment, store_assignments
 from app.telemetry import tracer
 from widgets import SCHEMA_VERSION, LayoutDescriptor
 
@@ -131,6 +134,7 @@ def _decide(
     *,
     degraded: bool,
     recs: Recs | None = None,
+    holdout: bool = False,
 ) -> Decision:
     """The pure decision, given what the edge read: a fresh seed names it."""
     return decide(
@@ -146,8 +150,41 @@ def _decide(
             degraded=degraded,
             recs=recs,
             propensity=rt.propensity,
+            holdout=holdout,
         ),
     )
+
+
+def remember_enrolments(
+    rt: Runtime, profile: ProfileData, enrolments: Iterable[Enrolment], now: datetime
+) -> None:
+    """Store the first assignments a decision made (in the background: the response does not
+    wait), then drop the user's cached profile so the next decision reads them back."""
+    new = [
+        NewAssignment(
+            tenant_id=profile.tenant_id,
+            experiment=e.experiment,
+            unit_id=e.unit_id,
+            arm=e.arm,
+            assigned_at=now,
+            exposed=bool(rt.layouts.experiments.experiments[e.experiment].flags)
+            if e.experiment in rt.layouts.experiments.experiments
+            else False,
+        )
+        for e in enrolments
+        if e.new
+    ]
+    if new:
+        rt.spawn(_store(rt, profile.tenant_id, profile.user_id, new))
+
+
+async def _store(rt: Runtime, tenant_id: str, user_id: str, rows: list[NewAssignment]) -> None:
+    try:
+        await store_assignments(rt.pool, rows)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("experiment assignments not stored (the next decision tries again): %r", exc)
+        return
+    rt.forget({(tenant_id, user_id)})
 
 
 def require_screen(layouts: Layouts, screen: str) -> None:
@@ -157,9 +194,10 @@ def require_screen(layouts: Layouts, screen: str) -> None:
         )
 
 
-def mode_for(profile: ProfileData, *, degraded: bool) -> Mode:
-    """How much to personalize: nothing for unknown users, opted-out users or when degraded."""
-    if degraded or not profile.known or profile.preferences.personalization == "off":
+def mode_for(profile: ProfileData, *, degraded: bool, holdout: bool = False) -> Mode:
+    """How much to personalize: nothing for unknown users, opted-out users, users in the global
+    holdout or when degraded."""
+    if degraded or holdout or not profile.known or profile.preferences.personalization == "off":
         return "default"
     if profile.preferences.personalization == "basic":
         return "basic"
@@ -192,11 +230,21 @@ async def decide_layout(
         reused = _reuse(key, profile, rt, now)
         if reused is not None:
             return reused
-    mode = mode_for(profile, degraded=degraded)
+    holdout = in_holdout(layouts.experiments.holdout, tenant_id, user_id)
+    mode = mode_for(profile, degraded=degraded, holdout=holdout)
     recs = await _recs(rt, profile, mode, now)
     with tracer.start_as_current_span("cairn.decide") as span:
         decision = _decide(
-            rt, layouts, screen, profile, mode, now, view, degraded=degraded, recs=recs
+            rt,
+            layouts,
+            screen,
+            profile,
+            mode,
+            now,
+            view,
+            degraded=degraded,
+            recs=recs,
+            holdout=holdout,
         )
         span.set_attribute("cairn.screen", screen)
         span.set_attribute("cairn.mode", mode)
@@ -205,6 +253,7 @@ async def decide_layout(
             span.set_attribute("cairn.recommender", recs.status)
         record_evaluations(decision.flags.values(), user_id)
     rt.flag_tally.add(decision.flags.values(), "layout")
+    remember_enrolments(rt, profile, decision.enrolments, now)
     descriptor = negotiate(decision.descriptor, caps.widgets)
     etag = etag_of(descriptor)
     if not descriptor.degraded:

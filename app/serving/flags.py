@@ -15,10 +15,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from app.engine.decide import flags_for
+from app.engine.experiments import in_holdout
 from app.engine.flags import FlagResult, serves_one_variant
 from app.engine.model import Layouts
 from app.engine.profile import anonymous_profile
-from app.serving.decisions import mode_for, read_profile
+from app.serving.decisions import mode_for, read_profile, remember_enrolments
 from app.serving.flag_events import record_evaluations
 from app.serving.runtime import Runtime
 from app.storage.db import Pool
@@ -40,8 +41,13 @@ async def evaluate(rt: Runtime, tenant_id: str, user_id: str, keys: Collection[s
     now = rt.now()
     found = await read_profile(rt, tenant_id, user_id, now)
     profile = found if found is not None else anonymous_profile(tenant_id, user_id)
-    mode = mode_for(profile, degraded=found is None)
-    results = flags_for(layouts, keys, profile, mode, now, peers=rt.peers, propensity=rt.propensity)
+    holdout = in_holdout(layouts.experiments.holdout, tenant_id, user_id)
+    mode = mode_for(profile, degraded=found is None, holdout=holdout)
+    answer = flags_for(
+        layouts, keys, profile, mode, now, peers=rt.peers, propensity=rt.propensity, holdout=holdout
+    )
+    results = answer.results
+    remember_enrolments(rt, profile, answer.enrolments, now)
     rt.flag_tally.add(results.values(), "ofrep")
     record_evaluations(results.values(), user_id)
     return Evaluated(results, found is None, layouts.version)

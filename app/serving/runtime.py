@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from app.engine.profile import PeerStats
 from app.engine.propensity import PropensityModels
 from app.engine.vocabulary import Vocabulary
 from app.serving.catalog_index import CatalogIndex
+from app.serving.experiments import ResultsCache, check_guardrails
 from app.serving.flag_events import FlagTally
 from app.serving.hub import Hub
 from app.serving.memo import DecisionMemo
@@ -33,6 +35,7 @@ from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
 from app.storage.events import PROFILE_CHANNEL
+from app.storage.experiments import EXPERIMENTS_CHANNEL, ExperimentState, load_states
 from app.storage.keys import KEYS_CHANNEL, KeyRing
 from app.storage.metrics import METRICS_CHANNEL
 from app.storage.models import MODELS_CHANNEL, load_models
@@ -55,7 +58,9 @@ class _Notice(msgspec.Struct):
 class Runtime:
     def __init__(self, settings: Settings, *, layouts: Layouts | None = None) -> None:
         self.settings = settings
-        self.layouts: Layouts = layouts or load_layouts(settings.layouts_dir)
+        # experiments stopped (or resumed) at run time, by a guardrail or a person
+        self.experiment_states: dict[str, ExperimentState] = {}
+        self.layouts: Layouts = self._with_states(layouts or load_layouts(settings.layouts_dir))
         self.layout_error: str | None = None
         self.hub = Hub()
         self.decisions = DecisionMemo()  # decisions kept for reuse (app.serving.decisions)
@@ -75,6 +80,8 @@ class Runtime:
         self.metrics_error: str | None = None  # the last background refresh's failure
         self._recs_stale = asyncio.Event()
         self.flag_tally = FlagTally()  # what flags served, until flushed to the database
+        self.experiment_results = ResultsCache()
+        self.guardrail_error: str | None = None  # the last guardrail check's failure
         self.ready = False
 
     @property
@@ -132,6 +139,7 @@ class Runtime:
             self._spawn(self._refresh_recommender_forever())
         self._dsn = dsn
         await self.reload_models()
+        await self.reload_experiment_states()
         await self._listen()
         self._spawn(self._keep_listening())
         await self.refresh_peers()
@@ -141,7 +149,13 @@ class Runtime:
         if self.settings.metrics_refresh_s > 0:
             self._spawn(self._refresh_metrics_forever())
         self._spawn(self._flush_flag_counts_forever())
+        if self.settings.guardrail_interval_s > 0:
+            self._spawn(self._check_guardrails_forever())
         self.ready = True
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Background work for a request that must not wait for it (see `_spawn`)."""
+        self._spawn(work)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background until it ends or the runtime stops; a finished task is
@@ -200,6 +214,7 @@ class Runtime:
         await conn.add_listener(CATALOG_CHANNEL, self._on_catalog)
         await conn.add_listener(MODELS_CHANNEL, self._on_models)
         await conn.add_listener(METRICS_CHANNEL, self._on_metrics)
+        await conn.add_listener(EXPERIMENTS_CHANNEL, self._on_experiments)
         self._listener = conn
 
     @property
@@ -225,6 +240,7 @@ class Runtime:
                 self._profiles.invalidate()
             self.keyring.forget()
             self.decisions.clear()
+            self._spawn(self.reload_experiment_states())
             if self._metrics is not None:
                 self._metrics.forget()
             self.hub.publish_all("reconnected")
@@ -254,6 +270,52 @@ class Runtime:
         while True:
             await asyncio.sleep(FLAG_COUNTS_FLUSH_S)
             await self.flag_tally.flush(self.pool, self.now().date())
+
+    async def _check_guardrails_forever(self) -> None:
+        """Every CAIRN_GUARDRAIL_INTERVAL_S: stop experiments an arm of which hurts a guardrail
+        (one process at a time does the work, see `check_guardrails`)."""
+        while True:
+            await asyncio.sleep(self.settings.guardrail_interval_s)
+            try:
+                stopped = await check_guardrails(self.pool, self.layouts, self.now())
+                self.guardrail_error = None
+            except Exception as exc:  # noqa: BLE001 - the schedule must outlive any one failure
+                self.guardrail_error = repr(exc)
+                log.warning("guardrails not checked: %r", exc)
+                continue
+            if stopped:
+                await self.reload_experiment_states()
+
+    def _on_experiments(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
+        self._spawn(self.reload_experiment_states())
+
+    async def reload_experiment_states(self) -> None:
+        """Read which experiments are stopped; a stop serves control from the next decision."""
+        try:
+            self.experiment_states = await load_states(self.pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("experiment states not loaded: %r", exc)
+            return
+        self.layouts = self._with_states(self.layouts)
+        self.experiment_results.forget()
+        self.hub.publish_all("experiments")
+
+    def _with_states(self, layouts: Layouts) -> Layouts:
+        """The layouts with what is decided at run time: experiments stopped, and the holdout
+        of CAIRN_HOLDOUT_PERCENT when it is set."""
+        stopped = frozenset(
+            key for key, state in self.experiment_states.items() if state.status == "stopped"
+        )
+        experiments = layouts.experiments
+        percent = self.settings.holdout_percent
+        if percent is not None and percent != experiments.holdout.percent:
+            holdout = msgspec.structs.replace(experiments.holdout, percent=percent)
+            experiments = dataclasses.replace(experiments, holdout=holdout)
+        if stopped != experiments.stopped:
+            experiments = dataclasses.replace(experiments, stopped=stopped)
+        if experiments is layouts.experiments:
+            return layouts
+        return dataclasses.replace(layouts, experiments=experiments)
 
     def _on_models(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         self._spawn(self.reload_models())
@@ -319,7 +381,7 @@ class Runtime:
             return False
         self.layout_error = None
         if layouts.version != self.layouts.version:
-            self.layouts = layouts
+            self.layouts = self._with_states(layouts)
             if self._profiles is not None:
                 self._profiles.vocab = layouts.vocabulary
                 self._profiles.invalidate()

@@ -1245,3 +1245,87 @@ async def ratio_moments(
     )
     rows = await _fetch_slice(db, sql, params.values)
     return [(q.key_of(r), r["n"], r["sx"], r["sy"], r["sxx"], r["syy"], r["sxy"]) for r in rows]
+
+
+# --- Experiments: a metric per enrolled unit, from its exposure -----------------------------------
+
+
+def experiment_sql(
+    metric: MetricSpec, vocab: Vocabulary, *, tenant_unit: bool, before: bool = False
+) -> tuple[str, list[Any]] | None:
+    """Each enrolled unit's value of `metric` in the window after its exposure (with `before`,
+    in the window of the same length before it: CUPED's covariate), for the experiment named
+    `$1` (text) whose touched widgets are `$2` (text[]). Rows: arm, tenant_id, unit_id,
+    anchor_at, window_end, value. A unit's exposure is when the server served its arm (a flag)
+    or else its first `widget_viewed` of a touched widget after its assignment; units never
+    exposed have no row. None for ratios."""
+    if isinstance(metric, RatioMetric):
+        return None
+    params = _Params([None, None])
+    scope = _Scope(tenant_unit=tenant_unit)
+    window = params.add(metric.within_days * _DAY, "float8")
+    who = "" if tenant_unit else " AND x.user_id = a.unit_id"
+    exposure = (
+        "coalesce(a.exposed_at, (SELECT min(x.ts) FROM events x WHERE x.tenant_id = a.tenant_id"
+        f"{who} AND x.type = 'track' AND x.event = 'widget_viewed'"
+        " AND x.properties->>'widget_id' = ANY($2::text[]) AND x.ts >= a.assigned_at))"
+    )
+    anchor, end = (
+        (f"e0 - make_interval(secs => {window})", "e0") if before
+        else ("e0", f"e0 + make_interval(secs => {window})")
+    )  # fmt: skip
+    select = _select(metric, vocab, params, scope)
+    sql = f"""
+WITH enrolled AS MATERIALIZED (
+  SELECT a.tenant_id, a.unit_id, a.arm, coalesce(uu.traits->>'role', '') AS role,
+         ({exposure}) AS e0
+    FROM experiment_assignments a
+    LEFT JOIN users uu ON uu.tenant_id = a.tenant_id AND uu.user_id = a.unit_id
+   WHERE a.experiment = $1::text OFFSET 0
+),
+units AS (
+  SELECT q.tenant_id, q.unit_id, q.arm, q.role, {anchor} AS anchor_at, {end} AS window_end
+    FROM enrolled q WHERE q.e0 IS NOT NULL
+)
+SELECT u.arm, u.tenant_id, u.unit_id, u.anchor_at, r.window_end, r.value
+  FROM units u CROSS JOIN LATERAL ({select}) r
+"""
+    return sql, params.values[2:]
+
+
+async def experiment_values(
+    conn: Conn,
+    statement: tuple[str, list[Any]],
+    experiment: str,
+    widgets: list[str],
+) -> list[Any]:
+    sql, args = statement
+    return await conn.fetch(sql, experiment, widgets, *args)
+
+
+async def experiment_exposure(
+    conn: Conn, experiment: str, widgets: list[str], *, tenant_unit: bool
+) -> dict[str, tuple[int, int]]:
+    """arm → (units assigned, units exposed)."""
+    who = "" if tenant_unit else " AND x.user_id = a.unit_id"
+    rows = await conn.fetch(
+        "SELECT a.arm, count(*)::int AS units, count(a.exposed_at IS NOT NULL OR EXISTS ("
+        " SELECT 1 FROM events x WHERE x.tenant_id = a.tenant_id" + who + " AND x.type = 'track'"
+        " AND x.event = 'widget_viewed' AND x.properties->>'widget_id' = ANY($2::text[])"
+        " AND x.ts >= a.assigned_at) OR NULL)::int AS exposed"
+        " FROM experiment_assignments a WHERE a.experiment = $1 GROUP BY a.arm",
+        experiment,
+        widgets,
+    )
+    return {r["arm"]: (r["units"], r["exposed"]) for r in rows}
+
+
+async def unit_values(conn: Conn, metric: str, until: datetime) -> list[Any]:
+    """The stored per-unit values of a metric whose window ended by `until` (tenant_id,
+    unit_id, value): what the holdout comparison reads."""
+    return await conn.fetch(
+        "SELECT tenant_id, unit_id, value FROM metric_values"
+        " WHERE metric = $1 AND window_end <= $2 AND value IS NOT NULL",
+        metric,
+        until,
+    )

@@ -51,7 +51,9 @@ SELECT
             WHERE tenant_id = $1 AND user_id = $2 AND type = 'track'
               AND event = ANY($5::text[]) AND ts >= $6
             ORDER BY ts DESC LIMIT 200) r) AS recent,
-  (SELECT body FROM preferences WHERE tenant_id = $1 AND user_id = $2) AS prefs
+  (SELECT body FROM preferences WHERE tenant_id = $1 AND user_id = $2) AS prefs,
+  (SELECT coalesce(json_object_agg(experiment, arm), '{}') FROM experiment_assignments
+    WHERE tenant_id = $1 AND unit_id IN ($2, '')) AS assignments
 """
 
 TRIGGER_EVENTS = ("error_shown", "limit_reached", "feature_attempted", "plan_upgraded")
@@ -177,6 +179,7 @@ class ProfileStore:
             "widgets": row["widgets"],
             "recent": row["recent"],
             "preferences": row["prefs"] or {},
+            "assignments": row["assignments"],
         }
         return msgspec.convert(raw, ProfileData)
 
@@ -210,6 +213,9 @@ _MANY_SQL = {
             ORDER BY tenant_id, user_id, ts DESC""",
     "prefs": "SELECT tenant_id, user_id, body FROM preferences"
     " WHERE tenant_id = ANY($1::text[]){users}",
+    # unit_id '' is the tenant's own assignment (an experiment on tenants)
+    "assignments": "SELECT tenant_id, unit_id, experiment, arm FROM experiment_assignments"
+    " WHERE tenant_id = ANY($1::text[])",
 }
 _RECENT_LIMIT = 200
 
@@ -240,6 +246,14 @@ class _Narrowed:
         return rows
 
 
+def _arms_by_unit(rows: list[Any]) -> dict[tuple[str, str], dict[str, str]]:
+    """(tenant, unit) → experiment → arm; unit '' is the tenant's own."""
+    arms: dict[tuple[str, str], dict[str, str]] = {}
+    for r in rows:
+        arms.setdefault((r["tenant_id"], r["unit_id"]), {})[r["experiment"]] = r["arm"]
+    return arms
+
+
 async def fetch_tenant_profiles(
     db: Pool | Conn,
     vocab: Vocabulary,
@@ -267,6 +281,7 @@ async def fetch_tenant_profiles(
     widgets = await fetch("widgets", tenants)
     recent = await fetch("recent", tenants, list(TRIGGER_EVENTS), horizon)
     prefs = await fetch("prefs", tenants)
+    assigned = await fetch("assignments", tenants, narrowed=False)
     by_user: dict[tuple[str, str], dict[str, Any]] = {
         (r["tenant_id"], r["user_id"]): {
             "event_days": [],
@@ -302,6 +317,7 @@ async def fetch_tenant_profiles(
         if (u := of(r)) is not None and len(u["recent"]) < _RECENT_LIMIT:
             u["recent"].append({"event": r["event"], "ts": r["ts"], "properties": r["properties"]})
     body = {(r["tenant_id"], r["user_id"]): r["body"] for r in prefs}
+    arms = _arms_by_unit(assigned)
     traits = {r["tenant_id"]: r["traits"] for r in tenant_rows}
     connected: dict[str, dict[str, bool]] = {}
     for r in integrations:
@@ -326,6 +342,7 @@ async def fetch_tenant_profiles(
             "widgets": u["widgets"],
             "recent": u["recent"],
             "preferences": body.get(key) or {},
+            "assignments": {**arms.get((key[0], ""), {}), **arms.get(key, {})},
         }
         out.append(msgspec.convert(raw, ProfileData))
     return out

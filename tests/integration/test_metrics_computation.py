@@ -269,6 +269,7 @@ def metric_layouts() -> Layouts:
         root = Path(tmp) / "layouts"
         shutil.copytree(LAYOUTS_DIR, root)
         (root / "metrics.yaml").write_text(METRICS_YAML, encoding="utf-8")
+        (root / "experiments.yaml").unlink()  # its experiments read the shipped metrics
         return load_layouts(root)
 
 

@@ -136,7 +136,7 @@ def profile(
 def flag(
     layouts: Layouts, key: str, p: ProfileData | None = None, now: datetime = NOW
 ) -> FlagResult:
-    return flags_for(layouts, [key], p or profile(), "full", now)[key]
+    return flags_for(layouts, [key], p or profile(), "full", now).results[key]
 
 
 RAMP = """
@@ -258,9 +258,9 @@ def test_tenant_flags_bucket_the_whole_tenant_together(tmp_path: Path) -> None:
 def test_personalization_off_still_buckets_but_sees_no_traits(tmp_path: Path) -> None:
     """Rules read only what the mode lets them; the rollout still buckets on the ids."""
     layouts = load(tmp_path, TARGETED)
-    off = flags_for(layouts, ["new_onboarding", "colour"], profile(), "default", NOW)
+    off = flags_for(layouts, ["new_onboarding", "colour"], profile(), "default", NOW).results
     assert off["new_onboarding"].reason == FlagReason.SPLIT  # the targeting rule cannot hold
-    full = flags_for(layouts, ["colour"], profile(), "full", NOW)
+    full = flags_for(layouts, ["colour"], profile(), "full", NOW).results
     assert off["colour"].variant == full["colour"].variant
 
 

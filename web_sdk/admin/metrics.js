@@ -8,8 +8,9 @@ import * as Plot from "@observablehq/plot";
  * @typedef {{n: number, value: number | null, ci?: [number | null, number | null] | null,
  *   small?: boolean, week_n?: number, step?: number, label?: string, through?: number | null}} Point
  * @typedef {Point & {key: Record<string, string>, weeks?: Point[], steps?: Point[]}} Group
+ * @typedef {{arm: string, relative: number, low: number, high: number, worse: boolean}} LiftRow
  * @typedef {{id: string, metric: string, label: string, kind: string, format: string | null,
- *   chart: "bars" | "heatmap" | "funnel", groups: Group[]}} Chart
+ *   chart: "bars" | "heatmap" | "funnel" | "lift", groups: Group[], lifts?: LiftRow[]}} Chart
  */
 
 const WIDTH = 560;
@@ -118,7 +119,28 @@ function funnel(chart) {
   });
 }
 
-const DRAW = { bars, heatmap, funnel };
+/** An experiment's relative lift per arm against control, with its 95% interval. @param {Chart} chart */
+function lift(chart) {
+  const rows = chart.lifts || [];
+  return Plot.plot({
+    width: WIDTH,
+    marginLeft: 140,
+    height: 50 + 36 * Math.max(rows.length, 1),
+    ariaLabel: `${chart.label}: relative lift against control, with 95% intervals`,
+    ariaDescription: rows.map((r) => `${r.arm}: ${(r.relative * 100).toFixed(1)}% ` +
+      `(${(r.low * 100).toFixed(1)}% to ${(r.high * 100).toFixed(1)}%)`).join("; "),
+    x: { label: "Relative lift against control (%)", percent: true, grid: true, nice: true },
+    y: { label: null },
+    marks: [
+      Plot.ruleX([0], { stroke: "#1b1f24" }),
+      Plot.ruleY(rows, { y: "arm", x1: "low", x2: "high", stroke: "#14213d", strokeWidth: 2 }),
+      Plot.dot(rows, { y: "arm", x: "relative", r: 5, fill: (r) => (r.worse ? "#a11a1a" : "#2457d6"),
+        title: (r) => `${r.arm}: ${(r.relative * 100).toFixed(1)}%` }),
+    ],
+  });
+}
+
+const DRAW = { bars, heatmap, funnel, lift };
 
 /**
  * One image for assistive technology: the plot's SVG is an `img` named by its label and

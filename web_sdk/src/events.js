@@ -178,6 +178,26 @@ export function sendBeforeHiding() {
 }
 
 /**
+ * `sdk_problem`: a widget the SDK could not render, or rendered with an accessibility problem it
+ * can see; once per decision, widget and kind. Experiments' guardrails read them.
+ * @param {Mount} mount @param {any} widget @param {string} kind @param {unknown} detail
+ */
+export function problem(mount, widget, kind, detail) {
+  const decision = mount.descriptor && mount.descriptor.decision_id;
+  const key = decision + " " + widget.id + " " + kind;
+  if (!config || reported.has(key)) return;
+  reported.add(key);
+  enqueue(message({
+    type: "track",
+    event: "sdk_problem",
+    properties: { widget_id: String(widget.id), widget_type: String(widget.type), kind, detail: String(detail).slice(0, 200), decision_id: decision, screen: mount.screen },
+  }), true);
+}
+
+/** @type {Set<string>} */
+const reported = new Set();
+
+/**
  * A widget event (widget_viewed, widget_clicked, …) for the widget element `el` of a mount: sent
  * at once, except views.
  * @param {Mount} mount @param {string} name @param {Element} el @param {Record<string, unknown>} [extra]

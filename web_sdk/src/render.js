@@ -5,7 +5,7 @@
 import { SCHEMA_VERSION } from "./config.js";
 import { dismissedOnDevice, keepDismissal } from "./dismissals.js";
 import { FOCUSABLE, append, findWidget, h, uniqueId } from "./dom.js";
-import { widgetEvent } from "./events.js";
+import { problem, widgetEvent } from "./events.js";
 import { fail, guard, list, text, warn } from "./guards.js";
 import { refresh, setView } from "./mounts.js";
 import { renderContext, renderers } from "./widgets.js";
@@ -45,6 +45,7 @@ function framed(mount, widget, depth) {
       content = render(widget, renderContext(mount, frame));
     } catch (error) {
       warn("renderer failed for " + widget.type, error);
+      FULL: problem(mount, widget, "render", error);
     }
   }
   if (!(content instanceof Node)) {
@@ -85,7 +86,20 @@ function framed(mount, widget, depth) {
       onclick: () => dismiss(mount, el, id),
     }, "Dismiss"),
   ), panel]);
+  FULL: unnamed(mount, widget, content);
   return el;
+}
+
+/**
+ * Reports (sdk_problem) the links and buttons of a widget's content that have no accessible
+ * name: what the SDK can see of accessibility without asking the page.
+ * @param {Mount} mount @param {any} widget @param {Node} content
+ */
+function unnamed(mount, widget, content) {
+  const found = /** @type {Element} */ (content).querySelectorAll ? [...(/** @type {Element} */ (content)).querySelectorAll("a,button")] : [];
+  if (found.some((control) => !(control.textContent || "").trim() && !control.getAttribute("aria-label"))) {
+    problem(mount, widget, "accessibility", "a link or button without a name");
+  }
 }
 
 /** Hides a widget at once, moves focus on to the next control, and reports widget_dismissed. @param {Mount} mount @param {HTMLElement} el @param {string} id */

@@ -1,0 +1,108 @@
+"""`/v1/experiments`: the experiments of experiments.yaml, their results, stops and resumes.
+
+Secret keys of the whole deployment only: results span every tenant's units, and a stop changes
+what every user gets.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response, get, post
+
+from app.errors import InvalidInputError, NotAllowedError
+from app.http.auth import Caller
+from app.http.dependencies import RuntimeDep
+from app.serving.experiments import describe, holdout_results, results, resume, stop
+from app.storage.keys import Principal
+
+Req = Request[Any, Any, Any]
+_ENCODER = msgspec.json.Encoder()
+
+
+class _StopBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str = ""
+    by: str = ""
+
+
+def _deployment(principal: Principal) -> None:
+    principal.require_secret()
+    if principal.tenant_id is not None:
+        raise NotAllowedError(
+            "deployment_key_required",
+            "Experiments span every tenant: use the deployment's secret key.",
+        )
+
+
+def _json(body: Any) -> Response[bytes]:
+    return Response(content=_ENCODER.encode(body), media_type=MediaType.JSON)
+
+
+@get("/v1/experiments")
+async def list_experiments(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
+    _deployment(principal)
+    layouts = runtime.layouts
+    return _json({
+        "holdout": msgspec.to_builtins(layouts.experiments.holdout),
+        "experiments": describe(layouts, runtime.experiment_states),
+    })  # fmt: skip
+
+
+@get("/v1/experiments/holdout/results")
+async def get_holdout_results(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
+    _deployment(principal)
+    return _json(await holdout_results(runtime.pool, runtime.layouts, datetime.now(UTC)))
+
+
+@get("/v1/experiments/{key:str}/results")
+async def get_results(principal: Caller, runtime: RuntimeDep, key: str) -> Response[bytes]:
+    _deployment(principal)
+    layouts = runtime.layouts
+    cached = runtime.experiment_results.get(key, layouts.version)
+    if cached is None:
+        state = runtime.experiment_states.get(key)
+        cached = await results(runtime.pool, layouts, key, state, datetime.now(UTC))
+        runtime.experiment_results.put(key, layouts.version, cached)
+    return _json(cached)
+
+
+async def _body(request: Req) -> _StopBody:
+    raw = await request.body()
+    if not raw.strip():
+        return _StopBody()
+    try:
+        return msgspec.json.decode(raw, type=_StopBody)
+    except msgspec.ValidationError as exc:
+        raise InvalidInputError("invalid_request", f"The body is not valid: {exc}.") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError("invalid_json", "The body is not valid JSON.") from exc
+
+
+@post("/v1/experiments/{key:str}/stop", status_code=200)
+async def stop_experiment(
+    request: Req, principal: Caller, runtime: RuntimeDep, key: str
+) -> Response[bytes]:
+    """Every process serves control from its next decision; only a resume starts it again."""
+    _deployment(principal)
+    body = await _body(request)
+    await stop(runtime.pool, runtime.layouts, key, body.by or "api", body.reason)
+    await runtime.reload_experiment_states()
+    runtime.experiment_results.forget()
+    return _json({"key": key, "status": "stopped"})
+
+
+@post("/v1/experiments/{key:str}/resume", status_code=200)
+async def resume_experiment(
+    request: Req, principal: Caller, runtime: RuntimeDep, key: str
+) -> Response[bytes]:
+    _deployment(principal)
+    body = await _body(request)
+    await resume(runtime.pool, runtime.layouts, key, body.by or "api")
+    await runtime.reload_experiment_states()
+    runtime.experiment_results.forget()
+    return _json({"key": key, "status": "running"})
+
+
+ROUTES = [list_experiments, get_holdout_results, get_results, stop_experiment, resume_experiment]

@@ -1,0 +1,489 @@
+"""Experiment results, stops and resumes, and the guardrails that stop an arm that hurts.
+
+Results read each enrolled unit's metric values from its exposure (SQL in app.storage.metrics,
+the metric layer's own definitions) and compare each arm with control (app.serving.
+experiment_stats). Only units whose metric window has ended are counted. Guardrails are read with
+always-valid (sequential) p-values, since they are looked at every minute: an arm significantly
+worse than control by more than a guardrail's threshold stops the experiment, every process
+serves control from its next decision (NOTIFY), and only a person resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from app.engine.experiments import CompiledExperiment, GuardrailSpec, in_holdout
+from app.engine.metrics import CountMetric, DistinctMetric, MetricSpec, RatioMetric, TimeToMetric
+from app.engine.model import Layouts
+from app.errors import InvalidInputError, NotFoundError
+from app.serving.experiment_stats import (
+    SRM_ALPHA,
+    ArmSample,
+    ArmSummary,
+    Comparison,
+    adjust,
+    compare,
+    cuped,
+    sample_ratio,
+    summarize,
+    units_needed,
+)
+from app.storage import metrics as metric_store
+from app.storage.db import Pool
+from app.storage.experiments import ExperimentState, load_states, set_state
+
+log = logging.getLogger("cairn.experiments")
+
+GUARDRAIL_LOCK = 7_242_016  # advisory lock: one process checks guardrails at a time
+RESULTS_TTL_S = 30.0
+
+
+class ArmUnits(msgspec.Struct):
+    id: str
+    weight: float
+    units: int  # assigned
+    exposed: int
+
+
+class ArmValue(msgspec.Struct, omit_defaults=True):
+    id: str
+    n: int
+    value: float | None
+    ci: tuple[float, float] | None = None
+
+
+class Lift(msgspec.Struct, omit_defaults=True):
+    arm: str
+    against: str
+    lift: float
+    ci: tuple[float, float]
+    p_value: float
+    relative: float | None = None
+    relative_ci: tuple[float, float] | None = None
+    adjusted_p_value: float | None = None
+
+
+class MetricResult(msgspec.Struct, omit_defaults=True):
+    metric: str
+    label: str
+    role: str  # primary | secondary | guardrail
+    higher_is_better: bool
+    arms: list[ArmValue]
+    comparisons: list[Lift]
+    cuped: bool = False
+    note: str | None = None
+
+
+class GuardrailResult(msgspec.Struct, omit_defaults=True):
+    metric: str
+    arm: str
+    threshold: float
+    breached: bool
+    relative: float | None = None
+    p_value: float | None = None
+
+
+class Srm(msgspec.Struct):
+    p_value: float
+    flagged: bool
+
+
+class Design(msgspec.Struct, omit_defaults=True):
+    alpha: float
+    power: float
+    mde: float
+    sequential: bool
+    correction: str
+    units_needed_per_arm: int | None = None
+    horizon_reached: bool | None = None  # fixed horizon: every arm has its units
+
+
+class Results(msgspec.Struct, omit_defaults=True):
+    key: str
+    status: str  # running | stopped | draft | concluded
+    control: str
+    srm: Srm
+    arms: list[ArmUnits]
+    metrics: list[MetricResult]
+    guardrails: list[GuardrailResult]
+    design: Design
+    computed_at: str
+    stopped_reason: str | None = None
+    stopped_at: str | None = None
+    stopped_by: str | None = None
+    evidence: dict[str, Any] | None = None
+    notes: list[str] = []
+
+
+def status_of(exp: CompiledExperiment, state: ExperimentState | None) -> str:
+    if state is not None and state.status == "stopped":
+        return "stopped"
+    return exp.spec.status
+
+
+def experiment(layouts: Layouts, key: str) -> CompiledExperiment:
+    found = layouts.experiments.experiments.get(key)
+    if found is None:
+        raise NotFoundError("unknown_experiment", f"There is no experiment '{key}'.", "key")
+    return found
+
+
+def describe(layouts: Layouts, states: dict[str, ExperimentState]) -> list[dict[str, Any]]:
+    """Every experiment as `GET /v1/experiments` lists it."""
+    out = []
+    for key, exp in layouts.experiments.experiments.items():
+        state = states.get(key)
+        spec = msgspec.to_builtins(exp.spec)
+        out.append({
+            "key": key, "status": status_of(exp, state), **spec,
+            "stopped_reason": state.reason if state and state.status == "stopped" else None,
+        })  # fmt: skip
+    return out
+
+
+# --- Results ------------------------------------------------------------------------------------
+
+
+class ResultsCache:
+    """Results kept for a short while per experiment and layouts version (they are SQL over
+    every enrolled unit's events)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str], tuple[float, Results]] = {}
+
+    def get(self, key: str, version: str) -> Results | None:
+        found = self._kept.get((key, version))
+        if found is None or time.monotonic() - found[0] > RESULTS_TTL_S:
+            return None
+        return found[1]
+
+    def put(self, key: str, version: str, results: Results) -> None:
+        self._kept[(key, version)] = (time.monotonic(), results)
+
+    def forget(self) -> None:
+        self._kept.clear()
+
+
+def _guardrails(exp: CompiledExperiment) -> list[GuardrailSpec]:
+    return [
+        g if isinstance(g, GuardrailSpec) else GuardrailSpec(metric=g)
+        for g in exp.spec.metrics.guardrails
+    ]
+
+
+async def results(
+    pool: Pool,
+    layouts: Layouts,
+    key: str,
+    state: ExperimentState | None,
+    now: datetime,
+    *,
+    only_guardrails: bool = False,
+) -> Results:
+    exp = experiment(layouts, key)
+    spec = exp.spec
+    widgets = sorted(exp.widgets)
+    tenant_unit = spec.unit == "tenant"
+    async with pool.acquire() as conn:
+        exposure = await metric_store.experiment_exposure(
+            conn, key, widgets, tenant_unit=tenant_unit
+        )
+        arms = [ArmUnits(a.id, a.weight, *exposure.get(a.id, (0, 0))) for a in spec.arms]
+        roles: list[tuple[str, str]] = []
+        if not only_guardrails:
+            roles.append((spec.metrics.primary, "primary"))
+            roles += [(m, "secondary") for m in spec.metrics.secondary]
+        roles += [(g.metric, "guardrail") for g in _guardrails(exp)]
+        measured = []
+        for name, role in roles:
+            metric = layouts.metrics.get(name)
+            if metric is None:
+                continue
+            samples = await _samples(conn, layouts, exp, name, metric, widgets, now)
+            measured.append((name, role, metric, samples))
+    srm_p = sample_ratio([a.exposed for a in arms], [a.weight for a in arms])
+    metrics_out, guardrails_out, notes = _analyse(exp, measured)
+    design = _design(exp, metrics_out, arms)
+    if design.horizon_reached is False:
+        notes.append(
+            "Early: the fixed horizon is not reached yet, so these p-values are not conclusive "
+            "(set analysis.sequential for results that may be read at any time)."
+        )
+    if srm_p < SRM_ALPHA:
+        notes.append(
+            "Sample ratio mismatch: exposed units per arm differ from the weights more than "
+            "chance allows; look for an assignment or exposure problem before reading results."
+        )
+    stopped = state if state is not None and state.status == "stopped" else None
+    return Results(
+        key=key,
+        status=status_of(exp, state),
+        control=exp.control,
+        srm=Srm(srm_p, srm_p < SRM_ALPHA),
+        arms=arms,
+        metrics=metrics_out,
+        guardrails=guardrails_out,
+        design=design,
+        computed_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        stopped_reason=stopped.reason if stopped else None,
+        stopped_at=stopped.changed_at.strftime("%Y-%m-%dT%H:%M:%SZ") if stopped else None,
+        stopped_by=stopped.changed_by if stopped else None,
+        evidence=stopped.evidence if stopped else None,
+        notes=notes,
+    )
+
+
+async def _samples(
+    conn: Any,
+    layouts: Layouts,
+    exp: CompiledExperiment,
+    name: str,
+    metric: MetricSpec,
+    widgets: list[str],
+    now: datetime,
+) -> dict[str, ArmSample] | None:
+    """Each arm's per-unit values (windows ended by now), with pre-exposure values for CUPED."""
+    tenant_unit = exp.spec.unit == "tenant"
+    statement = metric_store.experiment_sql(metric, layouts.vocabulary, tenant_unit=tenant_unit)
+    if statement is None:
+        return None
+    rows = await metric_store.experiment_values(conn, statement, exp.key, widgets)
+    cap = metric.within_days * 86400.0
+    values: dict[str, dict[tuple[str, str], float]] = {a.id: {} for a in exp.spec.arms}
+    for r in rows:
+        if r["window_end"] > now or r["arm"] not in values:
+            continue
+        value = r["value"]
+        if value is None:
+            if not isinstance(metric, TimeToMetric):
+                continue
+            value = cap  # never reached within the window: censored at its end
+        values[r["arm"]][(r["tenant_id"], r["unit_id"])] = float(value)
+    before: dict[tuple[str, str], float] = {}
+    if exp.spec.analysis.cuped and isinstance(metric, CountMetric | DistinctMetric):
+        pre = metric_store.experiment_sql(
+            metric, layouts.vocabulary, tenant_unit=tenant_unit, before=True
+        )
+        assert pre is not None
+        for r in await metric_store.experiment_values(conn, pre, exp.key, widgets):
+            if r["value"] is not None:
+                before[(r["tenant_id"], r["unit_id"])] = float(r["value"])
+    return {
+        arm: ArmSample(
+            list(by_unit.values()),
+            [before.get(u, 0.0) for u in by_unit] if before else None,
+        )
+        for arm, by_unit in values.items()
+    }
+
+
+def _analyse(
+    exp: CompiledExperiment,
+    measured: Sequence[tuple[str, str, MetricSpec, dict[str, ArmSample] | None]],
+) -> tuple[list[MetricResult], list[GuardrailResult], list[str]]:
+    spec = exp.spec
+    alpha = spec.analysis.alpha
+    thresholds = {g.metric: g.threshold for g in _guardrails(exp)}
+    out: list[MetricResult] = []
+    guardrails: list[GuardrailResult] = []
+    notes: list[str] = []
+    for name, role, metric, samples in measured:
+        if samples is None or isinstance(metric, RatioMetric):
+            out.append(MetricResult(name, metric.label, role, metric.higher_is_better, [], [],
+                                    note="ratio metrics are not analysed per unit"))  # fmt: skip
+            continue
+        adjusted = (
+            dict(zip(samples, cuped(list(samples.values())), strict=True))
+            if all(s.before is not None for s in samples.values()) and samples
+            else {arm: list(s.values) for arm, s in samples.items()}
+        )
+        summaries = {arm: summarize(v, alpha) for arm, v in adjusted.items()}
+        raw = {arm: summarize(s.values, alpha) for arm, s in samples.items()}
+        sequential = spec.analysis.sequential or role == "guardrail"
+        comparisons = _comparisons(exp, summaries, alpha=alpha, sequential=sequential)
+        out.append(
+            MetricResult(
+                metric=name, label=metric.label, role=role,
+                higher_is_better=metric.higher_is_better,
+                arms=[ArmValue(arm, s.n, _num(s.mean), s.ci) for arm, s in raw.items()],
+                comparisons=comparisons,
+                cuped=summaries is not raw and adjusted is not None
+                and any(s.before is not None for s in samples.values()),
+            )
+        )  # fmt: skip
+        if role == "guardrail":
+            guardrails += _guardrail_rows(name, metric, comparisons, thresholds[name], alpha)
+    _correct(spec.analysis.correction, out, notes)
+    return out, guardrails, notes
+
+
+def _comparisons(
+    exp: CompiledExperiment, summaries: dict[str, ArmSummary], *, alpha: float, sequential: bool
+) -> list[Lift]:
+    control = summaries.get(exp.control)
+    out = []
+    for arm, summary in summaries.items():
+        if arm == exp.control or control is None:
+            continue
+        c: Comparison | None = compare(control, summary, alpha=alpha, sequential=sequential)
+        if c is None:
+            continue
+        out.append(
+            Lift(arm=arm, against=exp.control, lift=c.lift, ci=c.ci, p_value=c.p_value,
+                 relative=c.relative, relative_ci=c.relative_ci)
+        )  # fmt: skip
+    return out
+
+
+def _guardrail_rows(
+    name: str, metric: MetricSpec, comparisons: list[Lift], threshold: float, alpha: float
+) -> list[GuardrailResult]:
+    rows = []
+    for c in comparisons:
+        worse = c.lift < 0 if metric.higher_is_better else c.lift > 0
+        big = c.relative is None or abs(c.relative) > threshold
+        rows.append(
+            GuardrailResult(
+                metric=name, arm=c.arm, threshold=threshold,
+                breached=worse and big and c.p_value < alpha,
+                relative=c.relative, p_value=c.p_value,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _correct(method: str, metrics: list[MetricResult], notes: list[str]) -> None:
+    """Adjust the p-values of every arm on the primary and secondary metrics together."""
+    lifts = [lift for m in metrics if m.role != "guardrail" for lift in m.comparisons]
+    if len(lifts) < 2:
+        return
+    if method == "none":
+        notes.append(
+            f"{len(lifts)} comparisons and no correction: at alpha 0.05 about one in twenty "
+            "differences is significant by chance; read secondary metrics as hints."
+        )
+        return
+    for lift, p in zip(lifts, adjust([x.p_value for x in lifts], method), strict=True):
+        lift.adjusted_p_value = p
+
+
+def _design(exp: CompiledExperiment, metrics: list[MetricResult], arms: list[ArmUnits]) -> Design:
+    analysis = exp.spec.analysis
+    needed = analysis.horizon_units
+    primary = next((m for m in metrics if m.role == "primary"), None)
+    if needed is None and primary is not None:
+        control = next((a for a in primary.arms if a.id == exp.control), None)
+        if control is not None and control.value is not None and control.n > 1 and control.ci:
+            half = (control.ci[1] - control.ci[0]) / 2
+            # back from the mean's interval to the variance of one unit
+            from scipy import stats
+
+            se = half / float(stats.t.ppf(1 - analysis.alpha / 2, control.n - 1))
+            needed = units_needed(control.value, se * se * control.n, mde=analysis.mde,
+                                  alpha=analysis.alpha, power=analysis.power)  # fmt: skip
+    reached = None
+    if not analysis.sequential and needed is not None:
+        reached = all(a.exposed >= needed for a in arms)
+    return Design(
+        alpha=analysis.alpha, power=analysis.power, mde=analysis.mde,
+        sequential=analysis.sequential, correction=analysis.correction,
+        units_needed_per_arm=needed, horizon_reached=reached,
+    )  # fmt: skip
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else value  # no units → null
+
+
+# --- Stops, resumes and guardrails --------------------------------------------------------------
+
+
+async def stop(pool: Pool, layouts: Layouts, key: str, who: str, reason: str) -> None:
+    experiment(layouts, key)
+    await set_state(pool, key, "stopped", reason or "stopped by a person", who)
+
+
+async def resume(pool: Pool, layouts: Layouts, key: str, who: str) -> None:
+    exp = experiment(layouts, key)
+    if not exp.running:
+        raise InvalidInputError(
+            "not_running",
+            f"Experiment '{key}' is {exp.spec.status} in experiments.yaml; set it running there.",
+            "key",
+        )
+    await set_state(pool, key, "running", "resumed by a person", who)
+
+
+async def check_guardrails(pool: Pool, layouts: Layouts, now: datetime) -> list[str]:
+    """Stop every running experiment an arm of which breaches a guardrail; the keys stopped.
+    One process at a time does this (an advisory lock); the others skip their turn."""
+    stopped: list[str] = []
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", GUARDRAIL_LOCK):
+            return stopped
+        try:
+            states = await load_states(pool)
+            for key, exp in layouts.experiments.experiments.items():
+                state = states.get(key)
+                if not exp.running or not exp.spec.metrics.guardrails:
+                    continue
+                if state is not None and state.status == "stopped":
+                    continue
+                found = await results(pool, layouts, key, state, now, only_guardrails=True)
+                breached = [g for g in found.guardrails if g.breached]
+                if not breached:
+                    continue
+                worst = breached[0]
+                reason = (
+                    f"guardrail {worst.metric}: arm {worst.arm} is "
+                    f"{abs(worst.relative or 0):.0%} worse than {exp.control} "
+                    f"(p = {worst.p_value:.4f}, threshold {worst.threshold:.0%})"
+                )
+                evidence = {"guardrails": msgspec.to_builtins(breached),
+                            "metrics": msgspec.to_builtins(found.metrics)}  # fmt: skip
+                await set_state(pool, key, "stopped", reason, "guardrail", evidence)
+                log.warning("experiment %s stopped: %s", key, reason)
+                stopped.append(key)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", GUARDRAIL_LOCK)
+    return stopped
+
+
+# --- The global holdout -------------------------------------------------------------------------
+
+
+async def holdout_results(pool: Pool, layouts: Layouts, now: datetime) -> dict[str, Any]:
+    """Personalization's total lift: users in the holdout against everyone else, on the shipped
+    outcome metrics (their stored per-unit values, from sign-up)."""
+    holdout = layouts.experiments.holdout
+    names = [
+        n for n in ("activation_14d", "time_to_first_value", "feature_adoption_30d",
+                    "retention_weekly") if n in layouts.metrics
+    ]  # fmt: skip
+    out = []
+    async with pool.acquire() as conn:
+        for name in names:
+            rows = await metric_store.unit_values(conn, name, now)
+            held: list[float] = []
+            rest: list[float] = []
+            for r in rows:
+                target = held if in_holdout(holdout, r["tenant_id"], r["unit_id"]) else rest
+                target.append(float(r["value"]))
+            a, b = summarize(held), summarize(rest)
+            c = compare(a, b)
+            out.append({
+                "metric": name, "label": layouts.metrics[name].label,
+                "holdout": {"n": a.n, "value": _num(a.mean), "ci": a.ci},
+                "personalized": {"n": b.n, "value": _num(b.mean), "ci": b.ci},
+                "lift": None if c is None else msgspec.to_builtins(c),
+            })  # fmt: skip
+    await asyncio.sleep(0)
+    return {"holdout_percent": holdout.percent, "metrics": out}

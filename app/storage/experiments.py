@@ -1,0 +1,93 @@
+"""Experiment assignments and run-time state (stopped by a guardrail or a person, resumed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.storage.db import Pool
+
+EXPERIMENTS_CHANNEL = "cairn_experiments"  # NOTIFY: an experiment was stopped or resumed
+
+
+@dataclass(frozen=True, slots=True)
+class NewAssignment:
+    tenant_id: str
+    experiment: str
+    unit_id: str
+    arm: str
+    assigned_at: datetime
+    exposed: bool  # served by the server (a flag): exposed as it is assigned
+
+
+async def store_assignments(pool: Pool, rows: Sequence[NewAssignment]) -> int:
+    """Store first assignments; a unit already assigned keeps its arm. How many were new."""
+    if not rows:
+        return 0
+    stored = await pool.fetch(
+        "INSERT INTO experiment_assignments"
+        " (tenant_id, experiment, unit_id, arm, assigned_at, exposed_at)"
+        " SELECT t, e, u, a, at, CASE WHEN x THEN at END"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
+        " $6::bool[]) AS r(t, e, u, a, at, x)"
+        " ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING RETURNING 1",
+        [r.tenant_id for r in rows],
+        [r.experiment for r in rows],
+        [r.unit_id for r in rows],
+        [r.arm for r in rows],
+        [r.assigned_at for r in rows],
+        [r.exposed for r in rows],
+    )
+    return len(stored)
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentState:
+    experiment: str
+    status: str  # stopped | running
+    reason: str
+    evidence: dict[str, Any]
+    changed_at: datetime
+    changed_by: str
+
+
+async def load_states(pool: Pool) -> dict[str, ExperimentState]:
+    rows = await pool.fetch(
+        "SELECT experiment, status, reason, evidence, changed_at, changed_by FROM experiment_state"
+    )
+    return {r["experiment"]: ExperimentState(**dict(r)) for r in rows}
+
+
+async def set_state(
+    pool: Pool,
+    experiment: str,
+    status: str,
+    reason: str,
+    changed_by: str,
+    evidence: dict[str, Any] | None = None,
+) -> None:
+    """Record a stop or a resume, and tell every process (NOTIFY) in the same transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO experiment_state (experiment, status, reason, evidence, changed_by)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (experiment) DO UPDATE SET"
+            " status = EXCLUDED.status, reason = EXCLUDED.reason,"
+            " evidence = EXCLUDED.evidence, changed_at = now(), changed_by = EXCLUDED.changed_by",
+            experiment,
+            status,
+            reason,
+            evidence or {},
+            changed_by,
+        )
+        await conn.execute("SELECT pg_notify($1, $2)", EXPERIMENTS_CHANNEL, experiment)
+
+
+async def arm_counts(pool: Pool, experiment: str) -> dict[str, int]:
+    rows = await pool.fetch(
+        "SELECT arm, count(*)::int AS n FROM experiment_assignments WHERE experiment = $1"
+        " GROUP BY arm",
+        experiment,
+    )
+    return {r["arm"]: r["n"] for r in rows}
