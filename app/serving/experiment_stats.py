@@ -50,7 +50,7 @@ class Comparison:
     ci: tuple[float, float]
     relative: float | None  # (treatment - control) / control; None when control's mean is 0
     relative_ci: tuple[float, float] | None
-    p_value: float
+    p_value: float  # of the relative lift when there is one (as gbstats reports), else absolute
     adjusted_p_value: float | None = None  # after the correction for several comparisons
 
 
@@ -67,13 +67,14 @@ def summarize(values: Sequence[float], alpha: float = 0.05) -> ArmSummary:
     return ArmSummary(n, mean, variance, (mean - half, mean + half))
 
 
-def cuped(arms: Sequence[ArmSample]) -> list[list[float]]:
+def cuped(arms: Sequence[ArmSample]) -> list[list[float]] | None:
     """Each arm's values adjusted by the pooled regression on their pre-exposure values:
-    y - theta * (x - mean(x)), with theta = cov(y, x) / var(x) over every unit."""
+    y - theta * (x - mean(x)), with theta = cov(y, x) / var(x) over every unit; None when there
+    is nothing to adjust by (no pre-exposure values, or all the same)."""
     ys = np.concatenate([np.asarray(a.values, dtype=float) for a in arms])
     xs = np.concatenate([np.asarray(a.before or [], dtype=float) for a in arms])
     if len(xs) != len(ys) or len(ys) < 3 or float(xs.var()) == 0.0:
-        return [list(a.values) for a in arms]
+        return None
     theta = float(np.cov(ys, xs, ddof=1)[0, 1] / xs.var(ddof=1))
     centre = float(xs.mean())
     return [
@@ -100,14 +101,13 @@ def compare(
         return None
     diff = treatment.mean - control.mean
     dof = (va + vb) ** 2 / (va**2 / (control.n - 1) + vb**2 / (treatment.n - 1))
-    abs_ci, p = _interval(diff, va + vb, dof, control.n + treatment.n, alpha, sequential, tuning)
+    n = control.n + treatment.n
+    abs_ci, p = _interval(diff, va + vb, dof, n, alpha, sequential, tuning)
     relative = relative_ci = None
     if control.mean != 0:
         relative = diff / control.mean
         var_rel = vb / control.mean**2 + va * treatment.mean**2 / control.mean**4
-        relative_ci, _ = _interval(
-            relative, var_rel, dof, control.n + treatment.n, alpha, sequential, tuning
-        )
+        relative_ci, p = _interval(relative, var_rel, dof, n, alpha, sequential, tuning)
     return Comparison(diff, abs_ci, relative, relative_ci, p)
 
 

@@ -300,9 +300,14 @@ def _analyse(
             out.append(MetricResult(name, metric.label, role, metric.higher_is_better, [], [],
                                     note="ratio metrics are not analysed per unit"))  # fmt: skip
             continue
+        fitted = (
+            cuped(list(samples.values()))
+            if samples and all(s.before is not None for s in samples.values())
+            else None
+        )
         adjusted = (
-            dict(zip(samples, cuped(list(samples.values())), strict=True))
-            if all(s.before is not None for s in samples.values()) and samples
+            dict(zip(samples, fitted, strict=True))
+            if fitted is not None
             else {arm: list(s.values) for arm, s in samples.items()}
         )
         summaries = {arm: summarize(v, alpha) for arm, v in adjusted.items()}
@@ -315,8 +320,7 @@ def _analyse(
                 higher_is_better=metric.higher_is_better,
                 arms=[ArmValue(arm, s.n, _num(s.mean), s.ci) for arm, s in raw.items()],
                 comparisons=comparisons,
-                cuped=summaries is not raw and adjusted is not None
-                and any(s.before is not None for s in samples.values()),
+                cuped=fitted is not None,
             )
         )  # fmt: skip
         if role == "guardrail":
