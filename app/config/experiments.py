@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from app.engine.experiments import (
 )
 from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
-from app.engine.model import CompiledScreen
+from app.engine.model import CompiledScreen, CompiledWidget
 
 # (source, path, expression) → a compiled CEL rule; (source, path, props) → a compiled props tree
 RuleCompiler = Callable[[Source, Path_, str], Any]
@@ -52,6 +53,9 @@ class _Known:
             for name, screen in screens.items()
             for slot in screen.slots
             for w in slot.widgets
+        }
+        self.widgets = {
+            w.id: w for screen in screens.values() for slot in screen.slots for w in slot.widgets
         }
 
 
@@ -278,11 +282,25 @@ def _compile_arm(
                 else None
             )
             widgets[change.widget] = WidgetChange(
-                props=props, priority=change.priority, hide=change.hide, swap=change.swap
+                props=props,
+                priority=change.priority,
+                hide=change.hide,
+                swap=change.swap,
+                widget=_changed(known.widgets.get(change.widget), props, change.priority),
             )
         elif change.screen is not None and change.view is not None:
             views[change.screen] = change.view
         elif change.flag is not None and change.variant is not None:
             flags[change.flag] = change.variant
-    del known
     return CompiledArm(id=arm.id, widgets=widgets, views=views, flags=flags)
+
+
+def _changed(widget: CompiledWidget | None, props: Any, priority: int | None) -> Any:
+    """The widget as an arm shows it: its props with the arm's merged over, its priority."""
+    if widget is None or (props is None and priority is None):
+        return None
+    spec = widget.spec
+    if priority is not None:
+        spec = msgspec.structs.replace(spec, priority=priority)
+    merged = {**widget.props, **props} if props is not None else widget.props
+    return dataclasses.replace(widget, spec=spec, props=merged)

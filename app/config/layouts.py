@@ -7,6 +7,7 @@ rules can read `flags.*`) and `metrics.yaml` (`app.config.metrics`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -288,6 +289,18 @@ def load_layouts(root: Path) -> Layouts:
     )
     if problems:
         raise LayoutConfigError(sorted(set(problems)))
+    client = tuple(key for key, flag in (flags or {}).items() if flag.client)
+    screens = {
+        name: dataclasses.replace(screen, flags_evaluated=screen.flag_reads.union(client))
+        for name, screen in screens.items()
+    }
+    experiments = dataclasses.replace(
+        experiments,
+        for_screen={
+            name: tuple(experiments.relevant(name, screen.flags_evaluated))
+            for name, screen in screens.items()
+        },
+    )
     return Layouts(
         vocabulary=vocab,
         screens=screens,
@@ -295,7 +308,7 @@ def load_layouts(root: Path) -> Layouts:
         context_trie=build_trie(compiler.cel_paths),
         metrics=metrics,
         flags=flags or {},
-        client_flags=tuple(key for key, flag in (flags or {}).items() if flag.client),
+        client_flags=client,
         experiments=experiments,
     )
 

@@ -7,6 +7,7 @@ No I/O, no clock, no randomness except what is passed in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -95,7 +96,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         propensity_targets=screen.propensity_targets,
     )
     role = ctx["user"]["role"]
-    flags = evaluate_flags(layouts, screen.flag_reads.union(layouts.client_flags), inp, ctx)
+    flags = evaluate_flags(layouts, screen.flags_evaluated, inp, ctx)
     ctx["flags"] = {key: result.value for key, result in flags.items()}
     enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
     arms = Arms.of(layouts, enrolments, flags, ctx)
@@ -187,7 +188,9 @@ def enrolments_for(
     experiments = layouts.experiments
     if inp.holdout or not inp.profile.known or not experiments.experiments:
         return []
-    keys = experiments.relevant(inp.screen, flags)
+    keys = experiments.for_screen.get(inp.screen)
+    if keys is None:  # outside a screen (OpenFeature): the experiments of the flags evaluated
+        keys = tuple(experiments.relevant(None, flags))
     if not keys:
         return []
     env = LazyContext(ctx, layouts.context_trie)
@@ -257,30 +260,31 @@ class Arms:
 
     def apply(self, w: CompiledWidget) -> CompiledWidget:
         change = self._widgets.get(w.id) if self._widgets else None
-        if change is None or (change.props is None and change.priority is None):
+        if change is None or change.widget is None:
             return w
-        spec = w.spec
-        if change.priority is not None:
-            spec = msgspec.structs.replace(spec, priority=change.priority)
-        props = {**w.props, **change.props} if change.props is not None else w.props
-        return dataclasses.replace(w, spec=spec, props=props)
+        changed: CompiledWidget = change.widget
+        return changed
 
     def mark(self, widget_id: str, widget: Widget) -> Widget:
         touched = self._touched.get(widget_id) if self._touched else None
         if touched is None:
             return widget
-        key, arm = touched
         why = widget.why
-        summary = f"{why.summary} {EXPERIMENT_SENTENCE}".strip()
-        drivers = [*why.drivers, Driver(signal=f"experiment.{key}", value=arm)]
+        ref, driver = _experiment_tags(*touched)
         marked = msgspec.structs.replace(
             why,
-            summary=summary,
+            summary=f"{why.summary} {EXPERIMENT_SENTENCE}" if why.summary else EXPERIMENT_SENTENCE,
             source="experiment",
-            drivers=drivers,
-            experiment=ExperimentRef(key=key, arm=arm),
+            drivers=[*why.drivers, driver],
+            experiment=ref,
         )
         return msgspec.structs.replace(widget, why=marked)
+
+
+@functools.lru_cache(maxsize=1024)
+def _experiment_tags(key: str, arm: str) -> tuple[ExperimentRef, Driver]:
+    """The why's reference to an experiment's arm and its driver, made once per arm."""
+    return ExperimentRef(key=key, arm=arm), Driver(signal=f"experiment.{key}", value=arm)
 
 
 def flags_for(

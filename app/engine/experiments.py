@@ -19,7 +19,7 @@ arm. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -117,6 +117,7 @@ class WidgetChange:
     priority: int | None = None
     hide: bool = False
     swap: str | None = None
+    widget: Any = None  # the CompiledWidget with these props and priority, built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +140,17 @@ class CompiledExperiment:
     screens: frozenset[str]  # the screens whose widgets or views it changes
     flags: frozenset[str]  # the flags its arms set
     widgets: frozenset[str]  # every widget an arm touches (exposure is a view of one of them)
+    by_id: dict[str, CompiledArm] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {a.id: a for a in self.arms})
 
     @property
     def running(self) -> bool:
         return self.spec.status == "running"
 
     def arm(self, arm_id: str) -> CompiledArm | None:
-        return next((a for a in self.arms if a.id == arm_id), None)
+        return self.by_id.get(arm_id)
 
     def traffic_salt(self) -> str:
         return f"layer:{self.spec.layer}" if self.spec.layer else f"{self.salt}:traffic"
@@ -164,6 +169,9 @@ class Experiments:
     by_screen: dict[str, tuple[str, ...]] = field(default_factory=dict)
     by_flag: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stopped: frozenset[str] = frozenset()  # stopped at run time (guardrails, a person)
+    # screen → the experiments its decisions may enrol in: those that change it, and those that
+    # set a flag its decisions evaluate (the flags its rules read, and the client flags)
+    for_screen: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def relevant(self, screen: str | None, flags: frozenset[str] | set[str]) -> list[str]:
         """The experiments a decision on `screen` evaluating `flags` may enrol units in."""
@@ -185,8 +193,7 @@ def in_holdout(holdout: HoldoutSpec, tenant_id: str, user_id: str) -> bool:
     return unit_hash(holdout.salt, user_unit(tenant_id, user_id)) < holdout.percent / 100
 
 
-@dataclass(frozen=True, slots=True)
-class Enrolment:
+class Enrolment(msgspec.Struct, frozen=True, gc=False):
     """A unit in an experiment's arm: `new` when this decision assigned it (to be stored)."""
 
     experiment: str
@@ -218,7 +225,7 @@ def propose(exp: CompiledExperiment, tenant_id: str, user_id: str) -> str | None
 
 def enrol(
     experiments: Experiments,
-    keys: list[str],
+    keys: Sequence[str],
     tenant_id: str,
     user_id: str,
     stored: Mapping[str, str],
@@ -229,10 +236,10 @@ def enrol(
     out = []
     for key in keys:
         exp = experiments.experiments[key]
-        unit_id, _ = unit_of(exp, tenant_id, user_id)
+        unit_id = "" if exp.spec.unit == "tenant" else user_id
         stopped = not exp.running or key in experiments.stopped
         arm = stored.get(key)
-        if arm is not None and exp.arm(arm) is not None:
+        if arm is not None and arm in exp.by_id:
             out.append(Enrolment(key, exp.control if stopped else arm, unit_id))
             continue
         if stopped or not eligible(exp):

@@ -207,7 +207,19 @@ class FlagEvaluator:
         self._done: dict[str, FlagResult] = {}
 
     def all(self, keys: Collection[str]) -> dict[str, FlagResult]:
-        return {key: self.one(key) for key in keys}
+        """Every flag named; a flag without prerequisites is evaluated straight away."""
+        done = self._done
+        flags = self._flags
+        for key in keys:
+            if key not in done:
+                flag = flags[key]
+                if flag.spec.prerequisites:
+                    self.one(key)
+                else:
+                    done[key] = evaluate_flag(
+                        flag, self._unit, self._variables, self._env, self._now, self.one
+                    )
+        return {key: done[key] for key in keys}
 
     def one(self, key: str) -> FlagResult:
         found = self._done.get(key)

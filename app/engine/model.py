@@ -79,6 +79,7 @@ class CompiledScreen:
     propensity_targets: frozenset[str] = frozenset()
     # the flags this screen's rules read: those (and the client flags) are evaluated for it
     flag_reads: frozenset[str] = frozenset()
+    flags_evaluated: frozenset[str] = frozenset()  # flag_reads and the client flags
 
     @property
     def name(self) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -233,6 +234,7 @@ async def decide_layout(
     holdout = in_holdout(layouts.experiments.holdout, tenant_id, user_id)
     mode = mode_for(profile, degraded=degraded, holdout=holdout)
     recs = await _recs(rt, profile, mode, now)
+    started = time.perf_counter()
     with tracer.start_as_current_span("cairn.decide") as span:
         decision = _decide(
             rt,
@@ -255,6 +257,8 @@ async def decide_layout(
     rt.flag_tally.add(decision.flags.values(), "layout")
     remember_enrolments(rt, profile, decision.enrolments, now)
     descriptor = negotiate(decision.descriptor, caps.widgets)
+    if decision.enrolments:
+        rt.arm_latency.add(decision.enrolments, (time.perf_counter() - started) * 1000)
     etag = etag_of(descriptor)
     if not descriptor.degraded:
         rt.decisions.put(key, profile, layouts, now, descriptor, etag, decision.trace)

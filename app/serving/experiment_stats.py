@@ -51,6 +51,7 @@ class Comparison:
     relative: float | None  # (treatment - control) / control; None when control's mean is 0
     relative_ci: tuple[float, float] | None
     p_value: float  # of the relative lift when there is one (as gbstats reports), else absolute
+    absolute_p_value: float = 1.0  # of the absolute lift (robust when control's mean is small)
     adjusted_p_value: float | None = None  # after the correction for several comparisons
 
 
@@ -102,13 +103,14 @@ def compare(
     diff = treatment.mean - control.mean
     dof = (va + vb) ** 2 / (va**2 / (control.n - 1) + vb**2 / (treatment.n - 1))
     n = control.n + treatment.n
-    abs_ci, p = _interval(diff, va + vb, dof, n, alpha, sequential, tuning)
+    abs_ci, p_abs = _interval(diff, va + vb, dof, n, alpha, sequential, tuning)
+    p = p_abs
     relative = relative_ci = None
     if control.mean != 0:
         relative = diff / control.mean
         var_rel = vb / control.mean**2 + va * treatment.mean**2 / control.mean**4
         relative_ci, p = _interval(relative, var_rel, dof, n, alpha, sequential, tuning)
-    return Comparison(diff, abs_ci, relative, relative_ci, p)
+    return Comparison(diff, abs_ci, relative, relative_ci, p, p_abs)
 
 
 def _interval(

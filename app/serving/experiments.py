@@ -38,12 +38,16 @@ from app.serving.experiment_stats import (
 )
 from app.storage import metrics as metric_store
 from app.storage.db import Pool
-from app.storage.experiments import ExperimentState, load_states, set_state
+from app.storage.experiments import ExperimentState, latency_by_arm, load_states, set_state
 
 log = logging.getLogger("cairn.experiments")
 
 GUARDRAIL_LOCK = 7_242_016  # advisory lock: one process checks guardrails at a time
 RESULTS_TTL_S = 30.0
+# The server's own guardrail on every experiment: an arm whose decisions are significantly slower
+# than control's by more than this (relative) stops it.
+LATENCY_GUARDRAIL = "decision_latency"
+LATENCY_THRESHOLD = 0.25
 
 
 class ArmUnits(msgspec.Struct):
@@ -68,6 +72,7 @@ class Lift(msgspec.Struct, omit_defaults=True):
     p_value: float
     relative: float | None = None
     relative_ci: tuple[float, float] | None = None
+    absolute_p_value: float | None = None
     adjusted_p_value: float | None = None
 
 
@@ -89,6 +94,13 @@ class GuardrailResult(msgspec.Struct, omit_defaults=True):
     breached: bool
     relative: float | None = None
     p_value: float | None = None
+
+
+class ArmLatency(msgspec.Struct, omit_defaults=True):
+    id: str
+    decisions: int
+    mean_ms: float | None = None
+    ci: tuple[float, float] | None = None
 
 
 class Srm(msgspec.Struct):
@@ -116,6 +128,7 @@ class Results(msgspec.Struct, omit_defaults=True):
     guardrails: list[GuardrailResult]
     design: Design
     computed_at: str
+    latency: list[ArmLatency] = []  # decision time per arm, as the server measured it
     stopped_reason: str | None = None
     stopped_at: str | None = None
     stopped_by: str | None = None
@@ -211,6 +224,8 @@ async def results(
             measured.append((name, role, metric, samples))
     srm_p = sample_ratio([a.exposed for a in arms], [a.weight for a in arms])
     metrics_out, guardrails_out, notes = _analyse(exp, measured)
+    latency, latency_guard = latency_of(exp, await latency_by_arm(pool, key))
+    guardrails_out += latency_guard
     design = _design(exp, metrics_out, arms)
     if design.horizon_reached is False:
         notes.append(
@@ -238,7 +253,41 @@ async def results(
         stopped_by=stopped.changed_by if stopped else None,
         evidence=stopped.evidence if stopped else None,
         notes=notes,
+        latency=latency,
     )
+
+
+def latency_of(
+    exp: CompiledExperiment, sums: dict[str, tuple[int, float, float]]
+) -> tuple[list[ArmLatency], list[GuardrailResult]]:
+    """Each arm's mean decision time, and the latency guardrail (always-valid, as guardrails
+    are read every minute)."""
+    summaries: dict[str, ArmSummary] = {}
+    out = []
+    for arm in exp.spec.arms:
+        n, total, squares = sums.get(arm.id, (0, 0.0, 0.0))
+        if n < 2:
+            out.append(ArmLatency(arm.id, n))
+            continue
+        mean = total / n
+        variance = max((squares - total * total / n) / (n - 1), 0.0)
+        summaries[arm.id] = ArmSummary(n, mean, variance, None)
+        half = 1.96 * math.sqrt(variance / n)
+        out.append(ArmLatency(arm.id, n, mean, (mean - half, mean + half)))
+    rows = []
+    control = summaries.get(exp.control)
+    for arm_id, summary in summaries.items():
+        if arm_id == exp.control or control is None:
+            continue
+        c = compare(control, summary, sequential=True)
+        if c is None:
+            continue
+        p = c.absolute_p_value
+        breached = c.lift > 0 and (c.relative or 0) > LATENCY_THRESHOLD and p < 0.05
+        rows.append(
+            GuardrailResult(LATENCY_GUARDRAIL, arm_id, LATENCY_THRESHOLD, breached, c.relative, p)
+        )
+    return out, rows
 
 
 async def _samples(
@@ -342,7 +391,8 @@ def _comparisons(
             continue
         out.append(
             Lift(arm=arm, against=exp.control, lift=c.lift, ci=c.ci, p_value=c.p_value,
-                 relative=c.relative, relative_ci=c.relative_ci)
+                 relative=c.relative, relative_ci=c.relative_ci,
+                 absolute_p_value=c.absolute_p_value)
         )  # fmt: skip
     return out
 
@@ -350,15 +400,17 @@ def _comparisons(
 def _guardrail_rows(
     name: str, metric: MetricSpec, comparisons: list[Lift], threshold: float, alpha: float
 ) -> list[GuardrailResult]:
+    """Worse than control (significantly, on the absolute difference, which stays sound when
+    control's mean is near zero) by more than the threshold (relative)."""
     rows = []
     for c in comparisons:
         worse = c.lift < 0 if metric.higher_is_better else c.lift > 0
         big = c.relative is None or abs(c.relative) > threshold
+        p = c.absolute_p_value if c.absolute_p_value is not None else c.p_value
         rows.append(
             GuardrailResult(
                 metric=name, arm=c.arm, threshold=threshold,
-                breached=worse and big and c.p_value < alpha,
-                relative=c.relative, p_value=c.p_value,
+                breached=worse and big and p < alpha, relative=c.relative, p_value=p,
             )
         )  # fmt: skip
     return rows

@@ -23,6 +23,7 @@ from app.engine.model import Layouts
 from app.engine.profile import PeerStats
 from app.engine.propensity import PropensityModels
 from app.engine.vocabulary import Vocabulary
+from app.serving.arm_latency import LatencyTally
 from app.serving.catalog_index import CatalogIndex
 from app.serving.experiments import ResultsCache, check_guardrails
 from app.serving.flag_events import FlagTally
@@ -81,6 +82,7 @@ class Runtime:
         self._recs_stale = asyncio.Event()
         self.flag_tally = FlagTally()  # what flags served, until flushed to the database
         self.experiment_results = ResultsCache()
+        self.arm_latency = LatencyTally()  # decision time per experiment arm, until flushed
         self.guardrail_error: str | None = None  # the last guardrail check's failure
         self.ready = False
 
@@ -181,6 +183,7 @@ class Runtime:
         if self._pool is not None:
             with contextlib.suppress(Exception):
                 await self.flag_tally.flush(self._pool, self.now().date())
+                await self.arm_latency.flush(self._pool, self.now().date())
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -270,6 +273,7 @@ class Runtime:
         while True:
             await asyncio.sleep(FLAG_COUNTS_FLUSH_S)
             await self.flag_tally.flush(self.pool, self.now().date())
+            await self.arm_latency.flush(self.pool, self.now().date())
 
     async def _check_guardrails_forever(self) -> None:
         """Every CAIRN_GUARDRAIL_INTERVAL_S: stop experiments an arm of which hurts a guardrail

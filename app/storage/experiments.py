@@ -91,3 +91,35 @@ async def arm_counts(pool: Pool, experiment: str) -> dict[str, int]:
         experiment,
     )
     return {r["arm"]: r["n"] for r in rows}
+
+
+async def add_latency(
+    pool: Pool, day: Any, rows: Sequence[tuple[str, str, int, float, float]]
+) -> None:
+    """Add (experiment, arm, n, sum_ms, sum_sq_ms) to the day's decision latencies."""
+    if not rows:
+        return
+    await pool.execute(
+        "INSERT INTO experiment_latency (experiment, arm, day, n, sum_ms, sum_sq_ms)"
+        " SELECT e, a, $6::date, n, s, q FROM unnest($1::text[], $2::text[], $3::bigint[],"
+        " $4::float8[], $5::float8[]) AS r(e, a, n, s, q)"
+        " ON CONFLICT (experiment, arm, day) DO UPDATE SET n = experiment_latency.n + EXCLUDED.n,"
+        " sum_ms = experiment_latency.sum_ms + EXCLUDED.sum_ms,"
+        " sum_sq_ms = experiment_latency.sum_sq_ms + EXCLUDED.sum_sq_ms",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+        day,
+    )
+
+
+async def latency_by_arm(pool: Pool, experiment: str) -> dict[str, tuple[int, float, float]]:
+    """arm → (decisions, sum of ms, sum of squared ms), over the experiment's whole run."""
+    rows = await pool.fetch(
+        "SELECT arm, sum(n)::bigint AS n, sum(sum_ms) AS s, sum(sum_sq_ms) AS q"
+        " FROM experiment_latency WHERE experiment = $1 GROUP BY arm",
+        experiment,
+    )
+    return {r["arm"]: (r["n"], r["s"], r["q"]) for r in rows}

@@ -256,3 +256,24 @@ def test_the_shipped_experiments_are_valid_and_analysed_on_shipped_metrics() -> 
     assert exp.control == "control"
     assert {"error_rate", "dismiss_rate"} <= set(layouts.metrics)
     assert exp.widgets == frozenset({"next_activation_step"})
+
+
+def test_decision_latency_is_a_guardrail_of_every_experiment(tmp_path: Path) -> None:
+    """Arms' decision times (count, sum, sum of squares, as the server keeps them): an arm
+    significantly slower than control by more than 25% breaches the latency guardrail."""
+    from app.serving.experiments import LATENCY_GUARDRAIL, latency_of
+
+    exp = running(tmp_path).experiments.experiments["next_step_copy"]
+
+    def sums(n: int, mean: float, sd: float) -> tuple[int, float, float]:
+        return n, n * mean, (n - 1) * sd * sd + n * mean * mean
+
+    fine, ok = latency_of(
+        exp, {"control": sums(4000, 0.8, 0.3), "short_copy": sums(4000, 0.82, 0.3)}
+    )
+    assert [g.breached for g in ok] == [False]
+    assert {a.id: round(a.mean_ms or 0, 2) for a in fine} == {"control": 0.8, "short_copy": 0.82}
+    _, slow = latency_of(exp, {"control": sums(4000, 0.8, 0.3), "short_copy": sums(4000, 1.6, 0.5)})
+    (guard,) = slow
+    assert guard.metric == LATENCY_GUARDRAIL and guard.breached
+    assert latency_of(exp, {})[1] == []  # nothing measured yet: nothing to say
