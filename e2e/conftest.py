@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -83,16 +84,21 @@ def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     settings = Settings.from_env(env)
     run_sync(seed(database_dsn, settings, tenants=20, users=150, events=6000, progress=False))
+    with serving(env) as base:
+        yield Server(base, settings)
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """`cairn serve` on a free port with this environment, until the block ends; its base URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
     )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(f"{base}/readyz", proc)
-        yield Server(base, settings)
+        yield base
     finally:
         proc.terminate()
         try:

@@ -65,3 +65,23 @@ def axe(
         }
         for v in result["violations"]
     ]
+
+
+def known_user(
+    server: Any, tenant: str, user: str, *, role: str, plan: str, seats: int = 80
+) -> None:
+    """A user Cairn knows, through an identify and a group call sent with the secret key."""
+    import httpx
+
+    batch = [
+        {"type": "identify", "messageId": f"{user}-i", "tenantId": tenant, "userId": user,
+         "traits": {"role": role}},
+        {"type": "group", "messageId": f"{user}-g", "userId": user, "groupId": tenant,
+         "traits": {"plan": plan, "industry": "software", "seats": seats}},
+    ]  # fmt: skip
+    r = httpx.post(
+        f"{server.base}/v1/events",
+        json={"batch": batch},
+        headers={"Authorization": f"Bearer {server.settings.secret_key}"},
+    )
+    assert r.status_code == 200, r.text

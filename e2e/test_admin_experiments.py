@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +21,7 @@ from playwright.sync_api import Page, expect
 
 from app.config.layouts import load_layouts
 from app.engine.experiments import propose
-from e2e.conftest import ROOT, Server, _free_port, _wait_ready
+from e2e.conftest import ROOT, Server, serving
 from e2e.page_helpers import axe
 from tests.conftest import run_sync
 
@@ -91,26 +89,15 @@ def experiment_server(
             await conn.close()
 
     run_sync(assign())
-    port = _free_port()
     env = {**os.environ, "CAIRN_SECRET_KEY": server.settings.secret_key,
            "CAIRN_PUBLISHABLE_KEY": server.settings.publishable_key,
            "CAIRN_IDENTITY_SECRET": server.settings.identity_secret,
            "DATABASE_URL": database_dsn, "CAIRN_LAYOUTS_DIR": str(layouts),
            "CAIRN_DATA_DIR": str(layouts.parent), "CAIRN_RELOAD_LAYOUTS": "0",
-           "CAIRN_RECOMMENDER": "0", "CAIRN_GUARDRAIL_INTERVAL_S": "0"}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(f"{base}/readyz", proc)
+           "CAIRN_RECOMMENDER": "0", "CAIRN_GUARDRAIL_INTERVAL_S": "0",
+           "CAIRN_HOLDOUT_PERCENT": "5"}  # fmt: skip
+    with serving(env) as base:
         yield Server(base, server.settings)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_the_experiments_page_shows_lifts_guardrails_and_a_chart(
@@ -122,6 +109,8 @@ def test_the_experiments_page_shows_lifts_guardrails_and_a_chart(
     page.context.set_extra_http_headers({"Authorization": f"Basic {token}"})
     response = page.goto(f"{experiment_server.base}/admin/experiments")
     assert response is not None and response.status == 200
+    holdout = page.get_by_role("region", name="Personalization's total lift")
+    expect(holdout).to_contain_text("Activated within 14 days")
     section = page.get_by_role("region", name="checklist_first (running)")
     expect(section).to_contain_text("no mismatch")
     chart = section.locator("#chart-checklist_first-error_rate svg[aria-label]")

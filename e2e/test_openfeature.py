@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from openfeature import api
 from openfeature.client import OpenFeatureClient
@@ -20,23 +19,9 @@ from openfeature.flag_evaluation import Reason
 
 from app.serving.identity import user_hash
 from e2e.conftest import Server
+from e2e.page_helpers import known_user
 
 pytestmark = pytest.mark.e2e
-
-
-def seed_user(server: Server, tenant: str, user: str, role: str, plan: str) -> None:
-    batch = [
-        {"type": "identify", "messageId": f"{user}-i", "tenantId": tenant, "userId": user,
-         "traits": {"role": role}},
-        {"type": "group", "messageId": f"{user}-g", "userId": user, "groupId": tenant,
-         "traits": {"plan": plan, "industry": "software", "seats": 80}},
-    ]  # fmt: skip
-    r = httpx.post(
-        f"{server.base}/v1/events",
-        json={"batch": batch},
-        headers={"Authorization": f"Bearer {server.settings.secret_key}"},
-    )
-    assert r.status_code == 200, r.text
 
 
 @pytest.fixture
@@ -52,8 +37,8 @@ def test_flags_evaluate_through_openfeatures_python_sdk(
     server: Server, server_client: OpenFeatureClient
 ) -> None:
     tenant = f"of-{uuid.uuid4().hex[:8]}"
-    seed_user(server, tenant, "admin1", "admin", "trial")
-    seed_user(server, tenant, "maker1", "maker", "trial")
+    known_user(server, tenant, "admin1", role="admin", plan="trial")
+    known_user(server, tenant, "maker1", role="maker", plan="trial")
     admin = EvaluationContext(targeting_key="admin1", attributes={"tenant_id": tenant})
     maker = EvaluationContext(targeting_key="maker1", attributes={"tenant_id": tenant})
 
@@ -72,7 +57,7 @@ def test_errors_reach_the_sdk_with_openfeatures_codes(
     server: Server, server_client: OpenFeatureClient
 ) -> None:
     tenant = f"of-{uuid.uuid4().hex[:8]}"
-    seed_user(server, tenant, "u1", "admin", "trial")
+    known_user(server, tenant, "u1", role="admin", plan="trial")
     ctx = EvaluationContext(targeting_key="u1", attributes={"tenant_id": tenant})
 
     missing = server_client.get_boolean_details("no_such_flag", False, ctx)
@@ -92,7 +77,7 @@ def test_errors_reach_the_sdk_with_openfeatures_codes(
 
 def test_a_browser_key_sees_client_flags_for_its_own_user_only(server: Server) -> None:
     tenant, user = f"of-{uuid.uuid4().hex[:8]}", "u1"
-    seed_user(server, tenant, user, "admin", "trial")
+    known_user(server, tenant, user, role="admin", plan="trial")
     browser = {
         "Authorization": f"Bearer {server.settings.publishable_key}",
         "X-Cairn-User-Hash": user_hash(server.settings.identity_secret, tenant, user),

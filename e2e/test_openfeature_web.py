@@ -11,12 +11,12 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, Response
 
 from app.serving.identity import user_hash
 from e2e.conftest import Server
+from e2e.page_helpers import known_user
 
 pytestmark = pytest.mark.e2e
 
@@ -41,21 +41,6 @@ def openfeature_bundle(tmp_path_factory: pytest.TempPathFactory) -> str:
     return out.read_text(encoding="utf-8")
 
 
-def seed(server: Server, tenant: str, user: str) -> None:
-    batch = [
-        {"type": "identify", "messageId": "w-i", "tenantId": tenant, "userId": user,
-         "traits": {"role": "admin"}},
-        {"type": "group", "messageId": "w-g", "userId": user, "groupId": tenant,
-         "traits": {"plan": "trial", "industry": "software", "seats": 8}},
-    ]  # fmt: skip
-    r = httpx.post(
-        f"{server.base}/v1/events",
-        json={"batch": batch},
-        headers={"Authorization": f"Bearer {server.settings.secret_key}"},
-    )
-    assert r.status_code == 200, r.text
-
-
 def open_harness(page: Page, server: Server, bundle: str) -> None:
     """A page of Cairn's origin (as a host app's page would be with CORS) with the bundle."""
     url = f"{server.base}/openfeature-harness.html"
@@ -73,7 +58,7 @@ def test_the_web_sdk_evaluates_client_flags_for_a_verified_user(
     page: Page, server: Server, openfeature_bundle: str
 ) -> None:
     tenant, user = f"ofw-{uuid.uuid4().hex[:8]}", "admin1"
-    seed(server, tenant, user)
+    known_user(server, tenant, user, role="admin", plan="trial", seats=8)
     open_harness(page, server, openfeature_bundle)
     statuses: list[int] = []
 
@@ -124,7 +109,7 @@ def test_a_wrong_user_hash_leaves_the_web_sdk_on_its_defaults(
     page: Page, server: Server, openfeature_bundle: str
 ) -> None:
     tenant = f"ofw-{uuid.uuid4().hex[:8]}"
-    seed(server, tenant, "admin1")
+    known_user(server, tenant, "admin1", role="admin", plan="trial", seats=8)
     open_harness(page, server, openfeature_bundle)
     result = page.evaluate(
         """async ([key, tenant]) => {

@@ -7,7 +7,7 @@ import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.settings import Settings
 
@@ -28,6 +28,23 @@ def validate_or_report(root: Path) -> int:
             print(problem, file=sys.stderr)
         return 1
     return 0
+
+
+def settings_and_layouts(command: str) -> Any:
+    """(settings, layouts) for a command of the analysts' YAML (`cairn metrics show`...), or None
+    with every problem printed (`file:line:col: message`)."""
+    from app.config.layouts import LayoutConfigError, load_layouts
+    from app.settings import ConfigError
+
+    try:
+        settings = Settings.from_env(generate_keys=True)
+        return settings, load_layouts(settings.layouts_dir)
+    except ConfigError as exc:
+        print(f"cairn {command}: {exc}", file=sys.stderr)
+    except LayoutConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+    return None
 
 
 class NoDatabaseError(Exception):

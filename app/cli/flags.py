@@ -18,8 +18,7 @@ from typing import Any
 
 import msgspec
 
-from app.cli.common import NoDatabaseError, on_database
-from app.settings import ConfigError, Settings
+from app.cli.common import NoDatabaseError, on_database, settings_and_layouts
 
 
 def add_commands(sub: Any) -> None:
@@ -44,17 +43,7 @@ def add_commands(sub: Any) -> None:
 
 
 def _layouts(command: str) -> Any:
-    from app.config.layouts import LayoutConfigError, load_layouts
-
-    try:
-        settings = Settings.from_env(generate_keys=True)
-        return settings, load_layouts(settings.layouts_dir)
-    except ConfigError as exc:
-        print(f"cairn flags {command}: {exc}", file=sys.stderr)
-    except LayoutConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-    return None
+    return settings_and_layouts(f"flags {command}")
 
 
 def _value(value: Any) -> str:
@@ -62,6 +51,8 @@ def _value(value: Any) -> str:
 
 
 def cmd_flags_list(args: argparse.Namespace) -> int:
+    from app.serving.flags import rule_text
+
     del args
     loaded = _layouts("list")
     if loaded is None:
@@ -83,12 +74,7 @@ def cmd_flags_list(args: argparse.Namespace) -> int:
         variants = ", ".join(f"{name}={_value(v)}" for name, v in spec.variants.items())
         print(f"  variants: {variants}; default {spec.default}")
         for i, rule in enumerate(spec.rules, 1):
-            when = "" if rule.when is True else f"when {rule.when}: "
-            if rule.serve is not None:
-                print(f"  {i}. {when}serve {rule.serve}")
-            else:
-                split = ", ".join(f"{v} {p:g}%" for v, p in (rule.rollout or {}).items())
-                print(f"  {i}. {when}rollout {split}")
+            print(f"  {i}. {rule_text(rule)}")
     return 0
 
 

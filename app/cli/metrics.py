@@ -16,8 +16,7 @@ from typing import Any
 
 import msgspec
 
-from app.cli.common import NoDatabaseError, on_database
-from app.settings import ConfigError, Settings
+from app.cli.common import NoDatabaseError, on_database, settings_and_layouts
 
 
 def add_commands(sub: Any) -> None:
@@ -47,17 +46,7 @@ def add_commands(sub: Any) -> None:
 
 
 def _layouts(command: str) -> Any:
-    from app.config.layouts import LayoutConfigError, load_layouts
-
-    try:
-        settings = Settings.from_env(generate_keys=True)
-        return settings, load_layouts(settings.layouts_dir)
-    except ConfigError as exc:
-        print(f"cairn metrics {command}: {exc}", file=sys.stderr)
-    except LayoutConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-    return None
+    return settings_and_layouts(f"metrics {command}")
 
 
 def cmd_metrics_list(args: argparse.Namespace) -> int:

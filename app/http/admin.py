@@ -20,8 +20,9 @@ from app.errors import CairnError
 from app.http.auth import bearer_key
 from app.http.dependencies import RuntimeDep
 from app.serving.decisions import inspect_decision
+from app.serving.experiments import holdout_results
 from app.serving.experiments import results as experiment_results
-from app.serving.flags import STALE_AFTER_DAYS, served_lately, stale_report
+from app.serving.flags import STALE_AFTER_DAYS, rule_text, served_lately, stale_report
 from app.serving.metrics import format_value
 from app.serving.runtime import Runtime
 from app.storage.stats import row_counts
@@ -210,9 +211,15 @@ async def admin_experiments(request: Req, runtime: RuntimeDep) -> Response[str]:
                                "label": m["label"], "kind": "lift", "format": None,
                                "chart": "lift", "groups": [], "lifts": lifts})  # fmt: skip
         shown.append(view)
+    held = (
+        await holdout_results(runtime.pool, layouts, now)
+        if layouts.experiments.holdout.percent > 0
+        else None
+    )
     return page(
         "admin_experiments.html",
         holdout=f"{layouts.experiments.holdout.percent:g}",
+        held=held,
         experiments=shown,
         charts_json=json.dumps(charts).replace("<", "\\u003c"),
     )
@@ -239,7 +246,7 @@ async def admin_flags(request: Req, runtime: RuntimeDep) -> Response[str]:
             "permanent": spec.permanent, "read_by_layouts": key in layouts.flags_read_by_layouts,
             "default": spec.default,
             "variants": [(name, json.dumps(v)) for name, v in spec.variants.items()],
-            "rules": [_rule_text(rule) for rule in spec.rules],
+            "rules": [rule_text(rule) for rule in spec.rules],
             "served": sorted(used.variants.items()) if used else [],
         })  # fmt: skip
     return page(
@@ -249,14 +256,6 @@ async def admin_flags(request: Req, runtime: RuntimeDep) -> Response[str]:
         flags=flags,
         stale=await stale_report(runtime.pool, layouts, today),
     )
-
-
-def _rule_text(rule: Any) -> str:
-    when = "" if rule.when is True else f"when {rule.when}: "
-    if rule.serve is not None:
-        return f"{when}serve {rule.serve}"
-    split = ", ".join(f"{v} {p:g}%" for v, p in (rule.rollout or {}).items())
-    return f"{when}rollout {split}"
 
 
 ROUTES = [admin_experiments, admin_flags, admin_home, admin_why]

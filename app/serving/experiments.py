@@ -156,7 +156,8 @@ def describe(layouts: Layouts, states: dict[str, ExperimentState]) -> list[dict[
         state = states.get(key)
         spec = msgspec.to_builtins(exp.spec)
         out.append({
-            "key": key, "status": status_of(exp, state), **spec,
+            "key": key, **spec, "configured_status": exp.spec.status,
+            "status": status_of(exp, state),
             "stopped_reason": state.reason if state and state.status == "stopped" else None,
         })  # fmt: skip
     return out

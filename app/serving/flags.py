@@ -114,6 +114,15 @@ async def stale_report(pool: Pool, layouts: Layouts, today: date) -> list[StaleF
     return stale_flags(layouts, usage, first, today)
 
 
+def rule_text(rule: Any) -> str:
+    """A flag rule as people read it: `when <CEL>: serve on`, `rollout on 10%, off 90%`."""
+    when = "" if rule.when is True else f"when {rule.when}: "
+    if rule.serve is not None:
+        return f"{when}serve {rule.serve}"
+    split = ", ".join(f"{v} {p:g}%" for v, p in (rule.rollout or {}).items())
+    return f"{when}rollout {split}"
+
+
 def describe_flag(key: str, layouts: Layouts) -> dict[str, Any]:
     """A flag as `GET /v1/flags` lists it: its definition, who reads it, where it is written."""
     import msgspec

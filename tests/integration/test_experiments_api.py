@@ -251,3 +251,39 @@ async def test_experiments_need_the_deployments_secret_key(
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_experiment"
     r = await client.post("/v1/experiments/next_step_copy/stop", content=b"{", headers=secret)
     assert r.status_code == 400
+
+
+async def test_a_stop_reaches_every_process_within_seconds(
+    settings: Settings, pool: Pool, running_layouts: Path, secret_headers: dict[str, str]
+) -> None:
+    """Two servers on one database: a stop sent to one, and the other serves control at once
+    (NOTIFY), with no reload of its own."""
+    del pool
+    started = msgspec.structs.replace(settings, layouts_dir=running_layouts)
+    async with (
+        AsyncTestClient(app=create_app(started)) as one,
+        AsyncTestClient(app=create_app(started)) as other,
+    ):
+        treated = None
+        for i in range(20):
+            await new_user(one, secret_headers, "two", f"t{i}")
+            arm = step(await home(other, secret_headers, "two", f"t{i}"))["why"]["experiment"]
+            if arm["arm"] == "short_copy":
+                treated = f"t{i}"
+                break
+        assert treated is not None
+        r = await one.post(
+            "/v1/experiments/next_step_copy/stop",
+            json={"reason": "copy review", "by": "ana"},
+            headers=secret_headers,
+        )
+        assert r.status_code == 200
+        for _ in range(50):
+            arm = step(await home(other, secret_headers, "two", treated))["why"]["experiment"]
+            if arm["arm"] == "control":
+                break
+            await asyncio.sleep(0.1)
+        assert arm == {"key": "next_step_copy", "arm": "control"}
+        listed = (await other.get("/v1/experiments", headers=secret_headers)).json()
+        (exp,) = listed["experiments"]
+        assert (exp["status"], exp["stopped_reason"]) == ("stopped", "copy review")
