@@ -287,3 +287,29 @@ async def test_a_stop_reaches_every_process_within_seconds(
         listed = (await other.get("/v1/experiments", headers=secret_headers)).json()
         (exp,) = listed["experiments"]
         assert (exp["status"], exp["stopped_reason"]) == ("stopped", "copy review")
+
+
+async def test_the_command_line_lists_shows_stops_and_resumes(
+    client: Client,
+    secret_headers: dict[str, str],
+    database_dsn: str,
+    running_layouts: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.cli import main as cairn
+
+    async def main(*argv: str) -> int:  # the command runs its own event loop
+        return await asyncio.to_thread(cairn, list(argv))
+
+    monkeypatch.setenv("DATABASE_URL", database_dsn)
+    monkeypatch.setenv("CAIRN_LAYOUTS_DIR", str(running_layouts))
+    assert await main("experiments", "list") == 0
+    assert "next_step_copy  running" in capsys.readouterr().out
+    assert await main("experiments", "stop", "next_step_copy", "--reason", "copy review") == 0
+    assert await main("experiments", "list") == 0
+    assert "stopped: copy review" in capsys.readouterr().out
+    assert await main("experiments", "results", "next_step_copy") == 0
+    assert "next_step_copy: stopped (copy review)" in capsys.readouterr().out
+    assert await main("experiments", "resume", "next_step_copy") == 0
+    assert await main("experiments", "results", "nope") == 2

@@ -181,3 +181,41 @@ async def test_browser_keys_cannot_read_metrics(
     r = await client.get("/v1/metrics", headers=browser_headers("acme", "u1"))
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "secret_key_required"
+
+
+async def test_a_weekly_series_per_group(
+    client: AsyncTestClient[Any], refreshed: Runtime, secret_headers: dict[str, str]
+) -> None:
+    """`interval=week`: each group's value per sign-up week, the weeks adding up to the group."""
+    r = await client.get("/v1/metrics/activation_14d?by=plan&interval=week", headers=secret_headers)
+    assert r.status_code == 200, r.text
+    groups = {g["key"]["plan"]: g for g in r.json()["groups"]}
+    trial = groups["trial"]["series"]
+    assert trial and all(p["week"] for p in trial)
+    assert sum(p["n"] for p in trial) == groups["trial"]["n"] == 10
+    converted = sum(round((p["value"] or 0) * p["n"]) for p in trial)
+    assert converted == 6
+
+
+async def test_the_command_line_lists_shows_and_refreshes(
+    refreshed: Runtime,
+    database_dsn: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from app.cli import main as cairn
+
+    async def main(argv: list[str]) -> int:  # the command runs its own event loop
+        return await asyncio.to_thread(cairn, argv)
+
+    monkeypatch.setenv("DATABASE_URL", database_dsn)
+    monkeypatch.setenv("CAIRN_LAYOUTS_DIR", str(refreshed.settings.layouts_dir))
+    assert await main(["metrics", "list"]) == 0
+    assert "activation_14d" in capsys.readouterr().out
+    assert await main(["metrics", "refresh"]) == 0
+    assert "refreshed" in capsys.readouterr().out
+    assert await main(["metrics", "show", "activation_14d", "--by", "plan", "--json"]) == 0
+    shown = __import__("json").loads(capsys.readouterr().out)
+    assert {g["key"]["plan"]: g["n"] for g in shown["groups"]} == {"trial": 10, "pro": 4}

@@ -215,3 +215,32 @@ async def test_the_flag_list_and_the_counts_behind_the_stale_report(
     )
     assert {r["source"]: r["n"] for r in rows} == {"ofrep": 3, "layout": 1}
     assert runtime.flag_tally.take(__import__("datetime").date.today()) == []
+
+
+async def test_the_command_line_lists_evaluates_and_reports_stale_flags(
+    client: Client,
+    secret_headers: Headers,
+    database_dsn: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import json
+
+    from app.cli import main as cairn
+
+    async def main(*argv: str) -> int:  # the command runs its own event loop
+        return await asyncio.to_thread(cairn, list(argv))
+
+    await join(client, secret_headers, "acme", "cli1", role="admin", plan="trial")
+    monkeypatch.setenv("DATABASE_URL", database_dsn)
+    assert await main("flags", "list") == 0
+    listed = capsys.readouterr().out
+    assert "new_editor  per user; client" in listed and "2. rollout on 10%, off 90%" in listed
+    assert await main("flags", "eval", "new_editor", "--tenant", "acme", "--user", "cli1",
+                      "--json") == 0  # fmt: skip
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["value"], answer["reason"]) == (True, "TARGETING_MATCH")
+    assert await main("flags", "eval", "nope", "--tenant", "acme", "--user", "cli1") == 2
+    assert await main("flags", "stale", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["after_days"] == 30
