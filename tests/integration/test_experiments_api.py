@@ -211,9 +211,13 @@ async def test_results_and_a_guardrail_that_stops_a_harmful_arm(
         assert await check_guardrails(pool, runtime.layouts, datetime.now(UTC)) == [
             "checklist_first"
         ]
-        await runtime.reload_experiment_states()
-        r = await client.get("/v1/experiments/checklist_first/results", headers=secret_headers)
-        stopped = r.json()
+        # The stop's NOTIFY reaches the server, which reads the states on its own loop.
+        for _ in range(50):
+            r = await client.get("/v1/experiments/checklist_first/results", headers=secret_headers)
+            stopped = r.json()
+            if stopped["status"] == "stopped":
+                break
+            await asyncio.sleep(0.1)
         assert stopped["status"] == "stopped" and stopped["stopped_by"] == "guardrail"
         assert stopped["stopped_reason"].startswith("guardrail error_rate: arm lifted is")
         assert stopped["evidence"]["guardrails"][0]["metric"] == "error_rate"
