@@ -96,7 +96,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         propensity_targets=screen.propensity_targets,
     )
     role = ctx["user"]["role"]
-    flags = evaluate_flags(layouts, screen.flags_evaluated, inp, ctx)
+    flags = evaluate_flags(layouts, screen.flags_evaluated, inp, _flag_context(inp, ctx, layouts))
     ctx["flags"] = {key: result.value for key, result in flags.items()}
     enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
     arms = Arms.of(layouts, enrolments, flags, ctx)
@@ -207,6 +207,14 @@ def enrolments_for(
     return enrol(experiments, keys, p.tenant_id, p.user_id, p.assignments, eligible)
 
 
+def _arm_may_set(result: FlagResult | None) -> bool:
+    """An arm serves its variant of a flag the decision evaluated, unless the flag itself holds
+    it back: switched off, outside its schedule, a prerequisite not met, or an error."""
+    if result is None or result.reason in (FlagReason.DISABLED, FlagReason.ERROR):
+        return False
+    return not result.note.startswith("prerequisite")
+
+
 class Arms:
     """What the user's experiment arms change in one decision: flags (applied at once to the
     decision's variables), the screen's view, and widgets: hidden, swapped, with other props or
@@ -246,13 +254,14 @@ class Arms:
                     detail = f"{tag}: swapped for {change.swap}"
                     arms._excluded[widget_id] = Exclusion(widget_id, Reason.EXPERIMENT, detail)
             for key, variant in arm.flags.items():
+                if not _arm_may_set(flags.get(key)):
+                    continue  # not asked for here, or held back by its kill switch or schedule
                 flag = layouts.flags[key]
                 note = f"experiment {e.experiment}, arm {e.arm}"
                 flags[key] = FlagResult(
                     key, flag.value_of(variant), variant, FlagReason.SPLIT, note=note
                 )
-                if key in ctx["flags"]:
-                    ctx["flags"][key] = flag.value_of(variant)
+                ctx["flags"][key] = flag.value_of(variant)
         return arms
 
     def exclusion(self, widget_id: str) -> Exclusion | None:
@@ -287,6 +296,19 @@ def _experiment_tags(key: str, arm: str) -> tuple[ExperimentRef, Driver]:
     return ExperimentRef(key=key, arm=arm), Driver(signal=f"experiment.{key}", value=arm)
 
 
+def _flag_context(inp: DecisionInput, ctx: dict[str, Any], layouts: Layouts) -> dict[str, Any]:
+    """What flag rules read: the decision's variables, but at least the declared traits (role,
+    plan, industry) of a known user whose layout is not personalized (opted out, or in the
+    holdout): flags are the product's switches, not personalization. Behavioural signals only
+    in `full`."""
+    if inp.mode != "default" or not inp.profile.known or inp.degraded:
+        return ctx
+    return build_context(
+        inp.profile, layouts.vocabulary, now=inp.now, mode="basic", screen=inp.screen,
+        propensity_targets=(),
+    )  # fmt: skip
+
+
 def flags_for(
     layouts: Layouts,
     keys: Collection[str],
@@ -304,6 +326,8 @@ def flags_for(
     variant is served."""
     if now.utcoffset() not in (None, _UTC_OFFSET):
         now = now.astimezone(UTC)
+    if mode == "default" and profile.known:
+        mode = "basic"  # declared traits, whatever the personalization (see _flag_context)
     ctx = build_context(
         profile, layouts.vocabulary, now=now, mode=mode, peers=peers, propensity=propensity
     )

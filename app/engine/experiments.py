@@ -157,7 +157,9 @@ class CompiledExperiment:
 
     @property
     def salt(self) -> str:
-        return self.spec.salt if self.spec.salt is not None else self.key
+        """`exp:<key>` unless set: never a flag's salt, so a flag and an experiment of one name
+        do not split units alike."""
+        return self.spec.salt if self.spec.salt is not None else f"exp:{self.key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +241,9 @@ def enrol(
         unit_id = "" if exp.spec.unit == "tenant" else user_id
         stopped = not exp.running or key in experiments.stopped
         arm = stored.get(key)
-        if arm is not None and arm in exp.by_id:
-            out.append(Enrolment(key, exp.control if stopped else arm, unit_id))
+        if arm is not None:  # stored: kept; an arm since removed from the file serves control
+            served = exp.control if stopped or arm not in exp.by_id else arm
+            out.append(Enrolment(key, served, unit_id))
             continue
         if stopped or not eligible(exp):
             continue

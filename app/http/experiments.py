@@ -12,11 +12,10 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 
-from app.errors import InvalidInputError, NotAllowedError
+from app.errors import InvalidInputError
 from app.http.auth import Caller
 from app.http.dependencies import RuntimeDep
 from app.serving.experiments import describe, holdout_results, results, resume, stop
-from app.storage.keys import Principal
 
 Req = Request[Any, Any, Any]
 _ENCODER = msgspec.json.Encoder()
@@ -27,22 +26,13 @@ class _StopBody(msgspec.Struct, forbid_unknown_fields=True):
     by: str = ""
 
 
-def _deployment(principal: Principal) -> None:
-    principal.require_secret()
-    if principal.tenant_id is not None:
-        raise NotAllowedError(
-            "deployment_key_required",
-            "Experiments span every tenant: use the deployment's secret key.",
-        )
-
-
 def _json(body: Any) -> Response[bytes]:
     return Response(content=_ENCODER.encode(body), media_type=MediaType.JSON)
 
 
 @get("/v1/experiments")
 async def list_experiments(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
-    _deployment(principal)
+    principal.require_deployment()
     layouts = runtime.layouts
     return _json({
         "holdout": msgspec.to_builtins(layouts.experiments.holdout),
@@ -52,13 +42,13 @@ async def list_experiments(principal: Caller, runtime: RuntimeDep) -> Response[b
 
 @get("/v1/experiments/holdout/results")
 async def get_holdout_results(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
-    _deployment(principal)
+    principal.require_deployment()
     return _json(await holdout_results(runtime.pool, runtime.layouts, datetime.now(UTC)))
 
 
 @get("/v1/experiments/{key:str}/results")
 async def get_results(principal: Caller, runtime: RuntimeDep, key: str) -> Response[bytes]:
-    _deployment(principal)
+    principal.require_deployment()
     layouts = runtime.layouts
     cached = runtime.experiment_results.get(key, layouts.version)
     if cached is None:
@@ -85,7 +75,7 @@ async def stop_experiment(
     request: Req, principal: Caller, runtime: RuntimeDep, key: str
 ) -> Response[bytes]:
     """Every process serves control from its next decision; only a resume starts it again."""
-    _deployment(principal)
+    principal.require_deployment()
     body = await _body(request)
     await stop(runtime.pool, runtime.layouts, key, body.by or "api", body.reason)
     await runtime.reload_experiment_states()
@@ -97,7 +87,7 @@ async def stop_experiment(
 async def resume_experiment(
     request: Req, principal: Caller, runtime: RuntimeDep, key: str
 ) -> Response[bytes]:
-    _deployment(principal)
+    principal.require_deployment()
     body = await _body(request)
     await resume(runtime.pool, runtime.layouts, key, body.by or "api")
     await runtime.reload_experiment_states()

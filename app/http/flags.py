@@ -152,12 +152,15 @@ async def evaluate_flags(
         _authorise(principal, request, settings, tenant_id, user_id)
     except OfrepError as exc:
         return _json(_failure(None, exc.code, exc.details), exc.status)
-    evaluated = await evaluate(runtime, tenant_id, user_id, _visible(runtime, principal))
+    visible = _visible(runtime, principal)
+    evaluated = await evaluate(runtime, tenant_id, user_id, visible)
+    shown = set(visible)
     flags = [
         _failure(r.key, "GENERAL", r.detail)
         if r.reason is FlagReason.ERROR
         else _success(r, evaluated)
         for r in evaluated.results.values()
+        if r.key in shown
     ]
     body = _ENCODER.encode({"flags": flags, "metadata": {"version": evaluated.version}})
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
@@ -169,7 +172,7 @@ async def evaluate_flags(
 
 @get("/v1/flags")
 async def list_flags(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
-    principal.require_secret()
+    principal.require_deployment()
     layouts = runtime.layouts
     flags = [describe_flag(key, layouts) for key in layouts.flags]
     return Response(content=_ENCODER.encode({"flags": flags}), media_type=MediaType.JSON)
@@ -177,7 +180,7 @@ async def list_flags(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
 
 @get("/v1/flags/stale")
 async def list_stale_flags(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
-    principal.require_secret()
+    principal.require_deployment()
     await runtime.flag_tally.flush(runtime.pool, datetime.now(UTC).date())
     report = await stale_report(runtime.pool, runtime.layouts, datetime.now(UTC).date())
     return Response(

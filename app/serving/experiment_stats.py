@@ -98,9 +98,13 @@ def compare(
     if control.n < 2 or treatment.n < 2:
         return None
     va, vb = control.variance / control.n, treatment.variance / treatment.n
-    if va + vb <= 0:
-        return None
     diff = treatment.mean - control.mean
+    if va + vb <= 0:  # every unit alike in both arms: a difference is certain, or there is none
+        if diff == 0:
+            return None
+        relative = diff / control.mean if control.mean != 0 else None
+        rel_ci = (relative, relative) if relative is not None else None
+        return Comparison(diff, (diff, diff), relative, rel_ci, 0.0, 0.0)
     dof = (va + vb) ** 2 / (va**2 / (control.n - 1) + vb**2 / (treatment.n - 1))
     n = control.n + treatment.n
     abs_ci, p_abs = _interval(diff, va + vb, dof, n, alpha, sequential, tuning)
@@ -142,13 +146,17 @@ def _interval(
 def sample_ratio(counts: Sequence[int], weights: Sequence[float]) -> float:
     """The chi-square test's p-value of the units per arm against the arms' weights."""
     total = sum(counts)
-    if total == 0 or len(counts) < 2:
-        return 1.0
     w = np.asarray(weights, dtype=float)
+    if total == 0 or len(counts) < 2 or w.sum() <= 0:
+        return 1.0
     expected = w / w.sum() * total
+    observed = np.asarray(counts, dtype=float)
+    if np.any((expected == 0) & (observed > 0)):
+        return 0.0  # units in an arm that should have none
     keep = expected > 0
-    observed = np.asarray(counts, dtype=float)[keep]
-    return float(stats.chisquare(observed, expected[keep]).pvalue)
+    if keep.sum() < 2:
+        return 1.0
+    return float(stats.chisquare(observed[keep], expected[keep]).pvalue)
 
 
 def adjust(p_values: Sequence[float], method: str) -> list[float]:

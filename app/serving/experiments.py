@@ -94,6 +94,8 @@ class GuardrailResult(msgspec.Struct, omit_defaults=True):
     breached: bool
     relative: float | None = None
     p_value: float | None = None
+    beyond_threshold: bool = False  # worse than control by more than the threshold
+    alpha: float | None = None  # the level it is read at (alpha over the guardrails read)
 
 
 class ArmLatency(msgspec.Struct, omit_defaults=True):
@@ -216,17 +218,25 @@ async def results(
             roles.append((spec.metrics.primary, "primary"))
             roles += [(m, "secondary") for m in spec.metrics.secondary]
         roles += [(g.metric, "guardrail") for g in _guardrails(exp)]
+        since = guarded_since(state)
         measured = []
         for name, role in roles:
             metric = layouts.metrics.get(name)
             if metric is None:
                 continue
-            samples = await _samples(conn, layouts, exp, name, metric, widgets, now)
+            samples = await _samples(
+                conn, layouts, exp, metric, widgets, now, since if role == "guardrail" else None
+            )
             measured.append((name, role, metric, samples))
     srm_p = sample_ratio([a.exposed for a in arms], [a.weight for a in arms])
     metrics_out, guardrails_out, notes = _analyse(exp, measured)
-    latency, latency_guard = latency_of(exp, await latency_by_arm(pool, key))
-    guardrails_out += latency_guard
+    latency, latency_guard = latency_of(exp, await latency_by_arm(pool, key, since))
+    guardrails_out = read_guardrails([*guardrails_out, *latency_guard], exp.spec.analysis.alpha)
+    if since is not None:
+        notes.append(
+            f"Guardrails are read on what happened since the experiment was resumed "
+            f"({since.strftime('%Y-%m-%d %H:%M')} UTC)."
+        )
     design = _design(exp, metrics_out, arms)
     if design.horizon_reached is False:
         notes.append(
@@ -283,29 +293,47 @@ def latency_of(
         c = compare(control, summary, sequential=True)
         if c is None:
             continue
-        p = c.absolute_p_value
-        breached = c.lift > 0 and (c.relative or 0) > LATENCY_THRESHOLD and p < 0.05
+        beyond = c.lift > 0 and (c.relative or 0) > LATENCY_THRESHOLD
         rows.append(
-            GuardrailResult(LATENCY_GUARDRAIL, arm_id, LATENCY_THRESHOLD, breached, c.relative, p)
-        )
+            GuardrailResult(LATENCY_GUARDRAIL, arm_id, LATENCY_THRESHOLD, False, c.relative,
+                            c.absolute_p_value, beyond_threshold=beyond)
+        )  # fmt: skip
     return out, rows
+
+
+def guarded_since(state: ExperimentState | None) -> datetime | None:
+    """When guardrails start reading: a person's resume starts them afresh (what stopped the
+    experiment before would stop it again at once)."""
+    if state is not None and state.status == "running":
+        return state.changed_at
+    return None
+
+
+def read_guardrails(rows: list[GuardrailResult], alpha: float) -> list[GuardrailResult]:
+    """Breached: beyond its threshold and significant at alpha over the number of guardrails
+    read (Bonferroni), so that checking several every minute does not stop good arms."""
+    level = alpha / max(len(rows), 1)
+    for row in rows:
+        row.alpha = level
+        row.breached = row.beyond_threshold and row.p_value is not None and row.p_value < level
+    return rows
 
 
 async def _samples(
     conn: Any,
     layouts: Layouts,
     exp: CompiledExperiment,
-    name: str,
     metric: MetricSpec,
     widgets: list[str],
     now: datetime,
+    since: datetime | None,
 ) -> dict[str, ArmSample] | None:
     """Each arm's per-unit values (windows ended by now), with pre-exposure values for CUPED."""
     tenant_unit = exp.spec.unit == "tenant"
     statement = metric_store.experiment_sql(metric, layouts.vocabulary, tenant_unit=tenant_unit)
     if statement is None:
         return None
-    rows = await metric_store.experiment_values(conn, statement, exp.key, widgets)
+    rows = await metric_store.experiment_values(conn, statement, exp.key, widgets, since)
     cap = metric.within_days * 86400.0
     values: dict[str, dict[tuple[str, str], float]] = {a.id: {} for a in exp.spec.arms}
     for r in rows:
@@ -323,7 +351,7 @@ async def _samples(
             metric, layouts.vocabulary, tenant_unit=tenant_unit, before=True
         )
         assert pre is not None
-        for r in await metric_store.experiment_values(conn, pre, exp.key, widgets):
+        for r in await metric_store.experiment_values(conn, pre, exp.key, widgets, since):
             if r["value"] is not None:
                 before[(r["tenant_id"], r["unit_id"])] = float(r["value"])
     return {
@@ -410,10 +438,11 @@ def _guardrail_rows(
         p = c.absolute_p_value if c.absolute_p_value is not None else c.p_value
         rows.append(
             GuardrailResult(
-                metric=name, arm=c.arm, threshold=threshold,
-                breached=worse and big and p < alpha, relative=c.relative, p_value=p,
+                metric=name, arm=c.arm, threshold=threshold, breached=False,
+                relative=c.relative, p_value=p, beyond_threshold=worse and big,
             )
         )  # fmt: skip
+    del alpha  # read with every other guardrail (read_guardrails)
     return rows
 
 
@@ -490,28 +519,43 @@ async def check_guardrails(pool: Pool, layouts: Layouts, now: datetime) -> list[
             states = await load_states(pool)
             for key, exp in layouts.experiments.experiments.items():
                 state = states.get(key)
-                if not exp.running or not exp.spec.metrics.guardrails:
+                if not exp.running or (state is not None and state.status == "stopped"):
                     continue
-                if state is not None and state.status == "stopped":
-                    continue
-                found = await results(pool, layouts, key, state, now, only_guardrails=True)
-                breached = [g for g in found.guardrails if g.breached]
-                if not breached:
-                    continue
-                worst = breached[0]
-                reason = (
-                    f"guardrail {worst.metric}: arm {worst.arm} is "
-                    f"{abs(worst.relative or 0):.0%} worse than {exp.control} "
-                    f"(p = {worst.p_value:.4f}, threshold {worst.threshold:.0%})"
-                )
-                evidence = {"guardrails": msgspec.to_builtins(breached),
-                            "metrics": msgspec.to_builtins(found.metrics)}  # fmt: skip
-                await set_state(pool, key, "stopped", reason, "guardrail", evidence)
-                log.warning("experiment %s stopped: %s", key, reason)
-                stopped.append(key)
+                try:
+                    if await _check_one(pool, layouts, key, exp, state, now):
+                        stopped.append(key)
+                except Exception as exc:  # noqa: BLE001 - one experiment never stops the others
+                    log.warning("guardrails of %s not read: %r", key, exc)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", GUARDRAIL_LOCK)
     return stopped
+
+
+async def _check_one(
+    pool: Pool,
+    layouts: Layouts,
+    key: str,
+    exp: CompiledExperiment,
+    state: ExperimentState | None,
+    now: datetime,
+) -> bool:
+    """Stop one experiment if a guardrail is breached; whether it was stopped."""
+    found = await results(pool, layouts, key, state, now, only_guardrails=True)
+    breached = [g for g in found.guardrails if g.breached]
+    if not breached:
+        return False
+    worst = breached[0]
+    reason = (
+        f"guardrail {worst.metric}: arm {worst.arm} is {abs(worst.relative or 0):.0%} worse "
+        f"than {exp.control} (p = {worst.p_value or 0:.2g}, read at {worst.alpha or 0:.2g}; "
+        f"threshold {worst.threshold:.0%})"
+    )
+    evidence = {"guardrails": msgspec.to_builtins(breached),
+                "metrics": msgspec.to_builtins(found.metrics),
+                "latency": msgspec.to_builtins(found.latency)}  # fmt: skip
+    await set_state(pool, key, "stopped", reason, "guardrail", evidence)
+    log.warning("experiment %s stopped: %s", key, reason)
+    return True
 
 
 # --- The global holdout -------------------------------------------------------------------------

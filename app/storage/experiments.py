@@ -115,11 +115,16 @@ async def add_latency(
     )
 
 
-async def latency_by_arm(pool: Pool, experiment: str) -> dict[str, tuple[int, float, float]]:
-    """arm → (decisions, sum of ms, sum of squared ms), over the experiment's whole run."""
+async def latency_by_arm(
+    pool: Pool, experiment: str, since: datetime | None = None
+) -> dict[str, tuple[int, float, float]]:
+    """arm → (decisions, sum of ms, sum of squared ms), over the experiment's run (from the day
+    of `since`, when given)."""
     rows = await pool.fetch(
         "SELECT arm, sum(n)::bigint AS n, sum(sum_ms) AS s, sum(sum_sq_ms) AS q"
-        " FROM experiment_latency WHERE experiment = $1 GROUP BY arm",
+        " FROM experiment_latency WHERE experiment = $1"
+        " AND ($2::date IS NULL OR day >= $2::date) GROUP BY arm",
         experiment,
+        since.date() if since is not None else None,
     )
     return {r["arm"]: (r["n"], r["s"], r["q"]) for r in rows}

@@ -39,6 +39,15 @@ class Principal(msgspec.Struct, frozen=True):
         if self.kind != "secret":
             raise NotAllowedError("secret_key_required", "This endpoint needs the secret key.")
 
+    def require_deployment(self) -> None:
+        """The deployment's own secret key: for what spans every tenant (flags, experiments)."""
+        self.require_secret()
+        if self.tenant_id is not None:
+            raise NotAllowedError(
+                "deployment_key_required",
+                "This spans every tenant: use the deployment's secret key.",
+            )
+
     def require_tenant(self, tenant_id: str) -> None:
         """404 for another tenant's objects: their existence is not disclosed."""
         if self.tenant_id is not None and self.tenant_id != tenant_id:

@@ -1254,14 +1254,16 @@ def experiment_sql(
     metric: MetricSpec, vocab: Vocabulary, *, tenant_unit: bool, before: bool = False
 ) -> tuple[str, list[Any]] | None:
     """Each enrolled unit's value of `metric` in the window after its exposure (with `before`,
-    in the window of the same length before it: CUPED's covariate), for the experiment named
-    `$1` (text) whose touched widgets are `$2` (text[]). Rows: arm, tenant_id, unit_id,
-    anchor_at, window_end, value. A unit's exposure is when the server served its arm (a flag)
-    or else its first `widget_viewed` of a touched widget after its assignment; units never
-    exposed have no row. None for ratios."""
+    in the window of the same length before its assignment: CUPED's covariate, which the arm
+    cannot have moved), for the experiment named `$1` (text) whose touched widgets are `$2`
+    (text[]), counting units exposed since `$3` (timestamptz; NULL: all). Rows: arm, tenant_id,
+    unit_id, anchor_at, window_end, value. A unit's exposure is when the server recorded it (a
+    flag it served, a decision on a screen whose widgets an arm hides, swaps or rearranges) or
+    else its first `widget_viewed` of a touched widget after its assignment; units never exposed
+    have no row. The metric's population (roles, plan at exposure) applies. None for ratios."""
     if isinstance(metric, RatioMetric):
         return None
-    params = _Params([None, None])
+    params = _Params([None, None, None])
     scope = _Scope(tenant_unit=tenant_unit)
     window = params.add(metric.within_days * _DAY, "float8")
     who = "" if tenant_unit else " AND x.user_id = a.unit_id"
@@ -1271,26 +1273,32 @@ def experiment_sql(
         " AND x.properties->>'widget_id' = ANY($2::text[]) AND x.ts >= a.assigned_at))"
     )
     anchor, end = (
-        (f"e0 - make_interval(secs => {window})", "e0") if before
+        (f"a0 - make_interval(secs => {window})", "a0") if before
         else ("e0", f"e0 + make_interval(secs => {window})")
     )  # fmt: skip
+    where = ["q.e0 IS NOT NULL", "($3::timestamptz IS NULL OR q.e0 >= $3::timestamptz)"]
+    if metric.population.role:
+        where.append(f"q.role = ANY({params.add(metric.population.role, 'text[]')})")
+    if metric.population.plan_at_anchor:
+        plans = params.add(metric.population.plan_at_anchor, "text[]")
+        where.append(f"{_plan_at(tenant_expr='q.tenant_id', at='q.e0')} = ANY({plans})")
     select = _select(metric, vocab, params, scope)
     sql = f"""
 WITH enrolled AS MATERIALIZED (
   SELECT a.tenant_id, a.unit_id, a.arm, coalesce(uu.traits->>'role', '') AS role,
-         ({exposure}) AS e0
+         a.assigned_at AS a0, ({exposure}) AS e0
     FROM experiment_assignments a
     LEFT JOIN users uu ON uu.tenant_id = a.tenant_id AND uu.user_id = a.unit_id
    WHERE a.experiment = $1::text OFFSET 0
 ),
 units AS (
   SELECT q.tenant_id, q.unit_id, q.arm, q.role, {anchor} AS anchor_at, {end} AS window_end
-    FROM enrolled q WHERE q.e0 IS NOT NULL
+    FROM enrolled q WHERE {" AND ".join(where)}
 )
 SELECT u.arm, u.tenant_id, u.unit_id, u.anchor_at, r.window_end, r.value
   FROM units u CROSS JOIN LATERAL ({select}) r
 """
-    return sql, params.values[2:]
+    return sql, params.values[3:]
 
 
 async def experiment_values(
@@ -1298,9 +1306,10 @@ async def experiment_values(
     statement: tuple[str, list[Any]],
     experiment: str,
     widgets: list[str],
+    since: datetime | None = None,
 ) -> list[Any]:
     sql, args = statement
-    return await conn.fetch(sql, experiment, widgets, *args)
+    return await conn.fetch(sql, experiment, widgets, since, *args)
 
 
 async def experiment_exposure(

@@ -261,7 +261,7 @@ def test_the_shipped_experiments_are_valid_and_analysed_on_shipped_metrics() -> 
 def test_decision_latency_is_a_guardrail_of_every_experiment(tmp_path: Path) -> None:
     """Arms' decision times (count, sum, sum of squares, as the server keeps them): an arm
     significantly slower than control by more than 25% breaches the latency guardrail."""
-    from app.serving.experiments import LATENCY_GUARDRAIL, latency_of
+    from app.serving.experiments import LATENCY_GUARDRAIL, latency_of, read_guardrails
 
     exp = running(tmp_path).experiments.experiments["next_step_copy"]
 
@@ -271,9 +271,49 @@ def test_decision_latency_is_a_guardrail_of_every_experiment(tmp_path: Path) -> 
     fine, ok = latency_of(
         exp, {"control": sums(4000, 0.8, 0.3), "short_copy": sums(4000, 0.82, 0.3)}
     )
-    assert [g.breached for g in ok] == [False]
+    assert [g.breached for g in read_guardrails(ok, 0.05)] == [False]
     assert {a.id: round(a.mean_ms or 0, 2) for a in fine} == {"control": 0.8, "short_copy": 0.82}
     _, slow = latency_of(exp, {"control": sums(4000, 0.8, 0.3), "short_copy": sums(4000, 1.6, 0.5)})
-    (guard,) = slow
-    assert guard.metric == LATENCY_GUARDRAIL and guard.breached
+    (guard,) = read_guardrails(slow, 0.05)
+    assert guard.metric == LATENCY_GUARDRAIL and guard.breached and guard.alpha == 0.05
     assert latency_of(exp, {})[1] == []  # nothing measured yet: nothing to say
+
+
+LEAKY = """
+experiments:
+  both_flags:
+    arms:
+      - {id: control, weight: 0}
+      - id: treatment
+        weight: 100
+        set:
+          - {flag: new_editor, variant: on}
+          - {flag: adaptive_help, variant: on}
+    metrics: {primary: activation_14d}
+"""
+
+
+def test_an_arm_sets_only_the_flags_asked_for_and_never_past_a_kill_switch(tmp_path: Path) -> None:
+    layouts = load(tmp_path, LEAKY)
+    asked = flags_for(layouts, ["new_editor"], new_admin(user="k1"), "full", NOW)
+    assert set(asked.results) == {"new_editor"}  # adaptive_help is server-only: not sent
+    assert asked.results["new_editor"].value is True
+
+    target = tmp_path / "layouts"
+    flags = target / "flags.yaml"
+    flags.write_text(
+        flags.read_text().replace("  new_editor:\n", "  new_editor:\n    enabled: false\n")
+    )
+    switched_off = load_layouts(target)
+    held = flags_for(switched_off, ["new_editor"], new_admin(user="k1"), "full", NOW)
+    assert held.results["new_editor"].reason.value == "DISABLED"
+    assert held.results["new_editor"].value is False
+
+
+def test_an_arm_removed_from_the_file_serves_control_without_assigning_again(
+    tmp_path: Path,
+) -> None:
+    layouts = running(tmp_path)
+    gone = new_admin(assignments={"next_step_copy": "long_copy"})
+    (enrolment,) = home(layouts, gone).enrolments
+    assert (enrolment.arm, enrolment.new) == ("control", False)

@@ -255,13 +255,17 @@ def test_tenant_flags_bucket_the_whole_tenant_together(tmp_path: Path) -> None:
     assert tenants == {"red", "blue"}
 
 
-def test_personalization_off_still_buckets_but_sees_no_traits(tmp_path: Path) -> None:
-    """Rules read only what the mode lets them; the rollout still buckets on the ids."""
+def test_flags_read_declared_traits_whatever_the_personalization(tmp_path: Path) -> None:
+    """Flags are the product's switches: an opted-out (or held-out) user's flags still read
+    their declared traits; an unknown user's see nothing and are bucketed on the ids alone."""
     layouts = load(tmp_path, TARGETED)
-    off = flags_for(layouts, ["new_onboarding", "colour"], profile(), "default", NOW).results
-    assert off["new_onboarding"].reason == FlagReason.SPLIT  # the targeting rule cannot hold
+    opted_out = flags_for(layouts, ["new_onboarding", "colour"], profile(), "default", NOW)
+    assert opted_out.results["new_onboarding"].reason == FlagReason.TARGETING_MATCH
+    stranger = msgspec.structs.replace(profile(), known=False, user_traits={}, tenant_traits={})
+    unknown = flags_for(layouts, ["new_onboarding", "colour"], stranger, "default", NOW).results
+    assert unknown["new_onboarding"].reason == FlagReason.SPLIT  # the targeting cannot hold
     full = flags_for(layouts, ["colour"], profile(), "full", NOW).results
-    assert off["colour"].variant == full["colour"].variant
+    assert unknown["colour"].variant == full["colour"].variant  # the same bucket
 
 
 # --- flags in layouts ---------------------------------------------------------------------------
