@@ -81,9 +81,9 @@ def experiment_server(
         try:
             await conn.executemany(
                 "INSERT INTO experiment_assignments"
-                " (tenant_id, experiment, unit_id, arm, assigned_at)"
-                " VALUES ('exp-page', 'checklist_first', $1, $2, $3) ON CONFLICT DO NOTHING",
-                [(user, arm, then) for user, arm in users.items()],
+                " (tenant_id, experiment, unit_id, arm, assigned_at, exposed_at)"
+                " VALUES ('exp-page', 'checklist_first', $1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                [(user, arm, then, then + timedelta(hours=1)) for user, arm in users.items()],
             )
         finally:
             await conn.close()

@@ -96,6 +96,7 @@ def load_experiments(
         )
         compiled[key] = (spec, when, arms)
     layers = _layer_ranges(src, specs, problems)
+    _check_overlaps(src, compiled, known, problems)
     experiments = {}
     for key, (spec, when, arms) in compiled.items():
         touched = {w for arm in arms for w, change in arm.widgets.items()} | {
@@ -114,7 +115,12 @@ def load_experiments(
             screens=frozenset(screens_changed),
             flags=frozenset(f for arm in arms for f in arm.flags),
             widgets=frozenset(w for w in touched if w is not None),
-        )
+            server_exposure=any(
+                arm.views or any(c.hide or c.swap or c.priority is not None
+                                 for c in arm.widgets.values())
+                for arm in arms
+            ),
+        )  # fmt: skip
     by_screen: dict[str, list[str]] = {}
     by_flag: dict[str, list[str]] = {}
     for key, exp in experiments.items():
@@ -128,6 +134,40 @@ def load_experiments(
         by_screen={k: tuple(v) for k, v in by_screen.items()},
         by_flag={k: tuple(v) for k, v in by_flag.items()},
     )
+
+
+def _check_overlaps(
+    src: Source,
+    compiled: dict[str, tuple[ExperimentSpec, Any, tuple[CompiledArm, ...]]],
+    known: _Known,
+    problems: list[Problem],
+) -> None:
+    """Running experiments that change the same widget, view or flag share a layer: otherwise a
+    unit in both would be counted in an arm whose change it never saw."""
+    owners: dict[str, tuple[str, str | None]] = {}
+    for key, (spec, _, arms) in compiled.items():
+        if spec.status != "running":
+            continue
+        touched = {f"widget {w}" for arm in arms for w in arm.widgets}
+        touched |= {f"widget {c.swap}" for arm in arms for c in arm.widgets.values() if c.swap}
+        touched |= {f"the view of screen {s}" for arm in arms for s in arm.views}
+        touched |= {f"flag {f}" for arm in arms for f in arm.flags}
+        for thing in sorted(touched):
+            other = owners.get(thing)
+            if other is not None and (spec.layer is None or other[1] != spec.layer):
+                message = (
+                    f"{thing} is also changed by experiment '{other[0]}': put both in one "
+                    "layer, so that no unit is in both"
+                )
+                at = (
+                    src.at(("experiments", key, "layer"), message)
+                    if spec.layer
+                    else src.at(("experiments", key), message, key=True)
+                )
+                problems.append(at)
+            else:
+                owners.setdefault(thing, (key, spec.layer))
+    del known
 
 
 def _variant_names(src: Source, base: Path_, body: Any) -> Any:

@@ -110,14 +110,19 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     recs_missing = False  # a widget fed by the recommender had to give way to rules
     for slot in screen.slots:
         for written in slot.widgets:
+            family = screen.families.get(written.id, ())
             left_out = arms.exclusion(written.id)
             if left_out is not None:
+                if arms.watches(written.id):  # hidden in this arm: would it have been shown?
+                    held, *_ = _eligibility(written, inp, view.id, family, layouts, env, ctx)
+                    arms.seen(written.id, held is None)
                 trace.append(left_out)
                 continue
             w = arms.apply(written)
             left_out, answered, w_env, w_ctx = _eligibility(
-                w, inp, view.id, screen.families.get(w.id, ()), layouts, env, ctx
+                w, inp, view.id, family, layouts, env, ctx
             )
+            arms.seen(w.id, left_out is None)
             recs_missing |= not answered
             if left_out is not None:
                 trace.append(left_out)
@@ -177,6 +182,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         flags={key: flags[key].value for key in layouts.client_flags},
         holdout=inp.holdout,
     )
+    enrolments = arms.exposures(layouts, enrolments)
     return Decision(descriptor=descriptor, trace=trace, flags=flags, enrolments=enrolments)
 
 
@@ -220,13 +226,16 @@ class Arms:
     decision's variables), the screen's view, and widgets: hidden, swapped, with other props or
     priority; every widget an experiment touches says so in its "why", in every arm."""
 
-    __slots__ = ("_excluded", "_touched", "_widgets", "views")
+    __slots__ = ("_eligible", "_excluded", "_served", "_touched", "_watched", "_widgets", "views")
 
     def __init__(self) -> None:
         self.views: dict[str, str] = {}
         self._widgets: dict[str, WidgetChange] = {}
         self._touched: dict[str, tuple[str, str]] = {}  # widget → (experiment, arm)
         self._excluded: dict[str, Exclusion] = {}
+        self._watched: set[str] = set()  # touched widgets of experiments the server exposes
+        self._eligible: set[str] = set()  # those of them whose rule held in this decision
+        self._served: set[str] = set()  # experiments whose flag variant this decision served
 
     @classmethod
     def of(
@@ -244,6 +253,8 @@ class Arms:
                 continue
             for w in exp.widgets:
                 arms._touched.setdefault(w, (e.experiment, e.arm))
+            if exp.server_exposure:
+                arms._watched |= exp.widgets
             arms.views.update(arm.views)
             for widget_id, change in arm.widgets.items():
                 arms._widgets.setdefault(widget_id, change)
@@ -262,7 +273,29 @@ class Arms:
                     key, flag.value_of(variant), variant, FlagReason.SPLIT, note=note
                 )
                 ctx["flags"][key] = flag.value_of(variant)
+                arms._served.add(e.experiment)
         return arms
+
+    def watches(self, widget_id: str) -> bool:
+        return widget_id in self._watched
+
+    def seen(self, widget_id: str, eligible: bool) -> None:
+        """Whether a widget an exposed-by-the-server experiment touches could be shown here."""
+        if eligible and widget_id in self._watched:
+            self._eligible.add(widget_id)
+
+    def exposures(self, layouts: Layouts, enrolments: list[Enrolment]) -> list[Enrolment]:
+        """The enrolments this decision exposed as the server counts exposure: a flag variant
+        served; for arms not seen alike, a touched widget whose rule held (in any arm), or any
+        decision on the screen when only its view changes."""
+        out = []
+        for e in enrolments:
+            exp = layouts.experiments.experiments[e.experiment]
+            exposed = e.experiment in self._served or (
+                exp.server_exposure and (not exp.widgets or bool(exp.widgets & self._eligible))
+            )
+            out.append(msgspec.structs.replace(e, exposed=True) if exposed else e)
+        return out
 
     def exclusion(self, widget_id: str) -> Exclusion | None:
         return self._excluded.get(widget_id) if self._excluded else None
@@ -335,8 +368,8 @@ def flags_for(
     flags = evaluate_flags(layouts, {k for k in keys if k in layouts.flags}, inp, ctx)
     ctx["flags"] = {key: result.value for key, result in flags.items()}
     enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
-    Arms.of(layouts, enrolments, flags, ctx)
-    return FlagAnswer(flags, enrolments)
+    arms = Arms.of(layouts, enrolments, flags, ctx)
+    return FlagAnswer(flags, arms.exposures(layouts, enrolments))
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,10 @@ class CompiledExperiment:
     screens: frozenset[str]  # the screens whose widgets or views it changes
     flags: frozenset[str]  # the flags its arms set
     widgets: frozenset[str]  # every widget an arm touches (exposure is a view of one of them)
+    # An arm hides, swaps, reorders or changes the view: a touched widget is not seen alike in
+    # every arm, so exposure is the server's (a decision where a touched widget's rule holds,
+    # whatever the arm; any decision on the screen for a view), not the client's widget_viewed.
+    server_exposure: bool = False
     by_id: dict[str, CompiledArm] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -196,12 +200,15 @@ def in_holdout(holdout: HoldoutSpec, tenant_id: str, user_id: str) -> bool:
 
 
 class Enrolment(msgspec.Struct, frozen=True, gc=False):
-    """A unit in an experiment's arm: `new` when this decision assigned it (to be stored)."""
+    """A unit in an experiment's arm: `new` when this decision assigned it (to be stored);
+    `exposed` when this decision exposed it as the server counts exposure (a flag served, a
+    screen whose arms are not seen alike)."""
 
     experiment: str
     arm: str
     unit_id: str  # the user id, or "" for a tenant experiment
     new: bool = False
+    exposed: bool = False
 
 
 def unit_of(exp: CompiledExperiment, tenant_id: str, user_id: str) -> tuple[str, str]:

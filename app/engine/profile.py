@@ -84,6 +84,7 @@ class ProfileData(msgspec.Struct, frozen=True, kw_only=True):
     recent: list[RecentEvent] = []
     preferences: Preferences = Preferences()
     assignments: dict[str, str] = {}  # experiment → the arm stored at the unit's first assignment
+    exposed: list[str] = []  # experiments the server has recorded this unit's exposure to
 
 
 class CohortAdoption(msgspec.Struct, frozen=True):

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response, get, post
 
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, UnavailableError
 from app.http.auth import Caller
 from app.http.dependencies import RuntimeDep
 from app.serving.experiments import describe, holdout_results, results, resume, stop
@@ -53,7 +53,13 @@ async def get_results(principal: Caller, runtime: RuntimeDep, key: str) -> Respo
     cached = runtime.experiment_results.get(key, layouts.version)
     if cached is None:
         state = runtime.experiment_states.get(key)
-        cached = await results(runtime.pool, layouts, key, state, datetime.now(UTC))
+        try:
+            cached = await results(runtime.pool, layouts, key, state, datetime.now(UTC))
+        except TimeoutError as exc:
+            raise UnavailableError(
+                "results_timeout",
+                "The results took too long to compute; try again in a minute.",
+            ) from exc
         runtime.experiment_results.put(key, layouts.version, cached)
     return _json(cached)
 

@@ -25,7 +25,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.serving.flag_events import record_evaluations
 from app.serving.memo import MemoKey
 from app.serving.runtime import Runtime
-from app.storage.experiments import NewAssignment, store_assignments
+from app.storage.experiments import NewAssignment, store_assignments, store_exposures
 from app.telemetry import tracer
 from widgets import SCHEMA_VERSION, LayoutDescriptor
 
@@ -159,29 +159,35 @@ def _decide(
 def remember_enrolments(
     rt: Runtime, profile: ProfileData, enrolments: Iterable[Enrolment], now: datetime
 ) -> None:
-    """Store the first assignments a decision made (in the background: the response does not
-    wait), then drop the user's cached profile so the next decision reads them back."""
-    new = [
-        NewAssignment(
-            tenant_id=profile.tenant_id,
-            experiment=e.experiment,
-            unit_id=e.unit_id,
-            arm=e.arm,
-            assigned_at=now,
-            exposed=bool(rt.layouts.experiments.experiments[e.experiment].flags)
-            if e.experiment in rt.layouts.experiments.experiments
-            else False,
-        )
-        for e in enrolments
-        if e.new
-    ]
-    if new:
-        rt.spawn(_store(rt, profile.tenant_id, profile.user_id, new))
+    """Store the first assignments a decision made, and the first exposures the server saw (in
+    the background: the response does not wait), then drop the user's cached profile so the
+    next decision reads them back."""
+    new = []
+    exposed = []
+    for e in enrolments:
+        if e.new:
+            new.append(
+                NewAssignment(tenant_id=profile.tenant_id, experiment=e.experiment,
+                              unit_id=e.unit_id, arm=e.arm, assigned_at=now, exposed=e.exposed)
+            )  # fmt: skip
+        elif e.exposed and e.experiment not in profile.exposed:
+            exposed.append((e.experiment, e.unit_id))
+    if new or exposed:
+        rt.spawn(_store(rt, profile.tenant_id, profile.user_id, new, exposed, now))
 
 
-async def _store(rt: Runtime, tenant_id: str, user_id: str, rows: list[NewAssignment]) -> None:
+async def _store(
+    rt: Runtime,
+    tenant_id: str,
+    user_id: str,
+    rows: list[NewAssignment],
+    exposed: list[tuple[str, str]],
+    now: datetime,
+) -> None:
     try:
         await store_assignments(rt.pool, rows)
+        if exposed:
+            await store_exposures(rt.pool, tenant_id, exposed, now)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("experiment assignments not stored (the next decision tries again): %r", exc)
         return

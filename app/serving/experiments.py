@@ -206,7 +206,9 @@ async def results(
 ) -> Results:
     exp = experiment(layouts, key)
     spec = exp.spec
-    widgets = sorted(exp.widgets)
+    # the widgets whose widget_viewed is exposure; none when the server records it (arms not
+    # seen alike: a view by the client would count one arm's units and not the other's)
+    widgets = [] if exp.server_exposure else sorted(exp.widgets)
     tenant_unit = spec.unit == "tenant"
     async with pool.acquire() as conn:
         exposure = await metric_store.experiment_exposure(

@@ -84,6 +84,7 @@ class Runtime:
         self.experiment_results = ResultsCache()
         self.arm_latency = LatencyTally()  # decision time per experiment arm, until flushed
         self.guardrail_error: str | None = None  # the last guardrail check's failure
+        self._states_lock = asyncio.Lock()  # reloads of experiment states, one at a time
         self.ready = False
 
     @property
@@ -295,11 +296,12 @@ class Runtime:
 
     async def reload_experiment_states(self) -> None:
         """Read which experiments are stopped; a stop serves control from the next decision."""
-        try:
-            self.experiment_states = await load_states(self.pool)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("experiment states not loaded: %r", exc)
-            return
+        async with self._states_lock:  # in order: a later read never loses to an earlier one
+            try:
+                self.experiment_states = await load_states(self.pool)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("experiment states not loaded: %r", exc)
+                return
         self.layouts = self._with_states(self.layouts)
         self.experiment_results.forget()
         self.hub.publish_all("experiments")

@@ -43,6 +43,21 @@ async def store_assignments(pool: Pool, rows: Sequence[NewAssignment]) -> int:
     return len(stored)
 
 
+async def store_exposures(
+    pool: Pool, tenant_id: str, units: Sequence[tuple[str, str]], at: datetime
+) -> None:
+    """Record the first exposure the server saw of (experiment, unit id) pairs."""
+    await pool.execute(
+        "UPDATE experiment_assignments a SET exposed_at = $4 FROM unnest($2::text[], $3::text[])"
+        " AS r(e, u) WHERE a.tenant_id = $1 AND a.experiment = r.e AND a.unit_id = r.u"
+        " AND a.exposed_at IS NULL",
+        tenant_id,
+        [e for e, _ in units],
+        [u for _, u in units],
+        at,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ExperimentState:
     experiment: str

@@ -53,7 +53,9 @@ SELECT
             ORDER BY ts DESC LIMIT 200) r) AS recent,
   (SELECT body FROM preferences WHERE tenant_id = $1 AND user_id = $2) AS prefs,
   (SELECT coalesce(json_object_agg(experiment, arm), '{}') FROM experiment_assignments
-    WHERE tenant_id = $1 AND unit_id IN ($2, '')) AS assignments
+    WHERE tenant_id = $1 AND unit_id IN ($2, '')) AS assignments,
+  (SELECT coalesce(json_agg(experiment ORDER BY experiment), '[]') FROM experiment_assignments
+    WHERE tenant_id = $1 AND unit_id IN ($2, '') AND exposed_at IS NOT NULL) AS exposed
 """
 
 TRIGGER_EVENTS = ("error_shown", "limit_reached", "feature_attempted", "plan_upgraded")
@@ -180,6 +182,7 @@ class ProfileStore:
             "recent": row["recent"],
             "preferences": row["prefs"] or {},
             "assignments": row["assignments"],
+            "exposed": row["exposed"],
         }
         return msgspec.convert(raw, ProfileData)
 
@@ -214,8 +217,8 @@ _MANY_SQL = {
     "prefs": "SELECT tenant_id, user_id, body FROM preferences"
     " WHERE tenant_id = ANY($1::text[]){users}",
     # unit_id '' is the tenant's own assignment (an experiment on tenants)
-    "assignments": "SELECT tenant_id, unit_id, experiment, arm FROM experiment_assignments"
-    " WHERE tenant_id = ANY($1::text[])",
+    "assignments": "SELECT tenant_id, unit_id, experiment, arm, exposed_at IS NOT NULL AS exposed"
+    " FROM experiment_assignments WHERE tenant_id = ANY($1::text[])",
 }
 _RECENT_LIMIT = 200
 
@@ -252,6 +255,15 @@ def _arms_by_unit(rows: list[Any]) -> dict[tuple[str, str], dict[str, str]]:
     for r in rows:
         arms.setdefault((r["tenant_id"], r["unit_id"]), {})[r["experiment"]] = r["arm"]
     return arms
+
+
+def _exposed_by_unit(rows: list[Any]) -> dict[tuple[str, str], list[str]]:
+    """(tenant, unit) → the experiments the server recorded its exposure to."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r["exposed"]:
+            out.setdefault((r["tenant_id"], r["unit_id"]), []).append(r["experiment"])
+    return out
 
 
 async def fetch_tenant_profiles(
@@ -318,6 +330,7 @@ async def fetch_tenant_profiles(
             u["recent"].append({"event": r["event"], "ts": r["ts"], "properties": r["properties"]})
     body = {(r["tenant_id"], r["user_id"]): r["body"] for r in prefs}
     arms = _arms_by_unit(assigned)
+    exposures = _exposed_by_unit(assigned)
     traits = {r["tenant_id"]: r["traits"] for r in tenant_rows}
     connected: dict[str, dict[str, bool]] = {}
     for r in integrations:
@@ -343,6 +356,7 @@ async def fetch_tenant_profiles(
             "recent": u["recent"],
             "preferences": body.get(key) or {},
             "assignments": {**arms.get((key[0], ""), {}), **arms.get(key, {})},
+            "exposed": sorted({*exposures.get((key[0], ""), ()), *exposures.get(key, ())}),
         }
         out.append(msgspec.convert(raw, ProfileData))
     return out

@@ -173,10 +173,14 @@ async def test_results_and_a_guardrail_that_stops_a_harmful_arm(
             user = f"g{i}"
             await new_user(client, secret_headers, "guard", user)
             arms[user] = propose(exp, "guard", user)
+        # Reordering is not seen alike in every arm: the server records exposure (here, as a
+        # decision an hour after the assignment would have)
+        assert exp.server_exposure
         await pool.executemany(
-            "INSERT INTO experiment_assignments (tenant_id, experiment, unit_id, arm, assigned_at)"
-            " VALUES ('guard', 'checklist_first', $1, $2, $3)",
-            [(user, arm, then) for user, arm in arms.items()],
+            "INSERT INTO experiment_assignments"
+            " (tenant_id, experiment, unit_id, arm, assigned_at, exposed_at)"
+            " VALUES ('guard', 'checklist_first', $1, $2, $3, $4)",
+            [(user, arm, then, then + timedelta(hours=1)) for user, arm in arms.items()],
         )
         batch: list[dict[str, Any]] = []
         for user, arm in arms.items():

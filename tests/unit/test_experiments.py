@@ -193,6 +193,7 @@ def test_openfeature_evaluations_enrol_in_flag_experiments(tmp_path: Path) -> No
     answer = flags_for(layouts, ["new_editor"], new_admin(user="of1"), "full", NOW)
     (enrolment,) = answer.enrolments
     assert enrolment.experiment == "editor_flag" and enrolment.new
+    assert enrolment.exposed  # the flag was served: the server's exposure
     result = answer.results["new_editor"]
     assert result.value is (enrolment.arm == "treatment")
     assert result.detail == f"experiment editor_flag, arm {enrolment.arm}"
@@ -317,3 +318,42 @@ def test_an_arm_removed_from_the_file_serves_control_without_assigning_again(
     gone = new_admin(assignments={"next_step_copy": "long_copy"})
     (enrolment,) = home(layouts, gone).enrolments
     assert (enrolment.arm, enrolment.new) == ("control", False)
+
+
+def test_experiments_changing_one_widget_must_share_a_layer(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        "experiments:\n"
+        "  a:\n"
+        "    arms:\n"
+        "      - {id: control, weight: 50}\n"
+        "      - {id: t, weight: 50, set: {widget: admin_shortcuts, priority: 99}}\n"
+        "    metrics: {primary: activation_14d}\n"
+        "  b:\n"
+        "    arms:\n"
+        "      - {id: control, weight: 50}\n"
+        "      - {id: t, weight: 50, set: {widget: admin_shortcuts, hide: true}}\n"
+        "    metrics: {primary: activation_14d}\n",
+    )
+    assert found == [
+        "layouts/experiments.yaml:7:3: widget admin_shortcuts is also changed by experiment "
+        "'a': put both in one layer, so that no unit is in both"
+    ]
+
+
+def test_exposure_is_the_servers_when_arms_are_not_seen_alike(tmp_path: Path) -> None:
+    """Hiding a widget: a unit is exposed when the widget's rule holds, in either arm (a
+    client's widget_viewed would count the shown arm only); a props change leaves exposure to
+    the client's view of the widget."""
+    layouts = load(tmp_path, ARMS)
+    assert layouts.experiments.experiments["layered_a"].server_exposure
+    exposed_by_arm: dict[str, set[bool]] = {}
+    for i in range(300):
+        for e in home(layouts, new_admin(user=f"u{i}")).enrolments:
+            if e.experiment == "layered_a":
+                exposed_by_arm.setdefault(e.arm, set()).add(e.exposed)
+    assert exposed_by_arm == {"control": {True}, "hide": {True}}
+    props_only = running(tmp_path / "p")
+    assert not props_only.experiments.experiments["next_step_copy"].server_exposure
+    (e,) = home(props_only, new_admin()).enrolments
+    assert e.exposed is False
