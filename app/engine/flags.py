@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from app.engine.bucketing import bucket_ranges, salted_hash, user_unit
-from app.engine.paths import evaluate
+from app.engine.paths import FastExpr, evaluate
 from app.engine.specs import Spec
 
 FlagKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
@@ -87,6 +87,7 @@ class CompiledRule:
     ranges: tuple[tuple[float, float], ...] = ()  # and their ranges of [0, 1)
     value: Any = None  # what `serve` serves
     buckets: tuple[tuple[float, float, str, Any], ...] = ()  # (low, high, variant, value)
+    fast: Any = None  # the rule's compiled Python, when it has one (app.engine.fastcel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,8 @@ class CompiledFlag:
     fallthrough: FlagResult = field(init=False, repr=False, compare=False)
     gated: bool = field(init=False, repr=False, compare=False)
     per_tenant: bool = field(init=False, repr=False, compare=False)
+    # each `serve` rule's answer (the same for everyone it holds for), None for rollouts
+    matched: tuple[FlagResult | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         spec = self.spec
@@ -108,7 +111,14 @@ class CompiledFlag:
         reason = FlagReason.DEFAULT if self.rules else FlagReason.STATIC
         default = FlagResult(self.key, spec.variants.get(spec.default), spec.default, reason)
         gated = not spec.enabled or spec.schedule is not None or bool(spec.prerequisites)
+        matched = tuple(
+            None
+            if rule.serve is None
+            else FlagResult(self.key, rule.value, rule.serve, FlagReason.TARGETING_MATCH, i)
+            for i, rule in enumerate(self.rules)
+        )
         for name, value in (
+            ("matched", matched),
             ("hash", salted_hash(salt)),
             ("fallthrough", default),
             ("gated", gated),
@@ -129,15 +139,19 @@ class CompiledFlag:
 
 
 def compile_rule(spec: FlagRuleSpec, when: Any, variants: Mapping[str, Any]) -> CompiledRule:
+    fast = when.fast if isinstance(when, FastExpr) else None
     if spec.rollout is None:
-        return CompiledRule(when=when, serve=spec.serve, value=variants.get(spec.serve or ""))
+        value = variants.get(spec.serve or "")
+        return CompiledRule(when=when, serve=spec.serve, value=value, fast=fast)
     names = tuple(spec.rollout)
     total = sum(spec.rollout.values()) or 1.0
     ranges = tuple(bucket_ranges([spec.rollout[v] / total for v in names]))
     buckets = tuple(
         (low, high, v, variants.get(v)) for v, (low, high) in zip(names, ranges, strict=True)
     )
-    return CompiledRule(when=when, serve=None, variants=names, ranges=ranges, buckets=buckets)
+    return CompiledRule(
+        when=when, serve=None, variants=names, ranges=ranges, buckets=buckets, fast=fast
+    )
 
 
 class FlagResult(msgspec.Struct, frozen=True, gc=False):
@@ -243,17 +257,27 @@ def evaluate_flag(
         held = _gate(flag, now, prerequisite)
         if held is not None:
             return held
+    matched = flag.matched
     for i, rule in enumerate(flag.rules):
         when = rule.when
         if when is not True:
             try:
-                if evaluate(when, env, variables) is not True:
-                    continue
+                fast = rule.fast
+                if fast is None:
+                    held = evaluate(when, env, variables)
+                else:
+                    try:
+                        held = fast(variables)
+                    except Exception:  # noqa: BLE001 - CEL has the last word on every error
+                        held = evaluate(when.program, env, variables)
             except _EVAL_ERRORS as exc:
                 note = f"rule {i + 1} could not be evaluated: {exc}"
                 return _default(flag, FlagReason.ERROR, note)
-        if rule.serve is not None:
-            return FlagResult(flag.key, rule.value, rule.serve, FlagReason.TARGETING_MATCH, i)
+            if held is not True:
+                continue
+        answer = matched[i]
+        if answer is not None:
+            return answer
         n = flag.hash(unit.tenant_id if flag.per_tenant else unit.user_unit)
         for low, high, variant, value in rule.buckets:
             if low <= n < high:
