@@ -85,6 +85,7 @@ class MetricResult(msgspec.Struct, omit_defaults=True):
     comparisons: list[Lift]
     cuped: bool = False
     note: str | None = None
+    format: str | None = None  # how values read: percent, duration (seconds), number
 
 
 class GuardrailResult(msgspec.Struct, omit_defaults=True):
@@ -397,7 +398,7 @@ def _analyse(
         out.append(
             MetricResult(
                 metric=name, label=metric.label, role=role,
-                higher_is_better=metric.higher_is_better,
+                higher_is_better=metric.higher_is_better, format=metric.format,
                 arms=[ArmValue(arm, s.n, _num(s.mean), s.ci) for arm, s in raw.items()],
                 comparisons=comparisons,
                 cuped=fitted is not None,
@@ -584,6 +585,7 @@ async def holdout_results(pool: Pool, layouts: Layouts, now: datetime) -> dict[s
             c = compare(a, b)
             out.append({
                 "metric": name, "label": layouts.metrics[name].label,
+                "format": layouts.metrics[name].format,
                 "holdout": {"n": a.n, "value": _num(a.mean), "ci": a.ci},
                 "personalized": {"n": b.n, "value": _num(b.mean), "ci": b.ci},
                 "lift": None if c is None else msgspec.to_builtins(c),
