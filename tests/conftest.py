@@ -157,3 +157,12 @@ def browser_headers(settings: Settings) -> Callable[[str, str], dict[str, str]]:
         }
 
     return make
+
+
+async def run_cairn(*argv: str) -> int:
+    """`cairn ARGV` from an async test: the command runs its own event loop, so in a thread."""
+    import asyncio
+
+    from app.cli import main
+
+    return await asyncio.to_thread(main, list(argv))

@@ -19,6 +19,7 @@ from app.engine.experiments import HoldoutSpec, in_holdout
 from app.main import create_app
 from app.settings import Settings
 from app.storage.db import Pool
+from tests.conftest import run_cairn
 from tests.paths import LAYOUTS_DIR
 
 pytestmark = pytest.mark.integration
@@ -311,19 +312,15 @@ async def test_the_command_line_lists_shows_stops_and_resumes(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from app.cli import main as cairn
-
-    async def main(*argv: str) -> int:  # the command runs its own event loop
-        return await asyncio.to_thread(cairn, list(argv))
 
     monkeypatch.setenv("DATABASE_URL", database_dsn)
     monkeypatch.setenv("CAIRN_LAYOUTS_DIR", str(running_layouts))
-    assert await main("experiments", "list") == 0
+    assert await run_cairn("experiments", "list") == 0
     assert "next_step_copy  running" in capsys.readouterr().out
-    assert await main("experiments", "stop", "next_step_copy", "--reason", "copy review") == 0
-    assert await main("experiments", "list") == 0
+    assert await run_cairn("experiments", "stop", "next_step_copy", "--reason", "copy review") == 0
+    assert await run_cairn("experiments", "list") == 0
     assert "stopped: copy review" in capsys.readouterr().out
-    assert await main("experiments", "results", "next_step_copy") == 0
+    assert await run_cairn("experiments", "results", "next_step_copy") == 0
     assert "next_step_copy: stopped (copy review)" in capsys.readouterr().out
-    assert await main("experiments", "resume", "next_step_copy") == 0
-    assert await main("experiments", "results", "nope") == 2
+    assert await run_cairn("experiments", "resume", "next_step_copy") == 0
+    assert await run_cairn("experiments", "results", "nope") == 2

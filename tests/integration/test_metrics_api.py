@@ -14,6 +14,7 @@ from app.serving.metrics_refresh import refresh_metrics
 from app.serving.runtime import Runtime
 from app.storage.db import Pool
 from app.storage.keys import create_api_key
+from tests.conftest import run_cairn
 
 pytestmark = pytest.mark.integration
 
@@ -203,19 +204,13 @@ async def test_the_command_line_lists_shows_and_refreshes(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
-
-    from app.cli import main as cairn
-
-    async def main(argv: list[str]) -> int:  # the command runs its own event loop
-        return await asyncio.to_thread(cairn, argv)
 
     monkeypatch.setenv("DATABASE_URL", database_dsn)
     monkeypatch.setenv("CAIRN_LAYOUTS_DIR", str(refreshed.settings.layouts_dir))
-    assert await main(["metrics", "list"]) == 0
+    assert await run_cairn("metrics", "list") == 0
     assert "activation_14d" in capsys.readouterr().out
-    assert await main(["metrics", "refresh"]) == 0
+    assert await run_cairn("metrics", "refresh") == 0
     assert "refreshed" in capsys.readouterr().out
-    assert await main(["metrics", "show", "activation_14d", "--by", "plan", "--json"]) == 0
+    assert await run_cairn("metrics", "show", "activation_14d", "--by", "plan", "--json") == 0
     shown = __import__("json").loads(capsys.readouterr().out)
     assert {g["key"]["plan"]: g["n"] for g in shown["groups"]} == {"trial": 10, "pro": 4}

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from app.serving.runtime import Runtime
 from app.storage.db import Pool
 from app.storage.keys import create_api_key
+from tests.conftest import run_cairn
 
 pytestmark = pytest.mark.integration
 
@@ -224,23 +225,17 @@ async def test_the_command_line_lists_evaluates_and_reports_stale_flags(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
     import json
-
-    from app.cli import main as cairn
-
-    async def main(*argv: str) -> int:  # the command runs its own event loop
-        return await asyncio.to_thread(cairn, list(argv))
 
     await join(client, secret_headers, "acme", "cli1", role="admin", plan="trial")
     monkeypatch.setenv("DATABASE_URL", database_dsn)
-    assert await main("flags", "list") == 0
+    assert await run_cairn("flags", "list") == 0
     listed = capsys.readouterr().out
     assert "new_editor  per user; client" in listed and "2. rollout on 10%, off 90%" in listed
-    assert await main("flags", "eval", "new_editor", "--tenant", "acme", "--user", "cli1",
+    assert await run_cairn("flags", "eval", "new_editor", "--tenant", "acme", "--user", "cli1",
                       "--json") == 0  # fmt: skip
     answer = json.loads(capsys.readouterr().out)
     assert (answer["value"], answer["reason"]) == (True, "TARGETING_MATCH")
-    assert await main("flags", "eval", "nope", "--tenant", "acme", "--user", "cli1") == 2
-    assert await main("flags", "stale", "--json") == 0
+    assert await run_cairn("flags", "eval", "nope", "--tenant", "acme", "--user", "cli1") == 2
+    assert await run_cairn("flags", "stale", "--json") == 0
     assert json.loads(capsys.readouterr().out)["after_days"] == 30
