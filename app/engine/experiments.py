@@ -156,6 +156,11 @@ class CompiledExperiment:
     def arm(self, arm_id: str) -> CompiledArm | None:
         return self.by_id.get(arm_id)
 
+    @property
+    def design(self) -> str:
+        """The arms' weights, as stored with each assignment: "control:50,treatment:50"."""
+        return ",".join(f"{a.id}:{a.weight:g}" for a in self.spec.arms)
+
     def traffic_salt(self) -> str:
         return f"layer:{self.spec.layer}" if self.spec.layer else f"{self.salt}:traffic"
 

@@ -164,11 +164,14 @@ def remember_enrolments(
     next decision reads them back."""
     new = []
     exposed = []
+    experiments = rt.layouts.experiments.experiments
     for e in enrolments:
         if e.new:
+            design = experiments[e.experiment].design if e.experiment in experiments else ""
             new.append(
                 NewAssignment(tenant_id=profile.tenant_id, experiment=e.experiment,
-                              unit_id=e.unit_id, arm=e.arm, assigned_at=now, exposed=e.exposed)
+                              unit_id=e.unit_id, arm=e.arm, assigned_at=now, exposed=e.exposed,
+                              design=design)
             )  # fmt: skip
         elif e.exposed and e.experiment not in profile.exposed:
             exposed.append((e.experiment, e.unit_id))

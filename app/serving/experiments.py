@@ -213,9 +213,13 @@ async def results(
     tenant_unit = spec.unit == "tenant"
     async with pool.acquire() as conn:
         exposure = await metric_store.experiment_exposure(
-            conn, key, widgets, tenant_unit=tenant_unit
+            conn, key, widgets, tenant_unit=tenant_unit, design=exp.design
         )
-        arms = [ArmUnits(a.id, a.weight, *exposure.get(a.id, (0, 0))) for a in spec.arms]
+        counted = [exposure.get(a.id, (0, 0, 0)) for a in spec.arms]
+        arms = [
+            ArmUnits(a.id, a.weight, c[0], c[1]) for a, c in zip(spec.arms, counted, strict=True)
+        ]
+        current = [c[2] for c in counted]
         roles: list[tuple[str, str]] = []
         if not only_guardrails:
             roles.append((spec.metrics.primary, "primary"))
@@ -231,7 +235,8 @@ async def results(
                 conn, layouts, exp, metric, widgets, now, since if role == "guardrail" else None
             )
             measured.append((name, role, metric, samples))
-    srm_p = sample_ratio([a.exposed for a in arms], [a.weight for a in arms])
+    # Units assigned under other weights keep their arms: the ratio is read among the others.
+    srm_p = sample_ratio(current, [a.weight for a in arms])
     metrics_out, guardrails_out, notes = _analyse(exp, measured)
     latency, latency_guard = latency_of(exp, await latency_by_arm(pool, key, since))
     guardrails_out = read_guardrails([*guardrails_out, *latency_guard], exp.spec.analysis.alpha)

@@ -20,6 +20,7 @@ class NewAssignment:
     arm: str
     assigned_at: datetime
     exposed: bool  # served by the server (a flag): exposed as it is assigned
+    design: str = ""  # the arms' weights it was assigned under
 
 
 async def store_assignments(pool: Pool, rows: Sequence[NewAssignment]) -> int:
@@ -28,10 +29,10 @@ async def store_assignments(pool: Pool, rows: Sequence[NewAssignment]) -> int:
         return 0
     stored = await pool.fetch(
         "INSERT INTO experiment_assignments"
-        " (tenant_id, experiment, unit_id, arm, assigned_at, exposed_at)"
-        " SELECT t, e, u, a, at, CASE WHEN x THEN at END"
+        " (tenant_id, experiment, unit_id, arm, assigned_at, exposed_at, design)"
+        " SELECT t, e, u, a, at, CASE WHEN x THEN at END, d"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
-        " $6::bool[]) AS r(t, e, u, a, at, x)"
+        " $6::bool[], $7::text[]) AS r(t, e, u, a, at, x, d)"
         " ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING RETURNING 1",
         [r.tenant_id for r in rows],
         [r.experiment for r in rows],
@@ -39,6 +40,7 @@ async def store_assignments(pool: Pool, rows: Sequence[NewAssignment]) -> int:
         [r.arm for r in rows],
         [r.assigned_at for r in rows],
         [r.exposed for r in rows],
+        [r.design for r in rows],
     )
     return len(stored)
 

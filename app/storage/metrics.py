@@ -1313,20 +1313,24 @@ async def experiment_values(
 
 
 async def experiment_exposure(
-    conn: Conn, experiment: str, widgets: list[str], *, tenant_unit: bool
-) -> dict[str, tuple[int, int]]:
-    """arm → (units assigned, units exposed)."""
+    conn: Conn, experiment: str, widgets: list[str], *, tenant_unit: bool, design: str
+) -> dict[str, tuple[int, int, int]]:
+    """arm → (units assigned, units exposed, units exposed that were assigned under `design`,
+    the current weights)."""
     who = "" if tenant_unit else " AND x.user_id = a.unit_id"
     rows = await conn.fetch(
-        "SELECT a.arm, count(*)::int AS units, count(a.exposed_at IS NOT NULL OR EXISTS ("
+        "SELECT arm, count(*)::int AS units, count(exposed OR NULL)::int AS exposed,"
+        " count((exposed AND design = $3) OR NULL)::int AS current FROM ("
+        " SELECT a.arm, a.design, a.exposed_at IS NOT NULL OR EXISTS ("
         " SELECT 1 FROM events x WHERE x.tenant_id = a.tenant_id" + who + " AND x.type = 'track'"
         " AND x.event = 'widget_viewed' AND x.properties->>'widget_id' = ANY($2::text[])"
-        " AND x.ts >= a.assigned_at) OR NULL)::int AS exposed"
-        " FROM experiment_assignments a WHERE a.experiment = $1 GROUP BY a.arm",
+        " AND x.ts >= a.assigned_at) AS exposed"
+        " FROM experiment_assignments a WHERE a.experiment = $1) q GROUP BY arm",
         experiment,
         widgets,
+        design,
     )
-    return {r["arm"]: (r["units"], r["exposed"]) for r in rows}
+    return {r["arm"]: (r["units"], r["exposed"], r["current"]) for r in rows}
 
 
 async def unit_values(conn: Conn, metric: str, until: datetime) -> list[Any]:

@@ -179,10 +179,14 @@ async def test_results_and_a_guardrail_that_stops_a_harmful_arm(
         assert exp.server_exposure
         await pool.executemany(
             "INSERT INTO experiment_assignments"
-            " (tenant_id, experiment, unit_id, arm, assigned_at, exposed_at)"
-            " VALUES ('guard', 'checklist_first', $1, $2, $3, $4)",
-            [(user, arm, then, then + timedelta(hours=1)) for user, arm in arms.items()],
-        )
+            " (tenant_id, experiment, unit_id, arm, assigned_at, exposed_at, design)"
+            " VALUES ('guard', 'checklist_first', $1, $2, $3, $4, $5)",
+            [(user, arm, then, then + timedelta(hours=1), exp.design) for user, arm in arms.items()]
+            # and 60 enrolled all in control earlier, when the weights were 100/0: the sample
+            # ratio is read among the units assigned under the current weights
+            + [(f"old{i}", "control", then, then + timedelta(hours=1), "control:100,lifted:0")
+               for i in range(60)],
+        )  # fmt: skip
         batch: list[dict[str, Any]] = []
         for user, arm in arms.items():
             batch.append({"type": "track", "event": "widget_viewed", "userId": user,
@@ -205,7 +209,8 @@ async def test_results_and_a_guardrail_that_stops_a_harmful_arm(
         body = r.json()
         assert body["status"] == "running"
         assert {a["id"]: a["exposed"] for a in body["arms"]} == {
-            arm: sum(1 for a in arms.values() if a == arm) for arm in ("control", "lifted")
+            "control": sum(1 for a in arms.values() if a == "control") + 60,
+            "lifted": sum(1 for a in arms.values() if a == "lifted"),
         }
         assert body["srm"]["flagged"] is False
         (guard,) = body["guardrails"]

@@ -9,6 +9,9 @@ CREATE TABLE experiment_assignments (
     -- served by the server (a flag an arm sets): exposed then; widgets' exposure is the client's
     -- widget_viewed, read from the events
     exposed_at timestamptz,
+    -- the arms' weights the unit was assigned under ("control:50,treatment:50"): the sample
+    -- ratio is checked among units assigned under the current weights
+    design text NOT NULL DEFAULT '',
     PRIMARY KEY (tenant_id, experiment, unit_id)
 );
 CREATE INDEX experiment_assignments_by_experiment ON experiment_assignments (experiment, arm);
