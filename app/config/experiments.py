@@ -67,6 +67,7 @@ def load_experiments(
     compile_when: RuleCompiler,
     compile_props: PropsCompiler,
     problems: list[Problem],
+    references: Callable[[str], list[tuple[str, int]]] | None = None,
 ) -> Experiments:
     try:
         shape = convert(src, src.data, _ExperimentsFile)
@@ -90,6 +91,8 @@ def load_experiments(
         if spec.when is not True:
             text = spec.when if isinstance(spec.when, str) else "false"
             when = compile_when(src, (*base, "when"), text)
+            if spec.unit == "tenant" and references is not None:
+                _check_tenant_rule(src, (*base, "when"), text, references, problems)
         arms = tuple(
             _compile_arm(src, (*base, "arms", i), arm, known, compile_props)
             for i, arm in enumerate(spec.arms)
@@ -134,6 +137,31 @@ def load_experiments(
         by_screen={k: tuple(v) for k, v in by_screen.items()},
         by_flag={k: tuple(v) for k, v in by_flag.items()},
     )
+
+
+TENANT_SIGNALS = ("tenant", "plan", "presets")
+
+
+def _check_tenant_rule(
+    src: Source,
+    path: Path_,
+    text: str,
+    references: Callable[[str], list[tuple[str, int]]],
+    problems: list[Problem],
+) -> None:
+    """An experiment on tenants enrols a whole tenant on the rule of whichever user comes first:
+    the rule may read only what every user of the tenant shares."""
+    quote = 1 if path in src.quoted else 0
+    for dotted, at in references(text):
+        if dotted.split(".")[0] not in TENANT_SIGNALS:
+            problems.append(
+                src.at(
+                    path,
+                    f"an experiment on tenants reads what its users share ("
+                    f"{', '.join(TENANT_SIGNALS)}), not '{dotted}'",
+                    offset=quote + at,
+                )
+            )
 
 
 def _check_overlaps(

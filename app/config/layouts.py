@@ -370,7 +370,14 @@ def _read_experiments(
     if src is None:
         return Experiments()
     return load_experiments(
-        src, screens, flags, metrics, compiler.program, compiler.props, problems
+        src,
+        screens,
+        flags,
+        metrics,
+        compiler.program,
+        compiler.props,
+        problems,
+        references=compiler.references,
     )
 
 

@@ -357,3 +357,21 @@ def test_exposure_is_the_servers_when_arms_are_not_seen_alike(tmp_path: Path) ->
     assert not props_only.experiments.experiments["next_step_copy"].server_exposure
     (e,) = home(props_only, new_admin()).enrolments
     assert e.exposed is False
+
+
+def test_an_experiment_on_tenants_reads_only_what_its_users_share(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        "experiments:\n"
+        "  t:\n"
+        "    unit: tenant\n"
+        "    when: \"tenant.seats > 10 && user.role == 'admin'\"\n"
+        "    arms:\n"
+        "      - {id: control, weight: 50, set: {flag: checklist_style, variant: full}}\n"
+        "      - {id: compact, weight: 50, set: {flag: checklist_style, variant: compact}}\n"
+        "    metrics: {primary: trial_to_paid_30d}\n",
+    )
+    assert found == [
+        "layouts/experiments.yaml:4:33: an experiment on tenants reads what its users share "
+        "(tenant, plan, presets), not 'user.role'"
+    ]
