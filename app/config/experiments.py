@@ -22,9 +22,10 @@ from app.engine.experiments import (
     WidgetChange,
     arm_ranges,
 )
-from app.engine.flags import CompiledFlag
+from app.engine.flags import CompiledFlag, FlagReason, FlagResult
 from app.engine.metrics import MetricSpec
 from app.engine.model import CompiledScreen, CompiledWidget
+from app.engine.reasons import Exclusion, Reason
 
 # (source, path, expression) → a compiled CEL rule; (source, path, props) → a compiled props tree
 RuleCompiler = Callable[[Source, Path_, str], Any]
@@ -360,7 +361,29 @@ def _compile_arm(
             views[change.screen] = change.view
         elif change.flag is not None and change.variant is not None:
             flags[change.flag] = change.variant
-    return CompiledArm(id=arm.id, widgets=widgets, views=views, flags=flags)
+    key = str(base[1])
+    tag = f"experiment {key}, arm {arm.id}"
+    excluded = {
+        widget: Exclusion(
+            widget, Reason.EXPERIMENT, tag if change.hide else f"{tag}: swapped for {change.swap}"
+        )
+        for widget, change in widgets.items()
+        if change.hide or change.swap
+    }
+    flag_results = {
+        flag: FlagResult(flag, known.flags[flag].spec.variants.get(variant), variant,
+                         FlagReason.SPLIT, note=tag)
+        for flag, variant in flags.items()
+        if flag in known.flags
+    }  # fmt: skip
+    return CompiledArm(
+        id=arm.id,
+        widgets=widgets,
+        views=views,
+        flags=flags,
+        excluded=excluded,
+        flag_results=flag_results,
+    )
 
 
 def _changed(widget: CompiledWidget | None, props: Any, priority: int | None) -> Any:

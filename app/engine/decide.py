@@ -246,33 +246,29 @@ class Arms:
         ctx: dict[str, Any],
     ) -> Arms:
         arms = cls()
+        experiments = layouts.experiments.experiments
+        touched = arms._touched
         for e in enrolments:
-            exp = layouts.experiments.experiments[e.experiment]
-            arm = exp.arm(e.arm)
+            exp = experiments[e.experiment]
+            arm = exp.by_id.get(e.arm)
             if arm is None:
                 continue
             for w in exp.widgets:
-                arms._touched.setdefault(w, (e.experiment, e.arm))
+                if w not in touched:
+                    touched[w] = (e.experiment, e.arm)
             if exp.server_exposure:
                 arms._watched |= exp.widgets
-            arms.views.update(arm.views)
+            if arm.views:
+                arms.views.update(arm.views)
             for widget_id, change in arm.widgets.items():
                 arms._widgets.setdefault(widget_id, change)
-                tag = f"experiment {e.experiment}, arm {e.arm}"
-                if change.hide:
-                    arms._excluded[widget_id] = Exclusion(widget_id, Reason.EXPERIMENT, tag)
-                elif change.swap:
-                    detail = f"{tag}: swapped for {change.swap}"
-                    arms._excluded[widget_id] = Exclusion(widget_id, Reason.EXPERIMENT, detail)
-            for key, variant in arm.flags.items():
+            if arm.excluded:
+                arms._excluded.update(arm.excluded)
+            for key, result in arm.flag_results.items():
                 if not _arm_may_set(flags.get(key)):
                     continue  # not asked for here, or held back by its kill switch or schedule
-                flag = layouts.flags[key]
-                note = f"experiment {e.experiment}, arm {e.arm}"
-                flags[key] = FlagResult(
-                    key, flag.value_of(variant), variant, FlagReason.SPLIT, note=note
-                )
-                ctx["flags"][key] = flag.value_of(variant)
+                flags[key] = result
+                ctx["flags"][key] = result.value
                 arms._served.add(e.experiment)
         return arms
 

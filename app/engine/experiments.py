@@ -126,6 +126,9 @@ class CompiledArm:
     widgets: dict[str, WidgetChange] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)  # screen → view
     flags: dict[str, str] = field(default_factory=dict)  # flag → variant
+    # made once at load, what every decision in this arm uses as it is:
+    excluded: dict[str, Any] = field(default_factory=dict)  # widget → its Exclusion (hide, swap)
+    flag_results: dict[str, Any] = field(default_factory=dict)  # flag → the FlagResult served
 
 
 @dataclass(frozen=True, slots=True)

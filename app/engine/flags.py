@@ -224,16 +224,18 @@ class FlagEvaluator:
         """Every flag named; a flag without prerequisites is evaluated straight away."""
         done = self._done
         flags = self._flags
+        unit, variables, env, now = self._unit, self._variables, self._env, self._now
+        out = {}
         for key in keys:
-            if key not in done:
+            found = done.get(key)
+            if found is None:
                 flag = flags[key]
-                if flag.spec.prerequisites:
-                    self.one(key)
+                if flag.gated:
+                    found = self.one(key)
                 else:
-                    done[key] = evaluate_flag(
-                        flag, self._unit, self._variables, self._env, self._now, self.one
-                    )
-        return {key: done[key] for key in keys}
+                    found = done[key] = evaluate_flag(flag, unit, variables, env, now, self.one)
+            out[key] = found
+        return out
 
     def one(self, key: str) -> FlagResult:
         found = self._done.get(key)
