@@ -42,7 +42,8 @@ from app.storage.experiments import ExperimentState, latency_by_arm, load_states
 
 log = logging.getLogger("cairn.experiments")
 
-GUARDRAIL_LOCK = 7_242_016  # advisory lock: one process checks guardrails at a time
+GUARDRAIL_LOCK = 7_242_017  # advisory lock: one process checks guardrails at a time (not the
+# metrics refresh's 7_242_016, nor migrations' 7_242_015)
 RESULTS_TTL_S = 30.0
 # The server's own guardrail on every experiment: an arm whose decisions are significantly slower
 # than control's by more than this (relative) stops it.

@@ -88,3 +88,13 @@ def test_a_back_import_breaks_its_contract(
     imported = statement.removeprefix("import ")
     assert importer in broken
     assert imported.split(".")[0] in broken
+
+
+def test_advisory_locks_never_share_a_key() -> None:
+    """Each job that runs in one process at a time holds its own PostgreSQL advisory lock: two
+    jobs on one key would take each other's turns."""
+    from app.serving import experiments, metrics_refresh
+    from app.storage import db
+
+    keys = [db._MIGRATION_LOCK, metrics_refresh._LOCK, experiments.GUARDRAIL_LOCK]
+    assert len(set(keys)) == len(keys)
