@@ -230,10 +230,20 @@ def _layer_ranges(
 ) -> dict[str, tuple[float, float]]:
     """Consecutive ranges of each layer's hash, in the file's order; a layer is 100% at most."""
     taken: dict[str, float] = {}
+    units: dict[str, str] = {}
     out = {}
     for key, spec in specs.items():
         if spec.layer is None:
             continue
+        unit = units.setdefault(spec.layer, spec.unit)
+        if unit != spec.unit:
+            problems.append(
+                src.at(
+                    ("experiments", key, "layer"),
+                    f"layer '{spec.layer}' splits {unit}s, this experiment {spec.unit}s: a "
+                    "layer keeps units apart only when its experiments share the unit",
+                )
+            )
         start = taken.get(spec.layer, 0.0)
         end = start + spec.traffic
         if end > 100 + 1e-9:

@@ -96,9 +96,14 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         propensity_targets=screen.propensity_targets,
     )
     role = ctx["user"]["role"]
-    flags = evaluate_flags(layouts, screen.flags_evaluated, inp, _flag_context(inp, ctx, layouts))
+    declared = _flag_context(inp, ctx, layouts)
+    flags = evaluate_flags(layouts, screen.flags_evaluated, inp, declared)
     ctx["flags"] = {key: result.value for key, result in flags.items()}
-    enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
+    if declared is not ctx:
+        declared["flags"] = ctx["flags"]
+    # Eligibility reads at least the declared traits too: a tenant's enrolment must not depend
+    # on whether the user who comes first has opted out.
+    enrolments = enrolments_for(layouts, inp, declared, frozenset(flags))
     arms = Arms.of(layouts, enrolments, flags, ctx)
     chosen_view = inp.view or arms.views.get(screen.name)
     view = (screen.view(chosen_view) if chosen_view else None) or screen.view_for_role(role)
@@ -182,7 +187,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         flags={key: flags[key].value for key in layouts.client_flags},
         holdout=inp.holdout,
     )
-    enrolments = arms.exposures(layouts, enrolments)
+    enrolments = arms.exposures(layouts, enrolments, screen.name)
     return Decision(descriptor=descriptor, trace=trace, flags=flags, enrolments=enrolments)
 
 
@@ -280,15 +285,22 @@ class Arms:
         if eligible and widget_id in self._watched:
             self._eligible.add(widget_id)
 
-    def exposures(self, layouts: Layouts, enrolments: list[Enrolment]) -> list[Enrolment]:
-        """The enrolments this decision exposed as the server counts exposure: a flag variant
-        served; for arms not seen alike, a touched widget whose rule held (in any arm), or any
-        decision on the screen when only its view changes."""
+    def exposures(
+        self, layouts: Layouts, enrolments: list[Enrolment], screen: str | None
+    ) -> list[Enrolment]:
+        """The enrolments this decision exposed as the server counts exposure, for units served
+        the arm they are stored in: a flag variant served; for arms not seen alike, a decision
+        on a screen whose view an arm changes, or a touched widget whose rule held (in any
+        arm)."""
         out = []
         for e in enrolments:
             exp = layouts.experiments.experiments[e.experiment]
-            exposed = e.experiment in self._served or (
-                exp.server_exposure and (not exp.widgets or bool(exp.widgets & self._eligible))
+            exposed = e.live and (
+                e.experiment in self._served
+                or (
+                    exp.server_exposure
+                    and (screen in exp.view_screens or bool(exp.widgets & self._eligible))
+                )
             )
             out.append(msgspec.structs.replace(e, exposed=True) if exposed else e)
         return out
@@ -365,7 +377,7 @@ def flags_for(
     ctx["flags"] = {key: result.value for key, result in flags.items()}
     enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
     arms = Arms.of(layouts, enrolments, flags, ctx)
-    return FlagAnswer(flags, arms.exposures(layouts, enrolments))
+    return FlagAnswer(flags, arms.exposures(layouts, enrolments, None))
 
 
 @dataclass(frozen=True, slots=True)

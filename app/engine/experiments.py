@@ -147,10 +147,12 @@ class CompiledExperiment:
     # every arm, so exposure is the server's (a decision where a touched widget's rule holds,
     # whatever the arm; any decision on the screen for a view), not the client's widget_viewed.
     server_exposure: bool = False
+    view_screens: frozenset[str] = frozenset()  # screens whose view an arm changes
     by_id: dict[str, CompiledArm] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {a.id: a for a in self.arms})
+        object.__setattr__(self, "view_screens", frozenset(s for a in self.arms for s in a.views))
 
     @property
     def running(self) -> bool:
@@ -217,6 +219,7 @@ class Enrolment(msgspec.Struct, frozen=True, gc=False):
     unit_id: str  # the user id, or "" for a tenant experiment
     new: bool = False
     exposed: bool = False
+    live: bool = True  # served the arm it is stored in (not stopped, the arm still defined)
 
 
 def unit_of(exp: CompiledExperiment, tenant_id: str, user_id: str) -> tuple[str, str]:
@@ -257,8 +260,8 @@ def enrol(
         stopped = not exp.running or key in experiments.stopped
         arm = stored.get(key)
         if arm is not None:  # stored: kept; an arm since removed from the file serves control
-            served = exp.control if stopped or arm not in exp.by_id else arm
-            out.append(Enrolment(key, served, unit_id))
+            live = not stopped and arm in exp.by_id
+            out.append(Enrolment(key, arm if live else exp.control, unit_id, live=live))
             continue
         if stopped or not eligible(exp):
             continue

@@ -252,6 +252,13 @@ async def results(
             "Early: the fixed horizon is not reached yet, so these p-values are not conclusive "
             "(set analysis.sequential for results that may be read at any time)."
         )
+    earlier = sum(a.exposed for a in arms) - sum(current)
+    if earlier > 0:
+        notes.append(
+            f"{earlier} exposed units were assigned under earlier weights: they keep their arms "
+            "and count in these lifts, so units that came early weigh more in the arm whose "
+            "weight went up; the sample ratio is read without them."
+        )
     if srm_p < SRM_ALPHA:
         notes.append(
             "Sample ratio mismatch: exposed units per arm differ from the weights more than "

@@ -33,7 +33,11 @@ async def store_assignments(pool: Pool, rows: Sequence[NewAssignment]) -> int:
         " SELECT t, e, u, a, at, CASE WHEN x THEN at END, d"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
         " $6::bool[], $7::text[]) AS r(t, e, u, a, at, x, d)"
-        " ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING RETURNING 1",
+        # stored already (another decision came first): keep its arm, add an exposure it lacked
+        " ON CONFLICT (tenant_id, experiment, unit_id) DO UPDATE"
+        " SET exposed_at = EXCLUDED.exposed_at"
+        " WHERE experiment_assignments.exposed_at IS NULL AND EXCLUDED.exposed_at IS NOT NULL"
+        " RETURNING (xmax = 0) AS inserted",
         [r.tenant_id for r in rows],
         [r.experiment for r in rows],
         [r.unit_id for r in rows],
@@ -42,7 +46,7 @@ async def store_assignments(pool: Pool, rows: Sequence[NewAssignment]) -> int:
         [r.exposed for r in rows],
         [r.design for r in rows],
     )
-    return len(stored)
+    return sum(1 for r in stored if r["inserted"])
 
 
 async def store_exposures(

@@ -347,12 +347,26 @@ def test_exposure_is_the_servers_when_arms_are_not_seen_alike(tmp_path: Path) ->
     the client's view of the widget."""
     layouts = load(tmp_path, ARMS)
     assert layouts.experiments.experiments["layered_a"].server_exposure
-    exposed_by_arm: dict[str, set[bool]] = {}
+    exposed_by_arm: dict[tuple[str, str], set[bool]] = {}
     for i in range(300):
         for e in home(layouts, new_admin(user=f"u{i}")).enrolments:
-            if e.experiment == "layered_a":
-                exposed_by_arm.setdefault(e.arm, set()).add(e.exposed)
-    assert exposed_by_arm == {"control": {True}, "hide": {True}}
+            if e.experiment in ("layered_a", "layered_b"):
+                exposed_by_arm.setdefault((e.experiment, e.arm), set()).add(e.exposed)
+    # a view change exposes every decision on its screen, in every arm (a touched widget that
+    # only one view shows would count one arm's units only)
+    assert exposed_by_arm == {
+        ("layered_a", "control"): {True}, ("layered_a", "hide"): {True},
+        ("layered_b", "control"): {True}, ("layered_b", "lifted"): {True},
+    }  # fmt: skip
+    import dataclasses
+
+    stopped = dataclasses.replace(
+        layouts,
+        experiments=dataclasses.replace(layouts.experiments, stopped=frozenset({"layered_a"})),
+    )
+    stored = new_admin(user="s1", assignments={"layered_a": "hide"})
+    (e,) = [e for e in home(stopped, stored).enrolments if e.experiment == "layered_a"]
+    assert (e.arm, e.live, e.exposed) == ("control", False, False)  # a stop records no exposure
     props_only = running(tmp_path / "p")
     assert not props_only.experiments.experiments["next_step_copy"].server_exposure
     (e,) = home(props_only, new_admin()).enrolments
@@ -374,4 +388,30 @@ def test_an_experiment_on_tenants_reads_only_what_its_users_share(tmp_path: Path
     assert found == [
         "layouts/experiments.yaml:4:33: an experiment on tenants reads what its users share "
         "(tenant, plan, presets), not 'user.role'"
+    ]
+
+
+def test_a_layer_keeps_one_kind_of_unit(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        "experiments:\n"
+        "  a:\n"
+        "    unit: tenant\n"
+        "    layer: l\n"
+        "    traffic: 50\n"
+        "    arms:\n"
+        "      - {id: control, weight: 50}\n"
+        "      - {id: t, weight: 50, set: {widget: activation_checklist, hide: true}}\n"
+        "    metrics: {primary: activation_14d}\n"
+        "  b:\n"
+        "    layer: l\n"
+        "    traffic: 50\n"
+        "    arms:\n"
+        "      - {id: control, weight: 50}\n"
+        "      - {id: t, weight: 50, set: {widget: activation_checklist, priority: 99}}\n"
+        "    metrics: {primary: activation_14d}\n",
+    )
+    assert found == [
+        "layouts/experiments.yaml:11:12: layer 'l' splits tenants, this experiment users: a layer "
+        "keeps units apart only when its experiments share the unit"
     ]
