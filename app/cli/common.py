@@ -47,6 +47,22 @@ def settings_and_layouts(command: str) -> Any:
     return None
 
 
+def with_layouts_on_database(
+    command: str, url: str | None, work: Callable[[Pool, Any], Awaitable[T]]
+) -> T | None:
+    """`work(pool, layouts)` on the command's database; None, with the problem printed, when
+    the layouts do not load or there is no database."""
+    loaded = settings_and_layouts(command)
+    if loaded is None:
+        return None
+    settings, layouts = loaded
+    try:
+        return on_database(settings, url, lambda pool: work(pool, layouts))
+    except NoDatabaseError as exc:
+        print(f"cairn {command}: {exc}", file=sys.stderr)
+    return None
+
+
 class NoDatabaseError(Exception):
     """Neither a database URL nor an embedded database to fall back on."""
 

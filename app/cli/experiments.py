@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from app.cli.common import NoDatabaseError, on_database, settings_and_layouts
+from app.cli.common import with_layouts_on_database
 
 
 def add_commands(sub: Any) -> None:
@@ -43,20 +43,8 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_resume)
 
 
-def _layouts(command: str) -> Any:
-    return settings_and_layouts(f"experiments {command}")
-
-
 def _run(command: str, args: argparse.Namespace, work: Any) -> Any:
-    loaded = _layouts(command)
-    if loaded is None:
-        return None
-    settings, layouts = loaded
-    try:
-        return on_database(settings, args.database_url, lambda pool: work(pool, layouts))
-    except NoDatabaseError as exc:
-        print(f"cairn experiments {command}: {exc}", file=sys.stderr)
-    return None
+    return with_layouts_on_database(f"experiments {command}", args.database_url, work)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -18,7 +18,12 @@ from typing import Any
 
 import msgspec
 
-from app.cli.common import NoDatabaseError, on_database, settings_and_layouts
+from app.cli.common import (
+    NoDatabaseError,
+    on_database,
+    settings_and_layouts,
+    with_layouts_on_database,
+)
 
 
 def add_commands(sub: Any) -> None:
@@ -116,17 +121,11 @@ def cmd_flags_eval(args: argparse.Namespace) -> int:
 def cmd_flags_stale(args: argparse.Namespace) -> int:
     from app.serving.flags import STALE_AFTER_DAYS, stale_report
 
-    loaded = _layouts("stale")
-    if loaded is None:
-        return 2
-    settings, layouts = loaded
     today = datetime.now(UTC).date()
-    try:
-        report = on_database(
-            settings, args.database_url, lambda pool: stale_report(pool, layouts, today)
-        )
-    except NoDatabaseError as exc:
-        print(f"cairn flags stale: {exc}", file=sys.stderr)
+    report = with_layouts_on_database(
+        "flags stale", args.database_url, lambda pool, layouts: stale_report(pool, layouts, today)
+    )
+    if report is None:
         return 2
     if args.json:
         print(_value({"flags": report, "after_days": STALE_AFTER_DAYS}))

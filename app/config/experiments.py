@@ -200,14 +200,13 @@ def _check_overlaps(
 
 
 def _variant_names(src: Source, base: Path_, body: Any) -> Any:
-    """YAML reads an unquoted `on` or `off` as a boolean; a flag change's `variant` is a name."""
+    """A flag change's `variant` is a name: YAML's `on`/`off` booleans taken as written."""
     if not isinstance(body, dict) or not isinstance(body.get("arms"), list):
         return body
 
     def fix(change: Any, at: Path_) -> Any:
-        if isinstance(change, dict) and isinstance(change.get("variant"), bool):
-            raw = src.plain.get((*at, "variant"), str(change["variant"]).lower())
-            return {**change, "variant": raw}
+        if isinstance(change, dict) and "variant" in change:
+            return {**change, "variant": src.as_written((*at, "variant"), change["variant"])}
         return change
 
     arms = []

@@ -57,33 +57,28 @@ def load_flags(
 
 
 def _variant_names(src: Source, base: Path_, body: Any) -> Any:
-    """YAML reads an unquoted `on`, `off`, `yes` or `no` as a boolean; where a variant's name is
-    expected (`default`, `serve`), take it as written."""
+    """Where a variant's name is expected (`default`, `serve`, a prerequisite's `variants`),
+    YAML's `on`/`off` booleans are taken as written."""
     if not isinstance(body, dict):
         return body
     out = dict(body)
-    if isinstance(out.get("default"), bool):
-        out["default"] = src.plain.get((*base, "default"), str(out["default"]).lower())
-    rules = out.get("rules")
-    if isinstance(rules, list):
-        fixed = []
-        for i, rule in enumerate(rules):
-            if isinstance(rule, dict) and isinstance(rule.get("serve"), bool):
-                path = (*base, "rules", i, "serve")
-                fixed.append({**rule, "serve": src.plain.get(path, str(rule["serve"]).lower())})
-            else:
-                fixed.append(rule)
-        out["rules"] = fixed
-    pres = out.get("prerequisites")
-    if isinstance(pres, list):
+    if "default" in out:
+        out["default"] = src.as_written((*base, "default"), out["default"])
+    if isinstance(out.get("rules"), list):
+        out["rules"] = [
+            {**rule, "serve": src.as_written((*base, "rules", i, "serve"), rule["serve"])}
+            if isinstance(rule, dict) and "serve" in rule
+            else rule
+            for i, rule in enumerate(out["rules"])
+        ]
+    if isinstance(out.get("prerequisites"), list):
         out["prerequisites"] = [
             {**pre, "variants": [
-                src.plain.get((*base, "prerequisites", i, "variants", j), str(v).lower())
-                if isinstance(v, bool) else v
+                src.as_written((*base, "prerequisites", i, "variants", j), v)
                 for j, v in enumerate(pre["variants"])
             ]}
             if isinstance(pre, dict) and isinstance(pre.get("variants"), list) else pre
-            for i, pre in enumerate(pres)
+            for i, pre in enumerate(out["prerequisites"])
         ]  # fmt: skip
     return out
 

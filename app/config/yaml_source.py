@@ -38,6 +38,13 @@ class Source:
     quoted: set[Path_] = field(default_factory=set)  # scalars written in quotes
     plain: dict[Path_, str] = field(default_factory=dict)  # unquoted scalars, as written
 
+    def as_written(self, path: Path_, value: Any) -> Any:
+        """A name where YAML 1.1 reads a boolean (an unquoted `on`, `off`, `yes`, `no`): the
+        text as written; any other value as it is."""
+        if isinstance(value, bool):
+            return self.plain.get(path, str(value).lower())
+        return value
+
     def at(self, path: Path_, message: str, *, key: bool = False, offset: int = 0) -> Problem:
         """A problem at `path` (its key with `key=True`), or the nearest enclosing value."""
         marks = self.keys if key else self.values

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.engine.bucketing import bucket_ranges, unit_hash, user_unit
+from app.engine.bucketing import bucket_ranges, choose, unit_hash, user_unit
 from app.engine.specs import Spec
 
 ExperimentKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
@@ -236,11 +236,8 @@ def propose(exp: CompiledExperiment, tenant_id: str, user_id: str) -> str | None
     n = unit_hash(exp.traffic_salt(), hashed)
     if not low <= n < high:
         return None
-    m = unit_hash(exp.salt, hashed)
-    for arm, (a, b) in zip(exp.arms, exp.ranges, strict=True):
-        if a <= m < b:
-            return arm.id
-    return None
+    picked = choose(unit_hash(exp.salt, hashed), exp.ranges)
+    return exp.arms[picked].id if picked >= 0 else None
 
 
 def enrol(

@@ -83,10 +83,9 @@ class FlagReason(StrEnum):
 class CompiledRule:
     when: Any  # a compiled expression (app.engine.paths), or True
     serve: str | None
-    variants: tuple[str, ...] = ()  # a rollout's variants, in order
-    ranges: tuple[tuple[float, float], ...] = ()  # and their ranges of [0, 1)
     value: Any = None  # what `serve` serves
-    buckets: tuple[tuple[float, float, str, Any], ...] = ()  # (low, high, variant, value)
+    # a rollout's variants in order, each with its range of [0, 1): (low, high, variant, value)
+    buckets: tuple[tuple[float, float, str, Any], ...] = ()
     fast: Any = None  # the rule's compiled Python, when it has one (app.engine.fastcel)
 
 
@@ -107,7 +106,6 @@ class CompiledFlag:
 
     def __post_init__(self) -> None:
         spec = self.spec
-        salt = spec.salt if spec.salt is not None else self.key
         reason = FlagReason.DEFAULT if self.rules else FlagReason.STATIC
         default = FlagResult(self.key, spec.variants.get(spec.default), spec.default, reason)
         gated = not spec.enabled or spec.schedule is not None or bool(spec.prerequisites)
@@ -119,7 +117,7 @@ class CompiledFlag:
         )
         for name, value in (
             ("matched", matched),
-            ("hash", salted_hash(salt)),
+            ("hash", salted_hash(self.salt)),
             ("fallthrough", default),
             ("gated", gated),
             ("per_tenant", spec.unit == "tenant"),
@@ -149,9 +147,7 @@ def compile_rule(spec: FlagRuleSpec, when: Any, variants: Mapping[str, Any]) -> 
     buckets = tuple(
         (low, high, v, variants.get(v)) for v, (low, high) in zip(names, ranges, strict=True)
     )
-    return CompiledRule(
-        when=when, serve=None, variants=names, ranges=ranges, buckets=buckets, fast=fast
-    )
+    return CompiledRule(when=when, serve=None, buckets=buckets, fast=fast)
 
 
 class FlagResult(msgspec.Struct, frozen=True, gc=False):
@@ -192,8 +188,6 @@ class Unit:
         self.user_id = user_id
         self.user_unit = user_unit(tenant_id, user_id)
 
-    def id_for(self, unit: str) -> str:
-        return self.tenant_id if unit == "tenant" else self.user_unit
 
 
 _EVAL_ERRORS = (RuntimeError, ValueError, TypeError, KeyError)
@@ -327,9 +321,7 @@ def serves_one_variant(flag: CompiledFlag) -> str | None:
         if rule.serve is not None:
             served.add(rule.serve)
         else:
-            served.update(
-                v for v, (low, high) in zip(rule.variants, rule.ranges, strict=True) if high > low
-            )
+            served.update(v for low, high, v, _ in rule.buckets if high > low)
         if rule.when is True and not spec.prerequisites and spec.schedule is None:
             break
     else:

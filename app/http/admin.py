@@ -20,8 +20,7 @@ from app.errors import CairnError
 from app.http.auth import bearer_key
 from app.http.dependencies import RuntimeDep
 from app.serving.decisions import inspect_decision
-from app.serving.experiments import holdout_results
-from app.serving.experiments import results as experiment_results
+from app.serving.experiments import cached_results, holdout_results
 from app.serving.flags import STALE_AFTER_DAYS, rule_text, served_lately, stale_report
 from app.serving.metrics import format_value
 from app.serving.runtime import Runtime
@@ -49,6 +48,11 @@ async def admin_or_challenge(request: Req, runtime: RuntimeDep) -> Response[str]
         media_type=MediaType.TEXT,
         headers={"WWW-Authenticate": 'Basic realm="Cairn admin", charset="UTF-8"'},
     )
+
+
+def json_island(value: Any) -> str:
+    """JSON for a `<script type="application/json">` island: no `<` can close the script."""
+    return json.dumps(value).replace("<", "\\u003c")
 
 
 def page(name: str, **context: Any) -> Response[str]:
@@ -189,12 +193,10 @@ async def admin_experiments(request: Req, runtime: RuntimeDep) -> Response[str]:
     shown = []
     charts = []
     for key in layouts.experiments.experiments:
-        found = runtime.experiment_results.get(key, layouts.version)
-        if found is None:
-            found = await experiment_results(
-                runtime.pool, layouts, key, runtime.experiment_states.get(key), now
-            )
-            runtime.experiment_results.put(key, layouts.version, found)
+        found = await cached_results(
+            runtime.pool, layouts, key, runtime.experiment_states.get(key), now,
+            runtime.experiment_results,
+        )  # fmt: skip
         spec = layouts.experiments.experiments[key].spec
         view = msgspec.to_builtins(found)
         view["description"] = spec.description
@@ -221,7 +223,7 @@ async def admin_experiments(request: Req, runtime: RuntimeDep) -> Response[str]:
         holdout=f"{layouts.experiments.holdout.percent:g}",
         held=held,
         experiments=shown,
-        charts_json=json.dumps(charts).replace("<", "\\u003c"),
+        charts_json=json_island(charts),
     )
 
 
@@ -254,7 +256,7 @@ async def admin_flags(request: Req, runtime: RuntimeDep) -> Response[str]:
         version=layouts.version,
         days=STALE_AFTER_DAYS,
         flags=flags,
-        stale=await stale_report(runtime.pool, layouts, today),
+        stale=await stale_report(runtime.pool, layouts, today, usage=usage),
     )
 
 

@@ -7,7 +7,6 @@ and copied without the chart. Filters (dates, a breakdown, a plan or industry) r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ import yaml
 from litestar import Request, Response, get
 
 from app.errors import CairnError
-from app.http.admin import admin_or_challenge, page
+from app.http.admin import admin_or_challenge, json_island, page
 from app.http.dependencies import RuntimeDep
 from app.http.metrics import to_csv
 from app.http.ops import SDK_ASSETS, SDK_CACHE
@@ -148,7 +147,7 @@ async def metrics_dashboard(request: Req, runtime: RuntimeDep) -> Response[str]:
     return page(
         "admin_metrics.html",
         sections=sections,
-        charts_json=json.dumps(charts).replace("<", "\\u003c"),
+        charts_json=json_island(charts),
         start=start,
         end=end,
         by=by,

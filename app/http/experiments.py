@@ -15,7 +15,7 @@ from litestar import MediaType, Request, Response, get, post
 from app.errors import InvalidInputError, UnavailableError
 from app.http.auth import Caller
 from app.http.dependencies import RuntimeDep
-from app.serving.experiments import describe, holdout_results, results, resume, stop
+from app.serving.experiments import cached_results, describe, holdout_results, resume, stop
 
 Req = Request[Any, Any, Any]
 _ENCODER = msgspec.json.Encoder()
@@ -50,17 +50,15 @@ async def get_holdout_results(principal: Caller, runtime: RuntimeDep) -> Respons
 async def get_results(principal: Caller, runtime: RuntimeDep, key: str) -> Response[bytes]:
     principal.require_deployment()
     layouts = runtime.layouts
-    cached = runtime.experiment_results.get(key, layouts.version)
-    if cached is None:
-        state = runtime.experiment_states.get(key)
-        try:
-            cached = await results(runtime.pool, layouts, key, state, datetime.now(UTC))
-        except TimeoutError as exc:
-            raise UnavailableError(
-                "results_timeout",
-                "The results took too long to compute; try again in a minute.",
-            ) from exc
-        runtime.experiment_results.put(key, layouts.version, cached)
+    try:
+        cached = await cached_results(
+            runtime.pool, layouts, key, runtime.experiment_states.get(key), datetime.now(UTC),
+            runtime.experiment_results,
+        )  # fmt: skip
+    except TimeoutError as exc:
+        raise UnavailableError(
+            "results_timeout", "The results took too long to compute; try again in a minute."
+        ) from exc
     return _json(cached)
 
 
@@ -84,8 +82,7 @@ async def stop_experiment(
     principal.require_deployment()
     body = await _body(request)
     await stop(runtime.pool, runtime.layouts, key, body.by or "api", body.reason)
-    await runtime.reload_experiment_states()
-    runtime.experiment_results.forget()
+    await runtime.reload_experiment_states()  # this process at once; the others by NOTIFY
     return _json({"key": key, "status": "stopped"})
 
 
@@ -97,7 +94,6 @@ async def resume_experiment(
     body = await _body(request)
     await resume(runtime.pool, runtime.layouts, key, body.by or "api")
     await runtime.reload_experiment_states()
-    runtime.experiment_results.forget()
     return _json({"key": key, "status": "running"})
 
 

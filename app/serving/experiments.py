@@ -190,6 +190,22 @@ class ResultsCache:
         self._kept.clear()
 
 
+async def cached_results(
+    pool: Pool,
+    layouts: Layouts,
+    key: str,
+    state: ExperimentState | None,
+    now: datetime,
+    cache: ResultsCache,
+) -> Results:
+    """An experiment's results as kept by `cache`, computed when missing or too old."""
+    found = cache.get(key, layouts.version)
+    if found is None:
+        found = await results(pool, layouts, key, state, now)
+        cache.put(key, layouts.version, found)
+    return found
+
+
 def _guardrails(exp: CompiledExperiment) -> list[GuardrailSpec]:
     return [
         g if isinstance(g, GuardrailSpec) else GuardrailSpec(metric=g)

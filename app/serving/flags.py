@@ -108,10 +108,14 @@ async def served_lately(pool: Pool, today: date) -> dict[str, Any]:
     return await usage_since(pool, today - timedelta(days=STALE_AFTER_DAYS))
 
 
-async def stale_report(pool: Pool, layouts: Layouts, today: date) -> list[StaleFlag]:
-    since = today - timedelta(days=STALE_AFTER_DAYS)
-    usage, first = await asyncio.gather(usage_since(pool, since), first_recorded(pool))
-    return stale_flags(layouts, usage, first, today)
+async def stale_report(
+    pool: Pool, layouts: Layouts, today: date, *, usage: Mapping[str, Any] | None = None
+) -> list[StaleFlag]:
+    """The stale flags; `usage` is `served_lately`'s answer when the caller has it already."""
+    if usage is None:
+        read, first = await asyncio.gather(served_lately(pool, today), first_recorded(pool))
+        return stale_flags(layouts, read, first, today)
+    return stale_flags(layouts, usage, await first_recorded(pool), today)
 
 
 def rule_text(rule: Any) -> str:

@@ -281,21 +281,19 @@ class Runtime:
         (one process at a time does the work, see `check_guardrails`)."""
         while True:
             await asyncio.sleep(self.settings.guardrail_interval_s)
-            try:
-                stopped = await check_guardrails(self.pool, self.layouts, self.now())
+            try:  # a stop reaches every process, this one too, by NOTIFY
+                await check_guardrails(self.pool, self.layouts, self.now())
                 self.guardrail_error = None
             except Exception as exc:  # noqa: BLE001 - the schedule must outlive any one failure
                 self.guardrail_error = repr(exc)
                 log.warning("guardrails not checked: %r", exc)
-                continue
-            if stopped:
-                await self.reload_experiment_states()
 
     def _on_experiments(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
         self._spawn(self.reload_experiment_states())
 
     async def reload_experiment_states(self) -> None:
         """Read which experiments are stopped; a stop serves control from the next decision."""
+        self.experiment_results.forget()
         async with self._states_lock:  # in order: a later read never loses to an earlier one
             try:
                 self.experiment_states = await load_states(self.pool)
@@ -303,7 +301,6 @@ class Runtime:
                 log.warning("experiment states not loaded: %r", exc)
                 return
         self.layouts = self._with_states(self.layouts)
-        self.experiment_results.forget()
         self.hub.publish_all("experiments")
 
     def _with_states(self, layouts: Layouts) -> Layouts:

@@ -105,15 +105,6 @@ async def set_state(
         await conn.execute("SELECT pg_notify($1, $2)", EXPERIMENTS_CHANNEL, experiment)
 
 
-async def arm_counts(pool: Pool, experiment: str) -> dict[str, int]:
-    rows = await pool.fetch(
-        "SELECT arm, count(*)::int AS n FROM experiment_assignments WHERE experiment = $1"
-        " GROUP BY arm",
-        experiment,
-    )
-    return {r["arm"]: r["n"] for r in rows}
-
-
 async def add_latency(
     pool: Pool, day: Any, rows: Sequence[tuple[str, str, int, float, float]]
 ) -> None:
