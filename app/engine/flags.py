@@ -189,7 +189,6 @@ class Unit:
         self.user_unit = user_unit(tenant_id, user_id)
 
 
-
 _EVAL_ERRORS = (RuntimeError, ValueError, TypeError, KeyError)
 
 
