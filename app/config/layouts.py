@@ -21,7 +21,7 @@ from app.config.flags import load_flags, sample_values
 from app.config.metrics import load_metrics
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
 from app.engine.experiments import Experiments
-from app.engine.fastcel import compile_fast
+from app.engine.fastcel import compile_fast, translate
 from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
 from app.engine.model import (
@@ -142,8 +142,8 @@ class _Compiler:
         if PLAIN_PATH.match(expr) and expr.strip() not in ("true", "false", "null"):
             return PathRef.parse(expr)
         self.cel_paths.update(dotted for dotted, _ in references)
-        fast = compile_fast(expr)
-        return FastExpr(fast, prog) if fast is not None else prog
+        python = translate(expr)
+        return FastExpr(compile_fast(python, expr), prog, python) if python is not None else prog
 
     def template(self, src: Source, path: Path_, text: str) -> Template | str:
         matches = list(_TEMPLATE.finditer(text))

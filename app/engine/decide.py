@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -226,19 +226,64 @@ def _arm_may_set(result: FlagResult | None) -> bool:
     return not result.note.startswith("prerequisite")
 
 
+@dataclass(frozen=True, slots=True)
+class _Combined:
+    """What one combination of arms changes whatever the decision: made once per combination."""
+
+    views: dict[str, str]
+    widgets: dict[str, WidgetChange]
+    touched: dict[str, tuple[str, str]]  # widget → (experiment, arm)
+    excluded: dict[str, Exclusion]
+    watched: frozenset[str]
+    flag_arms: tuple[tuple[str, dict[str, FlagResult]], ...]  # (experiment, flag → result)
+
+    @classmethod
+    def of(
+        cls, experiments: dict[str, CompiledExperiment], key: Sequence[tuple[str, str]]
+    ) -> _Combined:
+        views: dict[str, str] = {}
+        widgets: dict[str, WidgetChange] = {}
+        touched: dict[str, tuple[str, str]] = {}
+        excluded: dict[str, Exclusion] = {}
+        watched: set[str] = set()
+        flag_arms = []
+        for experiment, arm_id in key:
+            exp = experiments[experiment]
+            arm = exp.by_id.get(arm_id)
+            if arm is None:
+                continue
+            for w in exp.widgets:
+                touched.setdefault(w, (experiment, arm_id))
+            if exp.server_exposure:
+                watched |= exp.widgets
+            views.update(arm.views)
+            for widget_id, change in arm.widgets.items():
+                widgets.setdefault(widget_id, change)
+            excluded.update(arm.excluded)
+            if arm.flag_results:
+                flag_arms.append((experiment, arm.flag_results))
+        return cls(views, widgets, touched, excluded, frozenset(watched), tuple(flag_arms))
+
+
+_NO_ARMS = _Combined({}, {}, {}, {}, frozenset(), ())
+_COMBINATIONS_KEPT = 4096
+
+
 class Arms:
     """What the user's experiment arms change in one decision: flags (applied at once to the
     decision's variables), the screen's view, and widgets: hidden, swapped, with other props or
     priority; every widget an experiment touches says so in its "why", in every arm."""
 
-    __slots__ = ("_eligible", "_excluded", "_served", "_touched", "_watched", "_widgets", "views")
+    __slots__ = ("_combined", "_eligible", "_excluded", "_served", "_touched", "_watched",
+                 "_widgets", "views")  # fmt: skip
 
-    def __init__(self) -> None:
-        self.views: dict[str, str] = {}
-        self._widgets: dict[str, WidgetChange] = {}
-        self._touched: dict[str, tuple[str, str]] = {}  # widget → (experiment, arm)
-        self._excluded: dict[str, Exclusion] = {}
-        self._watched: set[str] = set()  # touched widgets of experiments the server exposes
+    def __init__(self, combined: _Combined = _NO_ARMS) -> None:
+        self._combined = combined
+        self.views = combined.views
+        self._widgets = combined.widgets
+        self._touched = combined.touched
+        self._excluded = combined.excluded
+        self._watched = combined.watched  # touched widgets of experiments the server exposes
         self._eligible: set[str] = set()  # those of them whose rule held in this decision
         self._served: set[str] = set()  # experiments whose flag variant this decision served
 
@@ -250,31 +295,23 @@ class Arms:
         flags: dict[str, FlagResult],
         ctx: dict[str, Any],
     ) -> Arms:
-        arms = cls()
-        experiments = layouts.experiments.experiments
-        touched = arms._touched
-        for e in enrolments:
-            exp = experiments[e.experiment]
-            arm = exp.by_id.get(e.arm)
-            if arm is None:
-                continue
-            for w in exp.widgets:
-                if w not in touched:
-                    touched[w] = (e.experiment, e.arm)
-            if exp.server_exposure:
-                arms._watched |= exp.widgets
-            if arm.views:
-                arms.views.update(arm.views)
-            for widget_id, change in arm.widgets.items():
-                arms._widgets.setdefault(widget_id, change)
-            if arm.excluded:
-                arms._excluded.update(arm.excluded)
-            for key, result in arm.flag_results.items():
-                if not _arm_may_set(flags.get(key)):
+        if not enrolments:
+            return cls()
+        experiments = layouts.experiments
+        key = tuple([(e.experiment, e.arm) for e in enrolments])
+        combined = experiments.combined.get(key)
+        if combined is None:
+            if len(experiments.combined) >= _COMBINATIONS_KEPT:
+                experiments.combined.clear()
+            combined = experiments.combined[key] = _Combined.of(experiments.experiments, key)
+        arms = cls(combined)
+        for experiment, results in combined.flag_arms:
+            for flag, result in results.items():
+                if not _arm_may_set(flags.get(flag)):
                     continue  # not asked for here, or held back by its kill switch or schedule
-                flags[key] = result
-                ctx["flags"][key] = result.value
-                arms._served.add(e.experiment)
+                flags[flag] = result
+                ctx["flags"][flag] = result.value
+                arms._served.add(experiment)
         return arms
 
     def watches(self, widget_id: str) -> bool:
@@ -299,7 +336,7 @@ class Arms:
                 e.experiment in self._served
                 or (
                     exp.server_exposure
-                    and (screen in exp.view_screens or bool(exp.widgets & self._eligible))
+                    and (screen in exp.view_screens or not exp.widgets.isdisjoint(self._eligible))
                 )
             )
             out.append(msgspec.structs.replace(e, exposed=True) if exposed else e)

@@ -19,13 +19,13 @@ arm. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.engine.bucketing import bucket_ranges, choose, unit_hash, user_unit
+from app.engine.bucketing import bucket_ranges, choose, salted_hash, unit_hash, user_unit
 from app.engine.specs import Spec
 
 ExperimentKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
@@ -149,10 +149,17 @@ class CompiledExperiment:
     server_exposure: bool = False
     view_screens: frozenset[str] = frozenset()  # screens whose view an arm changes
     by_id: dict[str, CompiledArm] = field(default_factory=dict)
+    # unit id → its place in [0, 1) under the traffic salt and under the arms' salt
+    tenant_unit: bool = field(init=False, repr=False, compare=False)
+    traffic_hash: Callable[[str], float] = field(init=False, repr=False, compare=False)
+    arm_hash: Callable[[str], float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {a.id: a for a in self.arms})
         object.__setattr__(self, "view_screens", frozenset(s for a in self.arms for s in a.views))
+        object.__setattr__(self, "tenant_unit", self.spec.unit == "tenant")
+        object.__setattr__(self, "traffic_hash", salted_hash(self.traffic_salt()))
+        object.__setattr__(self, "arm_hash", salted_hash(self.salt))
 
     @property
     def running(self) -> bool:
@@ -188,6 +195,15 @@ class Experiments:
     # screen → the experiments its decisions may enrol in: those that change it, and those that
     # set a flag its decisions evaluate (the flags its rules read, and the client flags)
     for_screen: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # what a combination of arms changes, made once per combination (see app.engine.decide.Arms)
+    combined: dict[tuple[tuple[str, str], ...], Any] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    live: frozenset[str] = field(init=False, repr=False, compare=False)  # running, not stopped
+
+    def __post_init__(self) -> None:
+        running = (k for k, e in self.experiments.items() if e.running and k not in self.stopped)
+        object.__setattr__(self, "live", frozenset(running))
 
     def relevant(self, screen: str | None, flags: frozenset[str] | set[str]) -> list[str]:
         """The experiments a decision on `screen` evaluating `flags` may enrol units in."""
@@ -233,10 +249,10 @@ def propose(exp: CompiledExperiment, tenant_id: str, user_id: str) -> str | None
     """The arm a new unit would get, or None when the traffic hash leaves it out."""
     _, hashed = unit_of(exp, tenant_id, user_id)
     low, high = exp.traffic_range
-    n = unit_hash(exp.traffic_salt(), hashed)
+    n = exp.traffic_hash(hashed)
     if not low <= n < high:
         return None
-    picked = choose(unit_hash(exp.salt, hashed), exp.ranges)
+    picked = choose(exp.arm_hash(hashed), exp.ranges)
     return exp.arms[picked].id if picked >= 0 else None
 
 
@@ -251,16 +267,18 @@ def enrol(
     """The arms this unit is in, for the experiments named: stored ones as they are (control
     once stopped), new ones where the unit is eligible and in the traffic."""
     out = []
+    running = experiments.live
     for key in keys:
         exp = experiments.experiments[key]
-        unit_id = "" if exp.spec.unit == "tenant" else user_id
-        stopped = not exp.running or key in experiments.stopped
+        unit_id = "" if exp.tenant_unit else user_id
         arm = stored.get(key)
         if arm is not None:  # stored: kept; an arm since removed from the file serves control
-            live = not stopped and arm in exp.by_id
-            out.append(Enrolment(key, arm if live else exp.control, unit_id, live=live))
+            if key in running and arm in exp.by_id:
+                out.append(Enrolment(key, arm, unit_id))
+            else:
+                out.append(Enrolment(key, exp.control, unit_id, live=False))
             continue
-        if stopped or not eligible(exp):
+        if key not in running or not eligible(exp):
             continue
         proposed = propose(exp, tenant_id, user_id)
         if proposed is not None:

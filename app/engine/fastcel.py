@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, overload
 
 Compiled = Callable[[dict[str, Any]], Any]
 
@@ -161,7 +162,9 @@ class _Parser:
             items = right[0][1:-1]
             if items and all(_LITERAL_STR.fullmatch(x.strip()) for x in items.split(", ")):
                 const = self.constant(f"frozenset(({items},))")
-                return f"_in_strs({left[0]}, {const})", "bool"
+                t = _temp()  # inline for a string, the strict helper for anything else
+                test = f"({t} in {const}) if ({t} := {left[0]}).__class__ is str"
+                return f"({test} else _in_strs({t}, {const}))", "bool"
         assert helper is not None
         kind = (
             "bool"
@@ -174,13 +177,14 @@ class _Parser:
         )
         return f"{helper}({left[0]}, {right[0]})", kind
 
-    constants: list[str]
+    constants: dict[str, str]  # name → Python source of a constant built once
 
     def constant(self, source: str) -> str:
         if not hasattr(self, "constants"):
-            self.constants = []
-        self.constants.append(source)
-        return f"_k{len(self.constants) - 1}"
+            self.constants = {}
+        name = f"_k{next(_names)}"  # unique across expressions, so translations can be joined
+        self.constants[name] = source
+        return name
 
     def unary(self) -> Code:
         value = self.peek()[1]
@@ -468,18 +472,44 @@ _HELPERS = {
     for name, value in globals().items()
     if name.startswith("_") and callable(value) and name not in ("_tokens", "_Parser")
 }
+_SCOPE: dict[str, Any] = {"__builtins__": {}, "str": str, "int": int, "float": float, **_HELPERS}
 
 
-def compile_fast(expr: str) -> Compiled | None:
-    """A Python function of the variables, or None when the expression is outside the subset."""
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """An expression as Python source over the variables `v`, and the names it needs."""
+
+    source: str
+    scope: dict[str, Any]
+
+
+def translate(expr: str) -> Translation | None:
+    """The expression as Python source, or None when it is outside the subset. Names of temporaries
+    and constants are unique across translations, so several can be joined in one function."""
     parser = _Parser(expr)
     try:
         source = parser.parse()
     except (Unsupported, IndexError, ValueError):
         return None
-    scope: dict[str, Any] = {"__builtins__": {}, "str": str, "int": int, "float": float, **_HELPERS}
-    for n, constant in enumerate(getattr(parser, "constants", [])):
-        scope[f"_k{n}"] = eval(constant, {"__builtins__": {"frozenset": frozenset}})  # noqa: S307
-    code = compile(f"lambda v: {source}", f"<cel: {expr}>", "eval")
-    fn: Compiled = eval(code, scope)  # noqa: S307 - our own output
+    scope: dict[str, Any] = dict(_SCOPE)
+    for name, constant in getattr(parser, "constants", {}).items():
+        scope[name] = eval(constant, {"__builtins__": {"frozenset": frozenset}})  # noqa: S307
+    return Translation(source, scope)
+
+
+@overload
+def compile_fast(expr: str) -> Compiled | None: ...
+@overload
+def compile_fast(expr: Translation, text: str) -> Compiled: ...
+
+
+def compile_fast(expr: str | Translation, text: str = "") -> Compiled | None:
+    """A Python function of the variables, or None when the expression is outside the subset
+    (or the function of a translation already made; `text` names it in tracebacks)."""
+    translation = translate(expr) if isinstance(expr, str) else expr
+    if translation is None:
+        return None
+    name = expr if isinstance(expr, str) else text
+    code = compile(f"lambda v: {translation.source}", f"<cel: {name}>", "eval")
+    fn: Compiled = eval(code, translation.scope)  # noqa: S307 - our own output
     return fn

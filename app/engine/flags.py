@@ -22,7 +22,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from app.engine.bucketing import bucket_ranges, salted_hash, user_unit
-from app.engine.paths import FastExpr, evaluate
+from app.engine.fastcel import Translation
+from app.engine.paths import FastExpr, PathRef, evaluate
 from app.engine.specs import Spec
 
 FlagKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
@@ -87,6 +88,7 @@ class CompiledRule:
     # a rollout's variants in order, each with its range of [0, 1): (low, high, variant, value)
     buckets: tuple[tuple[float, float, str, Any], ...] = ()
     fast: Any = None  # the rule's compiled Python, when it has one (app.engine.fastcel)
+    python: Translation | None = None  # the Python source `fast` was compiled from
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,9 @@ class CompiledFlag:
     per_tenant: bool = field(init=False, repr=False, compare=False)
     # each `serve` rule's answer (the same for everyone it holds for), None for rollouts
     matched: tuple[FlagResult | None, ...] = field(init=False, repr=False, compare=False)
+    # the whole flag as one Python function of (variables, unit), when every rule has Python:
+    # its answer, or None where the rules' own evaluation must say (see `_compile`)
+    fast: FastFlag | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         spec = self.spec
@@ -123,6 +128,7 @@ class CompiledFlag:
             ("per_tenant", spec.unit == "tenant"),
         ):
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "fast", None if gated else _compile(self))
 
     @property
     def client(self) -> bool:
@@ -138,16 +144,60 @@ class CompiledFlag:
 
 def compile_rule(spec: FlagRuleSpec, when: Any, variants: Mapping[str, Any]) -> CompiledRule:
     fast = when.fast if isinstance(when, FastExpr) else None
+    python = when.python if isinstance(when, FastExpr) else None
+    if isinstance(when, PathRef):
+        python = Translation("v" + "".join(f"[{p!r}]" for p in when.parts), {})
     if spec.rollout is None:
         value = variants.get(spec.serve or "")
-        return CompiledRule(when=when, serve=spec.serve, value=value, fast=fast)
+        return CompiledRule(when=when, serve=spec.serve, value=value, fast=fast, python=python)
     names = tuple(spec.rollout)
     total = sum(spec.rollout.values()) or 1.0
     ranges = tuple(bucket_ranges([spec.rollout[v] / total for v in names]))
     buckets = tuple(
         (low, high, v, variants.get(v)) for v, (low, high) in zip(names, ranges, strict=True)
     )
-    return CompiledRule(when=when, serve=None, buckets=buckets, fast=fast)
+    return CompiledRule(when=when, serve=None, buckets=buckets, fast=fast, python=python)
+
+
+FastFlag = Callable[[dict[str, Any], "Unit"], "FlagResult | None"]
+
+
+def _compile(flag: CompiledFlag) -> FastFlag | None:
+    """The flag's rules as one Python function, for a flag with no kill switch, schedule or
+    prerequisite whose every rule has a Python translation: the answer `evaluate_flag` gives,
+    or None (or an exception) where it must evaluate the rules itself (a rule's CEL has the last
+    word on errors; a bucket in no range)."""
+    scope: dict[str, Any] = {
+        "_R": FlagResult, "_SPLIT": FlagReason.SPLIT, "_key": flag.key, "_hash": flag.hash,
+        "_fallthrough": flag.fallthrough, "__builtins__": {},
+    }  # fmt: skip
+    unit = "unit.tenant_id" if flag.per_tenant else "unit.user_unit"
+    lines = ["def _flag(v, unit):"]
+    for i, rule in enumerate(flag.rules):
+        indent = "    "
+        if rule.when is not True:
+            if rule.python is None:
+                return None
+            scope.update(rule.python.scope)
+            lines.append(f"    if ({rule.python.source}) is True:")
+            indent = "        "
+        if rule.serve is not None:
+            scope[f"_m{i}"] = flag.matched[i]
+            lines.append(f"{indent}return _m{i}")
+            continue
+        lines.append(f"{indent}n = _hash({unit})")
+        for j, (low, high, variant, value) in enumerate(rule.buckets):
+            scope[f"_v{i}_{j}"] = value
+            lines.append(
+                f"{indent}if {low!r} <= n < {high!r}: return _R(_key, _v{i}_{j}, {variant!r},"
+                f" _SPLIT, {i}, n)"
+            )
+        lines.append(f"{indent}return None")
+    lines.append("    return _fallthrough")
+    code = compile("\n".join(lines), f"<flag {flag.key}>", "exec")
+    exec(code, scope)  # noqa: S102 - our own output, from a validated flag
+    fn: FastFlag = scope["_flag"]
+    return fn
 
 
 class FlagResult(msgspec.Struct, frozen=True, gc=False):
@@ -223,10 +273,18 @@ class FlagEvaluator:
             found = done.get(key)
             if found is None:
                 flag = flags[key]
-                if flag.gated:
-                    found = self.one(key)
-                else:
-                    found = done[key] = evaluate_flag(flag, unit, variables, env, now, self.one)
+                fast = flag.fast
+                if fast is not None:  # evaluate_flag's first step, without its call
+                    try:
+                        found = fast(variables, unit)
+                    except Exception:  # noqa: BLE001 - evaluate_flag says what went wrong
+                        found = None
+                if found is None:
+                    if flag.gated:
+                        found = self.one(key)
+                    else:
+                        found = evaluate_flag(flag, unit, variables, env, now, self.one)
+                done[key] = found
             out[key] = found
         return out
 
@@ -248,6 +306,14 @@ def evaluate_flag(
     prerequisite: Callable[[str], FlagResult],
 ) -> FlagResult:
     """One flag for one unit: the first exit wins (see the module's docstring)."""
+    fast = flag.fast
+    if fast is not None:
+        try:
+            found = fast(variables, unit)
+        except Exception:  # noqa: BLE001 - the rules' own evaluation says what went wrong
+            found = None
+        if found is not None:
+            return found
     if flag.gated:
         held = _gate(flag, now, prerequisite)
         if held is not None:

@@ -38,6 +38,7 @@ class FastExpr:
 
     fast: Any  # Callable[[dict[str, Any]], Any]
     program: Any  # cel.Program
+    python: Any = None  # the fastcel.Translation `fast` was compiled from
 
 
 class LazyContext:

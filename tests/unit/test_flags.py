@@ -448,3 +448,78 @@ def test_the_stale_report_names_each_kind_of_stale_flag(tmp_path: Path) -> None:
     ]
     assert "a_client_reads" not in report
     assert "adaptive_help" not in report  # read by the shipped layouts, and permanent
+
+
+COMPILED = """
+flags:
+  by_traits:
+    variants: {on: true, off: false}
+    default: off
+    rules:
+      - when: "tenant.plan in ['pro', 'enterprise'] && user.role != 'end_user'"
+        serve: on
+      - when: "tenant.industry == 'healthcare' || tenant.seats >= 50"
+        serve: off
+      - rollout: {on: 30, off: 70}
+  typed:
+    variants: {small: "s", large: {seats: "many"}}
+    default: small
+    unit: tenant
+    rules:
+      - when: "tenant.seats > 10"
+        rollout: {large: 60, small: 40}
+  plain_path:
+    variants: {a: 1, b: 2}
+    default: a
+    rules:
+      - when: "user.stage"
+        serve: b
+"""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    plan=st.sampled_from(["trial", "pro", "enterprise", "", 3]),
+    role=st.sampled_from(["admin", "maker", "end_user", ""]),
+    industry=st.sampled_from(["healthcare", "software", None]),
+    seats=st.one_of(st.integers(0, 200), st.sampled_from(["12", None, 3.5])),
+    stage=st.sampled_from([True, False, "new", None]),
+    user=st.text(min_size=1, max_size=12),
+)
+def test_a_flag_compiled_whole_answers_as_its_rules_do(
+    compiled_flags: Layouts,
+    plan: Any,
+    role: str,
+    industry: Any,
+    seats: Any,
+    stage: Any,
+    user: str,
+) -> None:
+    """Each flag runs as one Python function; evaluating its rules one by one (CEL on any error)
+    gives the same answer, reason, rule and bucket, type errors and missing signals included."""
+    import dataclasses
+
+    from app.engine.flags import Unit, evaluate_flag
+    from app.engine.paths import LazyContext
+
+    variables = {
+        "tenant": {"plan": plan, "industry": industry, "seats": seats},
+        "user": {"role": role, "stage": stage} if stage is not None else {"role": role},
+    }
+    env = LazyContext(variables, compiled_flags.context_trie)
+    unit = Unit("acme", user)
+    for key in ("by_traits", "typed", "plain_path"):
+        whole = compiled_flags.flags[key]
+        assert whole.fast is not None, key
+        by_rules = dataclasses.replace(whole)
+        object.__setattr__(by_rules, "fast", None)
+        got = evaluate_flag(whole, unit, variables, env, NOW, lambda k: flag(compiled_flags, k))
+        expected = evaluate_flag(
+            by_rules, unit, variables, env, NOW, lambda k: flag(compiled_flags, k)
+        )
+        assert got == expected, (key, variables)
+
+
+@pytest.fixture(scope="module")
+def compiled_flags(tmp_path_factory: pytest.TempPathFactory) -> Layouts:
+    return load(tmp_path_factory.mktemp("compiled"), COMPILED)
