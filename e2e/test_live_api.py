@@ -80,9 +80,9 @@ def test_stream_pushes_a_new_layout_within_a_second_of_an_event(server: Server) 
     reader.start()
     assert opened.wait(10), "the stream sent no first layout"
     assert next_step_title(layouts[0]) == "Invite a teammate"
-    r = httpx.post(
+    r = httpx.post(  # an invitation changes the whole tenant: the host app's server reports it
         f"{server.base}/v1/events",
-        headers=browser,
+        headers=secret,
         json={
             "batch": [
                 {

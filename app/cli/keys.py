@@ -121,5 +121,8 @@ def cmd_user_hash(args: argparse.Namespace) -> int:
     if not secret:
         print("cairn user-hash: set CAIRN_IDENTITY_SECRET", file=sys.stderr)
         return 2
+    if ":" in args.tenant_id:
+        print("cairn user-hash: a tenant id may not contain ':'", file=sys.stderr)
+        return 2
     print(user_hash(secret, args.tenant_id, args.user_id))
     return 0

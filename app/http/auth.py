@@ -149,6 +149,13 @@ def verify_user(
         given, name, field = principal.body_user_hash, "'userHash'", "userHash"
     else:
         given, name, field = request.headers.get("x-cairn-user-hash", ""), "X-Cairn-User-Hash", None
+    if ":" in tenant_id:
+        raise InvalidInputError(
+            "invalid_request",
+            "'tenant_id' may not contain ':' for a browser caller: the user hash reads "
+            "\"<tenant_id>:<user_id>\", which must name one tenant and one user.",
+            "tenant_id",
+        )
     if not given:
         raise NotAllowedError("user_hash_required", f"Send {name} for this user.", field)
     if not proves_user(given, settings.identity_secret, tenant_id, user_id):

@@ -28,7 +28,13 @@ from app.errors import (
 from app.http.auth import BODY_CREDENTIALS, Caller, verify_user
 from app.http.dependencies import RuntimeDep, SettingsDep
 from app.ingest.segment import MAX_BATCH_BYTES, ParsedBatch, parse_batch, pii_key
-from app.ingest.service import PROTECTED_TRAITS, TENANT_EVENTS, IngestAnswer, accept
+from app.ingest.service import (
+    PROTECTED_TRAITS,
+    TENANT_EVENTS,
+    IngestAnswer,
+    accept,
+    tenant_wide_events,
+)
 from app.storage.keys import Principal
 
 
@@ -56,7 +62,7 @@ async def post_events(
         pii_mode=settings.pii_mode,
         pii_key=pii_key(settings.identity_secret),
     )
-    authorize(request, principal, settings, batch)
+    authorize(request, principal, settings, batch, tenant_wide_events(runtime.vocabulary))
     return await accept(runtime, batch)
 
 
@@ -64,9 +70,15 @@ ROUTES = [post_events]
 
 
 def authorize(
-    request: Request[Any, Any, Any], principal: Principal, settings: SettingsDep, batch: ParsedBatch
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    settings: SettingsDep,
+    batch: ParsedBatch,
+    tenant_events: frozenset[str] = TENANT_EVENTS,
 ) -> None:
-    """Tenant-scoped keys send only their tenant's events; publishable keys only one user's."""
+    """Tenant-scoped keys send only their tenant's events; publishable keys only one user's, and
+    none of `tenant_events` (what changes the whole tenant: its plan, integrations, and the
+    activation steps anyone in the tenant completes for everyone)."""
     for index, row in enumerate(batch.rows):
         try:
             principal.require_tenant(row.tenant_id)
@@ -88,7 +100,7 @@ def authorize(
                 "Group calls change the whole tenant: send them with the secret key.",
                 batch.field(index, "type"),
             )
-        if row.event in TENANT_EVENTS:
+        if row.event in tenant_events:
             raise NotAllowedError(
                 "secret_key_required",
                 f"'{row.event}' changes the whole tenant: send it from your server with the "

@@ -255,6 +255,9 @@ async def test_body_credentials_keep_tenants_and_users_apart(
         ([event("t3"), event("t4", user="u2")], 403, "one_user_per_batch", "batch[1].userId"),
         ([event("t3"), event("t4", tenant="globex")], 403, "one_user_per_batch", "batch[1].userId"),
         ([event("t3", event="plan_upgraded")], 403, "secret_key_required", "batch[0].event"),
+        # a setup step anyone in the tenant completes for everyone (scope: tenant)
+        ([event("t3", event="teammate_invited")], 403, "secret_key_required", "batch[0].event"),
+        ([event("t3", event="billing_connected")], 403, "secret_key_required", "batch[0].event"),
         (
             [event("t3", type="identify", traits={"role": "admin"})],
             403,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.serving.identity import user_hash
 from app.settings import Settings
 from app.storage.db import Pool
 from app.storage.keys import create_api_key
@@ -109,6 +112,43 @@ async def test_publishable_key_acts_only_for_the_verified_user(
         "/v1/layouts/home", params={"tenant_id": "acme", "user_id": "u1"}, headers=missing
     )
     assert r.status_code == 403 and r.json()["error"]["code"] == "user_hash_required"
+
+
+async def test_a_user_hash_names_one_tenant_and_one_user(
+    client: Client, settings: Settings, pool: Pool
+) -> None:
+    """The hash of "t:a" + "x" would be the hash of "t" + "a:x": tenant ids with ':' are refused
+    for browser callers, so a user's proof never unlocks another tenant's user."""
+    from app.serving.identity import proves_user
+
+    proof_for_t = hmac.new(
+        settings.identity_secret.encode(), b"t:a:x", hashlib.sha256
+    ).hexdigest()  # what the host app computes for tenant "t", user "a:x"
+    assert proves_user(proof_for_t, settings.identity_secret, "t", "a:x")
+    assert not proves_user(proof_for_t, settings.identity_secret, "t:a", "x")
+    with pytest.raises(ValueError, match="may not contain ':'"):
+        user_hash(settings.identity_secret, "t:a", "x")
+    browser = {
+        "Authorization": f"Bearer {settings.publishable_key}",
+        "X-Cairn-User-Hash": proof_for_t,
+    }
+    r = await client.get(
+        "/v1/layouts/home", params={"tenant_id": "t:a", "user_id": "x"}, headers=browser
+    )
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == (
+        "invalid_request",
+        "tenant_id",
+    )
+    batch = {"batch": [event("t:a", "x", "colon1")]}
+    r = await client.post("/v1/events", headers=browser, json=batch)
+    assert r.status_code == 400, r.text
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE message_id = 'colon1'") == 0
+    # A user id with ':' is fine: the first ':' ends the tenant id.
+    r = await client.get(
+        "/v1/layouts/home", params={"tenant_id": "t", "user_id": "a:x"}, headers=browser
+    )
+    assert r.status_code == 200, r.text
 
 
 async def test_unknown_and_revoked_keys_are_refused(client: Client, pool: Pool) -> None:
