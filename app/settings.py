@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_refresh_s: float = 300.0  # seconds between metric refreshes; 0: only on command
     holdout_percent: float | None = None  # overrides experiments.yaml's global holdout
     guardrail_interval_s: float = 60.0  # seconds between guardrail checks; 0: never
+    # k-anonymous peer proof: a number is quoted only from at least k tenants that did the thing,
+    # in a cohort of at least k tenants
+    peer_min_tenants: int = 5
 
     @classmethod
     def from_env(
@@ -68,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if holdout is not None and not 0 <= holdout <= 50:
             raise ConfigError("CAIRN_HOLDOUT_PERCENT must be a percent from 0 to 50")
         guardrails = _number(env, "CAIRN_GUARDRAIL_INTERVAL_S", 60.0, "a number of seconds")
+        k = _number(env, "CAIRN_PEER_MIN_TENANTS", 5, "a whole number of tenants, 2 or more")
+        if k is None or k != int(k) or k < 2:
+            raise ConfigError("CAIRN_PEER_MIN_TENANTS must be a whole number of tenants, 2 or more")
         origins = tuple(
             o.strip() for o in env.get("CAIRN_CORS_ORIGINS", "").split(",") if o.strip()
         )
@@ -88,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             metrics_refresh_s=max(metrics_refresh, 0.0),
             holdout_percent=holdout,
             guardrail_interval_s=max(guardrails or 0.0, 0.0),
+            peer_min_tenants=int(k),
         )
 
 

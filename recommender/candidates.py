@@ -7,10 +7,11 @@ for their "why":
   adopted, among tenants that succeeded (activated, retained), minus what this user or tenant
   already adopted, dismissed or cannot use on their plan. Tenants are compared by vectors built with
   `profile_vector` (a recency-weighted mean of the embeddings of the catalog items they used).
-  Peer proof is k-anonymous: nothing is recommended from fewer than `min_tenants` distinct peer
-  tenants, numbers are quoted only for a cohort of at least `min_tenants` tenants, and no other
-  tenant or user is ever named. Callers skip this generator for users whose personalization is
-  `basic` (no cross-tenant similarity).
+  Peer proof is k-anonymous (k = `min_tenants`): nothing is recommended from fewer than k distinct
+  peer tenants, and a number is quoted only when it rests on a cohort of at least k tenants of
+  which at least k did the thing (else the why says so without a number, or the item stands
+  aside); no other tenant or user is ever named. Callers skip this generator for users whose
+  personalization is `basic` (no cross-tenant similarity).
 - `help_candidates`: recent errors (feature and message) become a text query over help articles
   and lessons; the closest match, favouring help about the failing feature, fills a help tip.
 """
@@ -250,10 +251,13 @@ def _cohort_proof(
     early = sum(1 for p in group if p.adopted.get(item.id, math.inf) <= first_week_days)
     ever = sum(1 for p in group if item.id in p.adopted)
     past, present = _VERBS[item.kind]
-    if early / n >= 0.3:
-        share, phrase = early / n, past.format(t=item.title) + " in their first week"
+    if early / n >= 0.3 and early >= min_tenants:
+        did, phrase = early, past.format(t=item.title) + " in their first week"
     else:
-        share, phrase = ever / n, present.format(t=item.title)
+        did, phrase = ever, present.format(t=item.title)
+    if did < min_tenants:  # k-anonymous: a number rests on at least k tenants that did it
+        return None
+    share = did / n
     tenths = round(share * 10)
     if tenths < MIN_TENTHS:
         return None

@@ -153,7 +153,7 @@ def verify_user(
         raise InvalidInputError(
             "invalid_request",
             "'tenant_id' may not contain ':' for a browser caller: the user hash reads "
-            "\"<tenant_id>:<user_id>\", which must name one tenant and one user.",
+            '"<tenant_id>:<user_id>", which must name one tenant and one user.',
             "tenant_id",
         )
     if not given:

@@ -26,6 +26,7 @@ from app.storage.db import Pool
 from app.storage.peers import TenantAdoption, load_adoption
 from app.telemetry import tracer
 from recommender.candidates import (
+    MIN_TENANTS,
     Candidate,
     Cohort,
     Cohorts,
@@ -65,6 +66,7 @@ class RecsModel:
     tenant_adopted: dict[str, frozenset[str]]
     help_index: VectorIndex
     unavailable: dict[str, frozenset[str]]  # plan → catalog items it puts out of reach
+    min_tenants: int  # k: the fewest tenants any peer statement rests on
     tenants: int
     built_at: datetime
     build_ms: float
@@ -85,6 +87,7 @@ def build_recs_model(
     vectors: dict[str, Vector],
     vocab: Vocabulary,
     now: datetime,
+    min_tenants: int = MIN_TENANTS,
 ) -> RecsModel:
     """Peers, their vectors and indexes from every tenant's adoption (CPU only, no I/O)."""
     started = time.perf_counter()
@@ -144,6 +147,7 @@ def build_recs_model(
         tenant_adopted=tenant_adopted,
         help_index=help_index,
         unavailable=unavailable,
+        min_tenants=min_tenants,
         tenants=len(adoption),
         built_at=now,
         build_ms=(time.perf_counter() - started) * 1000,
@@ -234,6 +238,7 @@ def peer_recs(
         "kinds": PEER_KINDS,
         "limit": 4 * limit,
         "cohorts": model.cohorts,
+        "min_tenants": model.min_tenants,
     }
     similar: list[Candidate] = []
     if query is not None and len(model.peer_index):
@@ -321,8 +326,10 @@ class Recommender:
         budget_s: float,
         enabled: bool = True,
         on_ready: Callable[[str, str], None] | None = None,
+        min_tenants: int = MIN_TENANTS,
     ) -> None:
         self.catalog = catalog
+        self.min_tenants = min_tenants
         self.embedder = embedder
         self.budget_s = budget_s
         self.enabled = enabled
@@ -351,7 +358,9 @@ class Recommender:
             )
             items = dict(self.catalog.items)
             vectors = {i: v for i in items if (v := self.catalog.index.vector(i)) is not None}
-            model = await asyncio.to_thread(build_recs_model, adoption, items, vectors, vocab, now)
+            model = await asyncio.to_thread(
+                build_recs_model, adoption, items, vectors, vocab, now, self.min_tenants
+            )
             span.set_attribute("cairn.tenants", model.tenants)
             span.set_attribute("cairn.successful_peers", len(model.peer_index))
         self.model = model

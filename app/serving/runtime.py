@@ -133,6 +133,7 @@ class Runtime:
             self.embedder,
             budget_s=self.settings.recommender_budget_ms / 1000,
             enabled=self.settings.recommender,
+            min_tenants=self.settings.peer_min_tenants,
             on_ready=lambda tenant_id, user_id: self.hub.publish(tenant_id, user_id, "recs"),
         )
         if self.settings.recommender:
@@ -347,7 +348,7 @@ class Runtime:
 
     async def refresh_peers(self) -> None:
         try:
-            self.peers = await load_peer_stats(self.pool)
+            self.peers = await load_peer_stats(self.pool, self.settings.peer_min_tenants)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("peer statistics not refreshed: %s", exc)
 

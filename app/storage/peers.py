@@ -6,7 +6,8 @@ Read in one query for all tenants each, in the background (never on the request 
   anywhere in the tenant: templates, features and help from user facets, integrations that are
   connected now (from the time they were connected).
 - `load_peer_stats`, the share of each industry's tenants that connected each integration, for
-  rules (`peers.*`); only cohorts of at least MIN_COHORT tenants are counted.
+  rules (`integrations.suggested[].peer_adoption`): k-anonymous, a share is kept only for a
+  cohort of at least k tenants of which at least k connected the integration.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from app.engine.profile import CohortAdoption, PeerStats
 from app.storage.db import Pool
 
-MIN_COHORT = 5  # peer proof only from cohorts of at least this many tenants
+MIN_COHORT = 5  # k: peer proof only from at least this many tenants (CAIRN_PEER_MIN_TENANTS)
 
 _ADOPTION_SQL = """
 WITH starts AS (
@@ -61,6 +62,7 @@ SELECT c.cohort, i.integration, count(*) AS adopters, s.tenants
   JOIN sizes s USING (cohort)
  WHERE i.connected AND s.tenants >= $1
  GROUP BY c.cohort, i.integration, s.tenants
+HAVING count(*) >= $1
 """
 
 
@@ -104,8 +106,8 @@ async def load_adoption(
     return out
 
 
-async def load_peer_stats(pool: Pool) -> PeerStats:
-    rows = await pool.fetch(_COHORTS_SQL, MIN_COHORT)
+async def load_peer_stats(pool: Pool, min_tenants: int = MIN_COHORT) -> PeerStats:
+    rows = await pool.fetch(_COHORTS_SQL, min_tenants)
     out: dict[str, dict[str, CohortAdoption]] = {}
     for r in rows:
         label = "teams like yours" if r["cohort"] == "default" else f"{r['cohort']} teams"

@@ -20,6 +20,7 @@ from litestar.testing import AsyncTestClient
 from app.demo.catalog import demo_items
 from app.engine.reasons import Reason
 from app.serving.runtime import Runtime
+from app.storage.db import Pool
 from recommender.embedder import Vectors
 from recommender.index import FaissIndex
 from tests.integration.why_page import left_out
@@ -349,3 +350,29 @@ async def test_a_failing_recommender_leaves_the_rules_layout(
     reasons = left_out(inspected.text)
     assert reasons["peer_integrations"] == Reason.RECOMMENDER_UNAVAILABLE
     assert "connect_integrations" not in reasons  # the rules' widget stands in
+
+
+async def test_cohort_shares_of_integrations_are_k_anonymous(pool: Pool) -> None:
+    """`integrations.suggested[].peer_adoption` quotes a share only from a cohort of at least k
+    tenants of which at least k connected the integration."""
+    from app.storage.peers import load_peer_stats
+
+    for n in range(12):
+        await pool.execute(
+            "INSERT INTO tenants (tenant_id, traits) VALUES ($1, $2)",
+            f"legal{n}",
+            {"industry": "legal"},
+        )
+        for integration, users in (("slack", 5), ("docusign", 4)):
+            if n < users:
+                await pool.execute(
+                    "INSERT INTO tenant_integrations VALUES ($1, $2, true, now())",
+                    f"legal{n}",
+                    integration,
+                )
+    stats = await load_peer_stats(pool)
+    legal = stats.integrations["legal"]
+    assert set(legal) == {"slack"}  # four of twelve connected DocuSign: below k = 5
+    assert legal["slack"].share == pytest.approx(5 / 12)
+    assert set((await load_peer_stats(pool, 4)).integrations["legal"]) == {"slack", "docusign"}
+    assert (await load_peer_stats(pool, 6)).integrations == {}

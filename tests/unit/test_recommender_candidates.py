@@ -157,7 +157,12 @@ def test_peer_proof_quotes_the_cohort_share_in_the_first_week() -> None:
     assert slack.evidence.cohort == "fintech, 10–50 seats"
     assert slack.evidence.cohort_tenants == 10
     assert slack.evidence.share == 0.7
+    # Four tenants use Stripe: fewer than k = 5, so no number, from the cohort or the neighbours.
     stripe = next(c for c in _recommend() if c.item_id == "stripe")
+    assert stripe.evidence.summary == "Teams whose work looks most like yours use Stripe."
+    assert stripe.evidence.share is None and stripe.evidence.cohort is None
+    # With k = 4 the cohort's share is quoted; with k = 3 only three used it in the first week.
+    stripe = next(c for c in _recommend(min_tenants=4) if c.item_id == "stripe")
     assert stripe.evidence.summary == "Teams like yours (fintech, 10–50 seats): 4 in 10 use Stripe."
 
 
@@ -228,19 +233,39 @@ def test_peer_proof_does_not_quote_fewer_than_two_in_ten() -> None:
         **{k: p for k, p in peers.items() if k != "fin0"},
         "fin0": PeerTenant("fin0", FINTECH_MID, {"plaid": 1.0, "salesforce": 3.0}),
     }
-    found = cohort_candidates(
-        rare, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", limit=10
-    )
+    few = {"tenant_id": "me", "cohort": FINTECH_MID, "role": "admin", "limit": 10, "min_tenants": 1}
+    found = cohort_candidates(rare, CATALOG, **few)  # type: ignore[arg-type]
     assert [c.item_id for c in found] == ["plaid", "slack", "stripe"]  # 1 in 10: not worth quoting
     # Two in ten are.
     fin1 = rare["fin1"]
     two = {**rare, "fin1": PeerTenant("fin1", FINTECH_MID, {**fin1.adopted, "salesforce": 3.0})}
-    found = cohort_candidates(
-        two, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", limit=10
-    )
+    found = cohort_candidates(two, CATALOG, **few)  # type: ignore[arg-type]
     salesforce = next(c for c in found if c.item_id == "salesforce")
     assert salesforce.evidence.summary == (
         "Teams like yours (fintech, 10–50 seats): 2 in 10 use Salesforce."
+    )
+
+
+def test_peer_proof_is_k_anonymous_in_both_the_cohort_and_the_adopters() -> None:
+    """A share is quoted only from a cohort of at least k tenants of which at least k did it:
+    two of a big cohort are as identifying as two of a small one."""
+    _, peers = _fintech_world()
+    crowd = {
+        f"big{n}": PeerTenant(f"big{n}", FINTECH_MID, {"plaid": 1.0, **({"salesforce": 3.0}
+                                                                        if n < 4 else {})})
+        for n in range(20)
+    }  # fmt: skip
+    found = cohort_candidates(
+        {**peers, **crowd}, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", limit=10
+    )
+    assert "salesforce" not in [c.item_id for c in found]  # 4 of 30 did: below k = 5
+    five = {**crowd, "big4": PeerTenant("big4", FINTECH_MID, {"plaid": 1.0, "salesforce": 3.0})}
+    found = cohort_candidates(
+        {**peers, **five}, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", limit=10
+    )
+    salesforce = next(c for c in found if c.item_id == "salesforce")
+    assert salesforce.evidence.summary == (
+        "Teams like yours (fintech, 10–50 seats): 2 in 10 use Salesforce."  # 5 of 30
     )
 
 
@@ -254,7 +279,7 @@ def test_peers_respect_the_industries_an_item_is_for() -> None:
 def test_a_team_with_nothing_used_gets_its_cohorts_adoptions() -> None:
     _, peers = _fintech_world()
     found = cohort_candidates(peers, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin")
-    assert [c.item_id for c in found] == ["plaid", "slack", "stripe"]
+    assert [c.item_id for c in found] == ["plaid", "slack"]  # Stripe: 4 tenants, fewer than k
     slack = found[1]
     assert slack.evidence.summary == (
         "Teams like yours (fintech, 10–50 seats): 7 in 10 connected Slack in their first week."
@@ -267,7 +292,7 @@ def test_a_team_with_nothing_used_gets_its_cohorts_adoptions() -> None:
         for c in cohort_candidates(
             peers, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin", adopted={"plaid"}
         )
-    ] == ["slack", "stripe"]
+    ] == ["slack"]
     assert (
         cohort_candidates(
             peers, CATALOG, tenant_id="me", cohort=Cohort("legal", None), role="admin"
@@ -280,7 +305,7 @@ def test_a_team_with_nothing_used_gets_its_cohorts_adoptions() -> None:
     assert [
         c.item_id
         for c in cohort_candidates(five, CATALOG, tenant_id="me", cohort=FINTECH_MID, role="admin")
-    ] == ["plaid", "slack", "stripe"]
+    ] == ["plaid", "slack"]  # Slack by all five; Stripe by four of them
 
 
 def test_peer_evidence_never_names_another_tenant() -> None:
