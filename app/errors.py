@@ -43,5 +43,13 @@ class UnsupportedEncodingError(CairnError):
     """The body's encoding (Content-Encoding) is not one Cairn reads."""
 
 
+class RateLimitedError(CairnError):
+    """Too many requests from one key or for one user; `retry_after` seconds until there is room."""
+
+    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
 class UnavailableError(CairnError):
     """A dependency cannot answer now (the database); the same request may succeed later."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from app.http import (
@@ -24,6 +25,7 @@ from app.http import (
 )
 from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
+from app.http.ratelimit import RateLimits
 from app.serving.runtime import Runtime
 from app.settings import Settings
 
@@ -74,7 +76,7 @@ def create_app(
                 "x-cairn-client",
                 "if-none-match",
             ],
-            expose_headers=["etag"],
+            expose_headers=["etag", "retry-after"],
             allow_methods=["GET", "POST", "PUT", "OPTIONS"],
         )
         if settings.cors_origins
@@ -91,6 +93,7 @@ def create_app(
         plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz", "/readyz"])))
     return Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
+        state=State({"rate_limits": RateLimits(settings)}),
         plugins=plugins,
         lifespan=[lifespan],
         dependencies=dependencies(settings),

@@ -37,6 +37,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # k-anonymous peer proof: a number is quoted only from at least k tenants that did the thing,
     # in a cohort of at least k tenants
     peer_min_tenants: int = 5
+    # rate limits in the `limits` library's notation, or "off" (app.http.ratelimit)
+    rate_limit_key: str = "5000/second"
+    rate_limit_user: str = "20/second;600/minute"
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def from_env(
@@ -74,6 +78,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         k = _number(env, "CAIRN_PEER_MIN_TENANTS", 5, "a whole number of tenants, 2 or more")
         if k is None or k != int(k) or k < 2:
             raise ConfigError("CAIRN_PEER_MIN_TENANTS must be a whole number of tenants, 2 or more")
+        limits = {
+            name: _rate_limits(env, name, default)
+            for name, default in (
+                ("CAIRN_RATE_LIMIT_KEY", "5000/second"),
+                ("CAIRN_RATE_LIMIT_USER", "20/second;600/minute"),
+            )
+        }
         origins = tuple(
             o.strip() for o in env.get("CAIRN_CORS_ORIGINS", "").split(",") if o.strip()
         )
@@ -95,6 +106,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             holdout_percent=holdout,
             guardrail_interval_s=max(guardrails or 0.0, 0.0),
             peer_min_tenants=int(k),
+            rate_limit_key=limits["CAIRN_RATE_LIMIT_KEY"],
+            rate_limit_user=limits["CAIRN_RATE_LIMIT_USER"],
+            rate_limit_storage=_rate_limit_storage(env),
         )
 
 
@@ -106,6 +120,33 @@ def _number(env: dict[str, str], name: str, default: float | None, what: str) ->
         return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be {what}") from exc
+
+
+def _rate_limits(env: dict[str, str], name: str, default: str) -> str:
+    """Limits in the `limits` library's notation ("20/second;600/minute"), or "off"."""
+    from limits import parse_many
+
+    text = env.get(name, "") or default
+    if text.strip() == "off":
+        return "off"
+    try:
+        parse_many(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be limits like '20/second;600/minute', or 'off'") from None
+    return text
+
+
+def _rate_limit_storage(env: dict[str, str]) -> str:
+    """Where rate limits are counted: a storage URI of the `limits` library."""
+    from limits.errors import ConfigurationError
+    from limits.storage import storage_from_string
+
+    uri = env.get("CAIRN_RATE_LIMIT_STORAGE", "") or "memory://"
+    try:
+        storage_from_string(uri)  # reads the URI and its client library; connects only when used
+    except (ConfigurationError, ValueError) as exc:
+        raise ConfigError(f"CAIRN_RATE_LIMIT_STORAGE: {exc}") from None
+    return uri
 
 
 def _tracing(value: str) -> str:

@@ -25,6 +25,7 @@ from litestar.di import NamedDependency
 from litestar.params import Dependency
 
 from app.errors import InvalidInputError, NotAllowedError, NotAuthenticatedError
+from app.http.ratelimit import rate_limits_of
 from app.serving.identity import proves_user
 from app.settings import Settings
 from app.storage.keys import KeyRing, Principal
@@ -79,12 +80,12 @@ async def authenticate(request: Request[Any, Any, Any], keyring: KeyRingDep) -> 
     if authorization is None and read_body is not None:
         body = _body_credentials(await read_body(request))
         if body is not None:
-            return await _resolve(keyring, body.write_key or "", body)
+            return await _resolve(request, keyring, body.write_key or "", body)
     key = bearer_key(authorization or "")
     if key is None:
         hint = ", or a publishable key in the body's 'writeKey' (beacons)" if read_body else ""
         raise NotAuthenticatedError("unauthorized", f"Send 'Authorization: Bearer <key>'{hint}.")
-    return await _resolve(keyring, key, None)
+    return await _resolve(request, keyring, key, None)
 
 
 def _body_credentials(body: bytes) -> _BodyCredentials | None:
@@ -103,11 +104,16 @@ def _body_credentials(body: bytes) -> _BodyCredentials | None:
     return found if found.write_key else None
 
 
-async def _resolve(keyring: KeyRing, key: str, body: _BodyCredentials | None) -> Principal:
+async def _resolve(
+    request: Request[Any, Any, Any], keyring: KeyRing, key: str, body: _BodyCredentials | None
+) -> Principal:
     principal = await keyring.resolve(key)
     if principal is None:
         field = "writeKey" if body is not None else None
         raise NotAuthenticatedError("unauthorized", "The API key is not valid.", field)
+    limits = rate_limits_of(request.app.state)
+    if limits is not None:
+        limits.key(key)
     if body is None:
         return principal
     if principal.kind == "secret":
@@ -160,3 +166,6 @@ def verify_user(
         raise NotAllowedError("user_hash_required", f"Send {name} for this user.", field)
     if not proves_user(given, settings.identity_secret, tenant_id, user_id):
         raise NotAllowedError("user_hash_invalid", f"{name} does not match this user.", field)
+    limits = rate_limits_of(request.app.state)
+    if limits is not None:
+        limits.user(tenant_id, user_id)

@@ -19,6 +19,7 @@ from app.errors import (
     NotAllowedError,
     NotAuthenticatedError,
     NotFoundError,
+    RateLimitedError,
     TooLargeError,
     UnavailableError,
     UnsupportedEncodingError,
@@ -54,6 +55,7 @@ STATUS: dict[type[CairnError], int] = {
     NotFoundError: 404,
     TooLargeError: 413,
     UnsupportedEncodingError: 415,
+    RateLimitedError: 429,
     UnavailableError: 503,
 }
 
@@ -68,7 +70,10 @@ def status_of(exc: CairnError) -> int:
 
 
 def handle_cairn_error(_: Request[Any, Any, Any], exc: CairnError) -> Response[bytes]:
-    return error_response(status_of(exc), exc.code, exc.message, exc.field)
+    response = error_response(status_of(exc), exc.code, exc.message, exc.field)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
