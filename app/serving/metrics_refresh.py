@@ -27,6 +27,7 @@ from app.storage.db import Conn, Pool
 from app.storage.metrics import (
     CHUNK_EVENTS,
     REFRESH_TIMEOUT_S,
+    add_exposures,
     all_tenants,
     collect_new,
     compute_sql,
@@ -42,7 +43,6 @@ from app.storage.metrics import (
     reads,
     recompute,
     recompute_exposures,
-    recompute_user_exposures,
     refresh_state,
     replace_user_units,
     retenant_units,
@@ -188,7 +188,7 @@ async def _recompute_changed_units(
             return
         users = await new_users(conn)
         tenants = await new_tenants(conn)
-        await recompute_user_exposures(conn, users)
+        await add_exposures(conn, since)
         await _refresh_units(conn, layouts, tenants, now, users)
 
 

@@ -594,7 +594,6 @@ SELECT tenant_id, user_id, properties->>'widget_id', coalesce(max(properties->>'
  GROUP BY tenant_id, user_id, properties->>'widget_id'
 """
 _OF_TENANTS = "tenant_id = ANY($1::text[])"
-_OF_USERS = "(tenant_id, user_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
 
 
 async def recompute_exposures(conn: Conn, tenants: list[str]) -> None:
@@ -789,8 +788,9 @@ async def copy_marked(conn: Conn, tenant_names: Sequence[str]) -> None:
     await _create_chunk_table(conn)
     await conn.execute(
         f"""
-CREATE TEMP TABLE IF NOT EXISTS metric_marked_users (tenant_id text, user_id text)
-  ON COMMIT DROP;
+CREATE TEMP TABLE IF NOT EXISTS metric_marked_users (
+    tenant_id text, user_id text, PRIMARY KEY (tenant_id, user_id)
+) ON COMMIT DROP;
 INSERT INTO metric_marked_users SELECT DISTINCT tenant_id, unit_id FROM {MARKED}
  WHERE unit_id <> '';
 ANALYZE metric_marked_users""",
@@ -837,19 +837,31 @@ INSERT INTO {CHUNK_EVENTS} SELECT {columns}
     await _index_chunk(conn)
 
 
-async def recompute_user_exposures(conn: Conn, users: Sequence[tuple[str, str]]) -> None:
-    """Replace these users' first exposures (in the caller's transaction)."""
-    pairs = [[t for t, _ in users], [u for _, u in users]]
+async def add_exposures(conn: Conn, since: datetime) -> None:
+    """Fold the widget_viewed events received since `since` (less OVERLAP_S) into the first
+    exposures (in the caller's transaction): a view can only add an exposure or move one earlier."""
     await conn.execute(
-        f"DELETE FROM metric_exposures WHERE {_OF_USERS}", *pairs, timeout=REFRESH_TIMEOUT_S
+        _EXPOSURES.format(which="received_at > $1::timestamptz - make_interval(secs => $2::float8)")
+        + """ ON CONFLICT (tenant_id, user_id, widget_id) DO UPDATE
+                SET first_at = least(metric_exposures.first_at, EXCLUDED.first_at),
+                    widget_type = greatest(metric_exposures.widget_type, EXCLUDED.widget_type)""",
+        since,
+        float(OVERLAP_S),
+        timeout=REFRESH_TIMEOUT_S,
     )
-    await conn.execute(_EXPOSURES.format(which=_OF_USERS), *pairs, timeout=REFRESH_TIMEOUT_S)
 
 
+# The first signed_up is read on the first day user_event_days has one, not among every event.
 _UNIT_FACTS = """
 SELECT u.tenant_id, u.user_id, u.first_seen,
-       coalesce((SELECT min(s.ts) FROM events s WHERE s.tenant_id = u.tenant_id
-                   AND s.user_id = u.user_id AND s.type = 'track' AND s.event = 'signed_up'),
+       coalesce((SELECT min(s.ts)
+                   FROM (SELECT d.day FROM user_event_days d
+                          WHERE d.tenant_id = u.tenant_id AND d.user_id = u.user_id
+                            AND d.event = 'signed_up' ORDER BY d.day LIMIT 1) d
+                   JOIN events s ON s.tenant_id = u.tenant_id AND s.user_id = u.user_id
+                    AND s.ts >= d.day::timestamp AT TIME ZONE 'UTC'
+                    AND s.ts < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
+                    AND s.type = 'track' AND s.event = 'signed_up'),
                 u.first_seen) AS signup_at,
        coalesce(u.traits->>'role', '') AS role
   FROM users u WHERE {which}

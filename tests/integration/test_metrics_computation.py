@@ -315,6 +315,38 @@ async def _check(pool: Pool, layouts: Layouts, events: list[EventRow]) -> None:
         assert len(got) == len(want), (name, got, want)
         for db, expected in zip(got, want, strict=True):
             assert _same(db, expected), (name, db, expected)
+    await _check_units(pool, events)
+
+
+async def _check_units(pool: Pool, events: list[EventRow]) -> None:
+    """What a refresh keeps of each user beside the metrics: the first exposure to each widget
+    (the first widget_viewed naming it) and the sign-up (the first signed_up, else the first
+    event), equal to a plain reading of the events, after full and incremental refreshes alike."""
+    exposures: dict[tuple[str, str, str], tuple[datetime, str]] = {}
+    signups: dict[tuple[str, str], datetime] = {}
+    first: dict[tuple[str, str], datetime] = {}
+    for e in events:
+        who = (e.tenant_id, e.user_id)
+        first[who] = min(first.get(who, e.ts), e.ts)
+        if e.type != "track":
+            continue
+        if e.event == "signed_up":
+            signups[who] = min(signups.get(who, e.ts), e.ts)
+        widget = e.properties.get("widget_id")
+        if e.event == "widget_viewed" and isinstance(widget, str):
+            at, kind = exposures.get((*who, widget), (e.ts, ""))
+            exposures[(*who, widget)] = (
+                min(at, e.ts),
+                max(kind, e.properties.get("widget_type") or ""),
+            )
+    rows = await pool.fetch(
+        "SELECT tenant_id, user_id, widget_id, first_at, widget_type FROM metric_exposures"
+    )
+    assert {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows} == exposures
+    rows = await pool.fetch(
+        "SELECT tenant_id, unit_id, signup_at FROM metric_units WHERE unit = 'user'"
+    )
+    assert {(r[0], r[1]): r[2] for r in rows} == {w: signups.get(w, at) for w, at in first.items()}
 
 
 async def _store(pool: Pool, layouts: Layouts, rows: list[EventRow]) -> None:
