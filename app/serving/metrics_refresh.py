@@ -36,6 +36,7 @@ from app.storage.metrics import (
     database_now,
     definitions,
     digest,
+    event_names,
     forget_metrics,
     mark_units,
     new_tenants,
@@ -134,7 +135,8 @@ async def _recompute_tenants(
     units: bool,
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await copy_chunk(conn, tenants)
+        read = event_names([layouts.metrics[name] for name in statements], layouts.vocabulary)
+        await copy_chunk(conn, tenants, read)
         for name, statement in statements.items():
             await recompute(conn, name, statement, tenants)
         if units:
@@ -167,7 +169,8 @@ async def _recompute_changed_rows(
             {n for name in marked for n in reads(layouts.metrics[name], vocab).tenant_names}
         )
         if any(marked.values()):
-            await copy_marked(conn, wide)
+            read = event_names([layouts.metrics[name] for name in marked], vocab)
+            await copy_marked(conn, read, wide)
         for name, count in marked.items():
             if count:
                 statement = compute_sql(

@@ -537,15 +537,18 @@ ANALYZE {CHUNK_EVENTS}""",
     )
 
 
-async def copy_chunk(conn: Conn, tenants: list[str]) -> None:
-    """Copy the track and group calls of these tenants (within the caller's transaction) into
-    CHUNK_EVENTS, indexed for every lookup the metrics make, so that each metric's statement
-    reads a small indexed table instead of the whole event history."""
+async def copy_chunk(conn: Conn, tenants: list[str], names: Sequence[str]) -> None:
+    """Copy the group calls of these tenants and their track events named `names` (what the
+    metrics read, `event_names`) into CHUNK_EVENTS (within the caller's transaction), indexed for
+    every lookup the metrics make, so that each metric's statement reads a small indexed table
+    instead of the whole event history."""
     await _create_chunk_table(conn)
     await conn.execute(
         f"INSERT INTO {CHUNK_EVENTS} SELECT tenant_id, user_id, type, event, properties, traits,"
-        " ts FROM events WHERE tenant_id = ANY($1::text[]) AND type IN ('track', 'group')",
+        " ts FROM events WHERE tenant_id = ANY($1::text[])"
+        " AND (type = 'group' OR (type = 'track' AND event = ANY($2::text[])))",
         tenants,
+        list(names),
         timeout=REFRESH_TIMEOUT_S,
     )
     await _index_chunk(conn)
@@ -684,6 +687,30 @@ def reads(metric: MetricSpec, vocab: Vocabulary) -> Reads:
     )
 
 
+def event_names(metrics: Sequence[MetricSpec], vocab: Vocabulary) -> list[str]:
+    """Every track event name these metrics' rows read (group calls aside): their matches,
+    anchors, activation steps, tasks and the plan changes a population by plan reads. A refresh
+    copies only these events for the units it recomputes."""
+    names: set[str] = set()
+    for metric in metrics:
+        matches, activation = _matches(metric)
+        for m in matches:
+            if m.trait_up is None:
+                names.update(_names(m, vocab))
+        if activation:
+            names.update(s.event for s in vocab.signals.activation)
+        anchor = anchor_of(metric)
+        if anchor.at == "signup":
+            names.add("signed_up")
+        elif anchor.at == "exposure":
+            names.update(anchor.on)
+        if isinstance(metric, DurationMetric):
+            names.update(n for t in metric.tasks for n in (t.start, t.complete))
+        if metric.population.plan_at_anchor:
+            names.add("plan_upgraded")
+    return sorted(names)
+
+
 async def collect_new(conn: Conn, since: datetime) -> int:
     """Note (in the caller's transaction) who sent what, when, since `since` (a little before,
     see OVERLAP_S); the number of events."""
@@ -781,10 +808,10 @@ ON CONFLICT DO NOTHING"""
     return int(status.split()[-1])
 
 
-async def copy_marked(conn: Conn, tenant_names: Sequence[str]) -> None:
-    """Copy into CHUNK_EVENTS what the marked units' rows read: their users' own events, and of
-    their tenants the group calls and the track events named in `tenant_names` (found through
-    user_event_days, so a tenant's history is not scanned for them)."""
+async def copy_marked(conn: Conn, names: Sequence[str], tenant_names: Sequence[str]) -> None:
+    """Copy into CHUNK_EVENTS what the marked units' rows read: their users' own events named
+    `names`, and of their tenants the group calls and the track events named in `tenant_names`
+    (found through user_event_days, so a tenant's history is not scanned for them)."""
     await _create_chunk_table(conn)
     await conn.execute(
         f"""
@@ -801,7 +828,8 @@ ANALYZE metric_marked_users""",
         f"""
 INSERT INTO {CHUNK_EVENTS} SELECT {columns}
   FROM metric_marked_users m JOIN events e ON e.tenant_id = m.tenant_id AND e.user_id = m.user_id
- WHERE e.type IN ('track', 'group')""",
+ WHERE e.type = 'group' OR (e.type = 'track' AND e.event = ANY($1::text[]))""",
+        list(names),
         timeout=REFRESH_TIMEOUT_S,
     )
     tenants = [
