@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_key: str = "5000/second"
     rate_limit_user: str = "20/second;600/minute"
     rate_limit_storage: str = "memory://"
+    audit_decision_sample: float = 0.001  # the share of decisions kept on the audit log
 
     @classmethod
     def from_env(
@@ -78,6 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         k = _number(env, "CAIRN_PEER_MIN_TENANTS", 5, "a whole number of tenants, 2 or more")
         if k is None or k != int(k) or k < 2:
             raise ConfigError("CAIRN_PEER_MIN_TENANTS must be a whole number of tenants, 2 or more")
+        sample = _number(env, "CAIRN_AUDIT_DECISION_SAMPLE", 0.001, "a share from 0 to 1")
+        if sample is None or not 0 <= sample <= 1:
+            raise ConfigError("CAIRN_AUDIT_DECISION_SAMPLE must be a share from 0 to 1")
         limits = {
             name: _rate_limits(env, name, default)
             for name, default in (
@@ -109,6 +113,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             rate_limit_key=limits["CAIRN_RATE_LIMIT_KEY"],
             rate_limit_user=limits["CAIRN_RATE_LIMIT_USER"],
             rate_limit_storage=_rate_limit_storage(env),
+            audit_decision_sample=sample,
         )
 
 

@@ -30,6 +30,24 @@ def validate_or_report(root: Path) -> int:
     return 0
 
 
+def command_settings() -> tuple[Settings, bool]:
+    """Settings for a command, and whether its identity secret is the deployment's: from the
+    environment, else the one `cairn demo` keeps in its data directory (else a new one, for
+    commands that do not need it)."""
+    import json
+    import os
+
+    env = dict(os.environ)
+    if not env.get("CAIRN_IDENTITY_SECRET"):
+        saved = Path(env.get("CAIRN_DATA_DIR", ".cairn")) / "demo-keys.json"
+        if saved.exists():
+            for name, value in json.loads(saved.read_text()).items():
+                if not env.get(name):
+                    env[name] = value
+    stable = bool(env.get("CAIRN_IDENTITY_SECRET"))
+    return Settings.from_env(env, generate_keys=True), stable
+
+
 def settings_and_layouts(command: str) -> Any:
     """(settings, layouts) for a command of the analysts' YAML (`cairn metrics show`...), or None
     with every problem printed (`file:line:col: message`)."""

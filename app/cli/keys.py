@@ -48,17 +48,39 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_user_hash)
 
 
-def _with_pool(command: str, work: Callable[[Any], Awaitable[T]]) -> T | None:
-    """Run `work(pool)` on DATABASE_URL (else the demo's embedded database), migrated first;
-    None when there is neither."""
-    from app.cli.common import NoDatabaseError, on_database
-    from app.settings import Settings
+def _with_pool(
+    command: str, work: Callable[[Any], Awaitable[T]], audit: Callable[[T], Any] | None = None
+) -> T | None:
+    """Run `work(pool)` on DATABASE_URL (else the demo's embedded database), migrated first,
+    then put what `audit(result)` says (an AuditEntry, or None) on the audit log; None when
+    there is no database."""
+    from app.cli.common import NoDatabaseError, command_settings, on_database
+    from app.storage.audit import append, audit_key
+
+    settings, stable = command_settings()
+
+    async def run(pool: Any) -> T:
+        result = await work(pool)
+        entry = audit(result) if audit is not None else None
+        if entry is not None and stable:
+            async with pool.acquire() as conn:
+                await append(conn, audit_key(settings.identity_secret), [entry])
+        elif entry is not None:
+            print(f"cairn {command}: not on the audit log (set CAIRN_IDENTITY_SECRET)",
+                  file=sys.stderr)  # fmt: skip
+        return result
 
     try:
-        return on_database(Settings.from_env(generate_keys=True), None, work, connections=1)
+        return on_database(settings, None, run, connections=1)
     except NoDatabaseError as exc:
         print(f"cairn {command}: {exc}", file=sys.stderr)
         return None
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
 
 
 def cmd_keys_legacy(args: argparse.Namespace) -> int:
@@ -75,9 +97,17 @@ def cmd_keys_legacy(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from app.storage.keys import create_api_key
+    from app.storage.audit import AuditEntry
+    from app.storage.keys import create_api_key, key_fingerprint
 
-    key = _with_pool("keys create", lambda pool: create_api_key(pool, args.tenant, args.kind))
+    key = _with_pool(
+        "keys create",
+        lambda pool: create_api_key(pool, args.tenant, args.kind),
+        lambda made: AuditEntry(
+            action="key.created", actor=_actor(), tenant_id=args.tenant,
+            detail={"kind": args.kind, "fingerprint": key_fingerprint(made)[:16]},
+        ),
+    )  # fmt: skip
     if key is None:
         return 2
     print(key)
@@ -99,9 +129,17 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from app.storage.keys import revoke_api_key
+    from app.storage.audit import AuditEntry
+    from app.storage.keys import key_fingerprint, revoke_api_key
 
-    revoked = _with_pool("keys revoke", lambda pool: revoke_api_key(pool, args.key))
+    named = args.key.strip()
+    fingerprint = named.lower() if named[:3] not in ("sk_", "pk_") else key_fingerprint(named)
+    revoked = _with_pool(
+        "keys revoke",
+        lambda pool: revoke_api_key(pool, args.key),
+        lambda done: AuditEntry(action="key.revoked", actor=_actor(),
+                                detail={"fingerprint": fingerprint[:16]}) if done else None,
+    )  # fmt: skip
     if revoked is None:
         return 2
     if not revoked:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 import msgspec
@@ -24,6 +26,9 @@ from app.serving.experiments import cached_results, holdout_results
 from app.serving.flags import STALE_AFTER_DAYS, rule_text, served_lately, stale_report
 from app.serving.metrics import format_value
 from app.serving.runtime import Runtime
+from app.storage.audit import entries as audit_entries
+from app.storage.audit import verify as verify_chain
+from app.storage.keys import key_fingerprint
 from app.storage.stats import row_counts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -48,6 +53,12 @@ async def admin_or_challenge(request: Req, runtime: RuntimeDep) -> Response[str]
         media_type=MediaType.TEXT,
         headers={"WWW-Authenticate": 'Basic realm="Cairn admin", charset="UTF-8"'},
     )
+
+
+def admin_actor(request: Req) -> str:
+    """Who is looking, for the audit log: the admin key by its fingerprint."""
+    key = bearer_key(request.headers.get("authorization", "")) or ""
+    return f"admin key {key_fingerprint(key)[:12]}"
 
 
 def json_island(value: Any) -> str:
@@ -147,6 +158,10 @@ async def admin_why(
     result = None
     error = None
     if tenant_id and user_id:
+        rt.audit.record(
+            "user.viewed", admin_actor(request), {"page": "/admin/why", "screen": screen},
+            tenant_id=tenant_id, subject=rt.audit.subject(tenant_id, user_id),
+        )  # fmt: skip
         try:
             result = await inspect_decision(rt, screen, tenant_id, user_id, view or None)
         except CairnError as exc:
@@ -260,4 +275,67 @@ async def admin_flags(request: Req, runtime: RuntimeDep) -> Response[str]:
     )
 
 
-ROUTES = [admin_experiments, admin_flags, admin_home, admin_why]
+AUDIT_ACTIONS = ("layouts.loaded", "key.created", "key.revoked", "experiment.stopped",
+                 "experiment.resumed", "user.viewed", "user.erased", "user.exported",
+                 "tenant.erased", "tenant.exported", "decision.sampled")  # fmt: skip
+AUDIT_PAGE = 100
+
+
+@get("/admin/audit", include_in_schema=False)
+async def admin_audit(
+    request: Req,
+    runtime: RuntimeDep,
+    action: str = "",
+    actor: str = "",
+    tenant_id: str = "",
+    user_id: str = "",
+    start: str = "",
+    end: str = "",
+    before: int | None = None,
+    verify: str = "",
+) -> Response[str]:
+    """The audit log, newest first, filtered; the chain verified on demand."""
+    challenge = await admin_or_challenge(request, runtime)
+    if challenge is not None:
+        return challenge
+    error = None
+    try:
+        since = _day(start)
+        until = _day(end)
+    except ValueError:
+        since = until = None
+        error = "Dates are YYYY-MM-DD."
+    await runtime.audit.flush(runtime.pool)
+    subject = runtime.audit.subject(tenant_id, user_id) if tenant_id and user_id else None
+    found = await audit_entries(
+        runtime.pool, start=since, end=until + timedelta(days=1) if until else None,
+        action=action or None, actor=actor or None, tenant_id=tenant_id or None,
+        subject=subject, before=before, limit=AUDIT_PAGE,
+    )  # fmt: skip
+    verdict = None
+    if verify:
+        async with runtime.pool.acquire() as conn:
+            verdict = await verify_chain(conn, runtime.audit.key)
+    more = None
+    if len(found) == AUDIT_PAGE:
+        query = {k: v for k, v in request.query_params.items() if k not in ("before", "verify")}
+        more = "/admin/audit?" + urlencode({**query, "before": found[-1].seq})
+    return page(
+        "admin_audit.html",
+        actions=AUDIT_ACTIONS, action=action, actor=actor, tenant_id=tenant_id, user_id=user_id,
+        start=start, end=end, error=error, verdict=verdict, more=more,
+        rows=[{"seq": e.seq, "at": e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+               "action": e.action, "actor": e.actor, "tenant_id": e.tenant_id,
+               "subject": e.subject, "detail": json.dumps(e.detail, sort_keys=True)}
+              for e in found],
+    )  # fmt: skip
+
+
+def _day(text: str) -> datetime | None:
+    if not text:
+        return None
+    day = date.fromisoformat(text)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+ROUTES = [admin_audit, admin_experiments, admin_flags, admin_home, admin_why]

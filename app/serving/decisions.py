@@ -271,12 +271,38 @@ async def decide_layout(
     etag = etag_of(descriptor)
     if not descriptor.degraded:
         rt.decisions.put(key, profile, layouts, now, descriptor, etag, decision.trace)
+    if rt.audit.sample():
+        _audit_decision(rt, layouts, descriptor, decision.trace, tenant_id, user_id, now)
     return Served(
         descriptor=descriptor,
         body=_ENCODER.encode(descriptor),
         etag=etag,
         trace=decision.trace,
     )
+
+
+def _audit_decision(
+    rt: Runtime,
+    layouts: Layouts,
+    descriptor: LayoutDescriptor,
+    trace: list[Exclusion],
+    tenant_id: str,
+    user_id: str,
+    now: datetime,
+) -> None:
+    """One decision of the sample on the audit log: what was shown and left out, and why, with
+    a pseudonym for the user and no trait values."""
+    rt.audit.record(
+        "decision.sampled", "process",
+        {
+            "decision_id": descriptor.decision_id, "screen": descriptor.screen,
+            "layout": descriptor.layout, "layouts_version": layouts.version,
+            "personalized": descriptor.personalized, "holdout": descriptor.holdout,
+            "widgets": [w.id for slot in descriptor.slots for w in slot.widgets],
+            "left_out": {e.widget_id: str(e.reason) for e in trace},
+        },
+        subject=rt.audit.subject(tenant_id, user_id), at=now,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from app.engine.profile import PeerStats
 from app.engine.propensity import PropensityModels
 from app.engine.vocabulary import Vocabulary
 from app.serving.arm_latency import LatencyTally
+from app.serving.audit import Auditor, layout_changes
 from app.serving.catalog_index import CatalogIndex
 from app.serving.experiments import ResultsCache, check_guardrails
 from app.serving.flag_events import FlagTally
@@ -85,6 +87,7 @@ class Runtime:
         self.arm_latency = LatencyTally()  # decision time per experiment arm, until flushed
         self.guardrail_error: str | None = None  # the last guardrail check's failure
         self._states_lock = asyncio.Lock()  # reloads of experiment states, one at a time
+        self.audit = Auditor(settings.identity_secret, settings.audit_decision_sample)
         self.ready = False
 
     @property
@@ -120,6 +123,8 @@ class Runtime:
         self._pool = await create_pool(dsn)
         async with self._pool.acquire() as conn:
             await migrate(conn)
+        self._spawn(self.audit.run(self._pool))
+        self._audit_layouts(None, self.layouts)
         self._profiles = ProfileStore(
             self._pool, self.vocabulary, cache_size=self.settings.profile_cache_size
         )
@@ -183,6 +188,8 @@ class Runtime:
                 await task
         self._tasks.clear()
         if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await self.audit.flush(self._pool)
             with contextlib.suppress(Exception):
                 await self.flag_tally.flush(self._pool, self.now().date())
                 await self.arm_latency.flush(self._pool, self.now().date())
@@ -301,6 +308,15 @@ class Runtime:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("experiment states not loaded: %r", exc)
                 return
+        for state in self.experiment_states.values():  # each change on record once
+            action = "experiment.stopped" if state.status == "stopped" else "experiment.resumed"
+            self.audit.record(
+                action, state.changed_by,
+                {"experiment": state.experiment, "reason": state.reason,
+                 "evidence": state.evidence},
+                at=state.changed_at,
+                dedupe=f"experiment:{state.experiment}:{state.status}:{state.changed_at.isoformat()}",
+            )  # fmt: skip
         self.layouts = self._with_states(self.layouts)
         self.hub.publish_all("experiments")
 
@@ -385,6 +401,7 @@ class Runtime:
             return False
         self.layout_error = None
         if layouts.version != self.layouts.version:
+            self._audit_layouts(self.layouts, layouts)
             self.layouts = self._with_states(layouts)
             if self._profiles is not None:
                 self._profiles.vocab = layouts.vocabulary
@@ -392,6 +409,15 @@ class Runtime:
             self.hub.publish_all("layouts")
             log.info("layouts reloaded (version %s)", layouts.version)
         return True
+
+    def _audit_layouts(self, before: Layouts | None, after: Layouts) -> None:
+        """A layouts version on record, once whatever the number of processes that load it: the
+        first start with it, and each change (processes reload within seconds of each other)."""
+        if before is None:
+            dedupe = f"layouts::{after.version}"
+        else:
+            dedupe = f"layouts:{before.version}:{after.version}:{int(time.time() // 600)}"
+        self.audit.record("layouts.loaded", "process", layout_changes(before, after), dedupe=dedupe)
 
     async def _watch_layouts(self) -> None:
         from watchfiles import awatch
