@@ -527,7 +527,6 @@ async def _index_chunk(conn: Conn) -> None:
     than keeping indexes up row by row)."""
     await conn.execute(
         f"""
-CREATE INDEX {CHUNK_EVENTS}_user ON {CHUNK_EVENTS} (tenant_id, user_id, event, ts);
 CREATE INDEX {CHUNK_EVENTS}_tenant ON {CHUNK_EVENTS} (tenant_id, event, user_id, ts);
 CREATE INDEX {CHUNK_EVENTS}_group ON {CHUNK_EVENTS} (tenant_id, ts) WHERE type = 'group';
 CREATE STATISTICS pg_temp.{CHUNK_EVENTS}_who (ndistinct, dependencies)
@@ -1144,7 +1143,10 @@ async def _fetch_slice(db: Pool | Conn, sql: str, values: list[Any]) -> list[Any
         async with db.acquire() as conn:
             return await _fetch_slice(conn, sql, values)
     async with db.transaction():
-        await db.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        # Memory to group a slice's units in (a few MB per 100,000), not on disk.
+        await db.execute(
+            "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
+        )
         return list(await db.fetch(sql, *values))
 
 
