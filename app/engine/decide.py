@@ -22,7 +22,7 @@ from app.engine.experiments import (
     WidgetChange,
     enrol,
 )
-from app.engine.flags import FlagEvaluator, FlagReason, FlagResult, Unit
+from app.engine.flags import FlagEvaluator, FlagReason, FlagResult, Unit, compile_flag_set
 from app.engine.model import CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
 from app.engine.profile import PeerStats, ProfileData
@@ -103,7 +103,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
         declared["flags"] = ctx["flags"]
     # Eligibility reads at least the declared traits too: a tenant's enrolment must not depend
     # on whether the user who comes first has opted out.
-    enrolments = enrolments_for(layouts, inp, declared, frozenset(flags))
+    enrolments = enrolments_for(layouts, inp, declared, flags)
     arms = Arms.of(layouts, enrolments, flags, ctx)
     chosen_view = inp.view or arms.views.get(screen.name)
     view = (screen.view(chosen_view) if chosen_view else None) or screen.view_for_role(role)
@@ -192,7 +192,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
 
 
 def enrolments_for(
-    layouts: Layouts, inp: DecisionInput, ctx: dict[str, Any], flags: frozenset[str]
+    layouts: Layouts, inp: DecisionInput, ctx: dict[str, Any], flags: Collection[str]
 ) -> list[Enrolment]:
     """The experiment arms this decision serves: for a known user outside the holdout, of the
     experiments that change this screen or a flag it evaluates."""
@@ -201,7 +201,7 @@ def enrolments_for(
         return []
     keys = experiments.for_screen.get(inp.screen)
     if keys is None:  # outside a screen (OpenFeature): the experiments of the flags evaluated
-        keys = tuple(experiments.relevant(None, flags))
+        keys = tuple(experiments.relevant(None, frozenset(flags)))
     if not keys:
         return []
     env = LazyContext(ctx, layouts.context_trie)
@@ -236,6 +236,7 @@ class _Combined:
     excluded: dict[str, Exclusion]
     watched: frozenset[str]
     flag_arms: tuple[tuple[str, dict[str, FlagResult]], ...]  # (experiment, flag → result)
+    server_exposed: bool  # an experiment among them is exposed by the server (see exposures)
 
     @classmethod
     def of(
@@ -262,10 +263,11 @@ class _Combined:
             excluded.update(arm.excluded)
             if arm.flag_results:
                 flag_arms.append((experiment, arm.flag_results))
-        return cls(views, widgets, touched, excluded, frozenset(watched), tuple(flag_arms))
+        exposed = any(experiments[experiment].server_exposure for experiment, _ in key)
+        return cls(views, widgets, touched, excluded, frozenset(watched), tuple(flag_arms), exposed)
 
 
-_NO_ARMS = _Combined({}, {}, {}, {}, frozenset(), ())
+_NO_ARMS = _Combined({}, {}, {}, {}, frozenset(), (), False)
 _COMBINATIONS_KEPT = 4096
 
 
@@ -329,6 +331,8 @@ class Arms:
         the arm they are stored in: a flag variant served; for arms not seen alike, a decision
         on a screen whose view an arm changes, or a touched widget whose rule held (in any
         arm)."""
+        if not self._served and not self._combined.server_exposed:
+            return enrolments  # nothing this decision did counts as an exposure
         out = []
         for e in enrolments:
             exp = layouts.experiments.experiments[e.experiment]
@@ -412,7 +416,7 @@ def flags_for(
     inp = DecisionInput(screen="", profile=profile, mode=mode, now=now, seed=0, holdout=holdout)
     flags = evaluate_flags(layouts, {k for k in keys if k in layouts.flags}, inp, ctx)
     ctx["flags"] = {key: result.value for key, result in flags.items()}
-    enrolments = enrolments_for(layouts, inp, ctx, frozenset(flags))
+    enrolments = enrolments_for(layouts, inp, ctx, flags)
     arms = Arms.of(layouts, enrolments, flags, ctx)
     return FlagAnswer(flags, arms.exposures(layouts, enrolments, None))
 
@@ -430,14 +434,23 @@ def evaluate_flags(
     bucket on the ids whatever the personalization mode lets rules see."""
     if not keys:
         return {}
-    evaluator = FlagEvaluator(
-        layouts.flags,
-        Unit(inp.profile.tenant_id, inp.profile.user_id),
-        ctx,
-        LazyContext(ctx, layouts.context_trie),
-        inp.now,
-    )
-    return evaluator.all(keys)
+    wanted = keys if isinstance(keys, frozenset) else frozenset(keys)
+    flag_set = layouts.flag_sets.get(wanted)
+    if flag_set is None:
+        if len(layouts.flag_sets) >= _FLAG_SETS_KEPT:  # OpenFeature callers name any keys
+            layouts.flag_sets.clear()
+        flag_set = layouts.flag_sets[wanted] = compile_flag_set(layouts.flags, wanted)
+    unit = Unit(inp.profile.tenant_id, inp.profile.user_id)
+
+    def evaluator() -> FlagEvaluator:
+        env = LazyContext(ctx, layouts.context_trie)
+        return FlagEvaluator(layouts.flags, unit, ctx, env, inp.now)
+
+    result: dict[str, FlagResult] = flag_set(ctx, unit, evaluator)
+    return result
+
+
+_FLAG_SETS_KEPT = 256
 
 
 def _eligibility(

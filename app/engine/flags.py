@@ -297,6 +297,43 @@ class FlagEvaluator:
         return found
 
 
+FlagSet = Callable[[dict[str, Any], Unit, Callable[[], FlagEvaluator]], dict[str, FlagResult]]
+
+
+def compile_flag_set(flags: Mapping[str, CompiledFlag], keys: Collection[str]) -> FlagSet:
+    """Every flag named, in one generated function of (variables, unit, a maker of the
+    FlagEvaluator): each flag's own function (`CompiledFlag.fast`) called straight away, the
+    evaluator (made at most once) for a flag without one or where it does not answer. What
+    `FlagEvaluator.all` returns, without its lookups per flag."""
+    scope: dict[str, Any] = {"__builtins__": {}, "Exception": Exception}
+    lines = ["def _flags(v, unit, evaluator):", "    ev = None"]
+    names = sorted(keys)
+    for i, key in enumerate(names):
+        fast = flags[key].fast
+        if fast is not None:
+            scope[f"_f{i}"] = fast
+            lines += [
+                "    try:",
+                f"        r{i} = _f{i}(v, unit)",
+                "    except Exception:",
+                f"        r{i} = None",
+                f"    if r{i} is None:",
+            ]
+            indent = "        "
+        else:
+            indent = "    "
+        lines += [
+            f"{indent}if ev is None:",
+            f"{indent}    ev = evaluator()",
+            f"{indent}r{i} = ev.one({key!r})",
+        ]
+    lines.append("    return {" + ", ".join(f"{k!r}: r{i}" for i, k in enumerate(names)) + "}")
+    code = compile("\n".join(lines), "<flags>", "exec")
+    exec(code, scope)  # noqa: S102 - our own output, from validated flag keys
+    fn: FlagSet = scope["_flags"]
+    return fn
+
+
 def evaluate_flag(
     flag: CompiledFlag,
     unit: Unit,

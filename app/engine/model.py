@@ -110,6 +110,8 @@ class Layouts:
     # flags sent to browsers and apps (in descriptors, and to publishable keys)
     client_flags: tuple[str, ...] = ()
     experiments: Experiments = field(default_factory=Experiments)  # experiments.yaml
+    # the flags a set of keys compiles to (app.engine.flags.compile_flag_set), made once per set
+    flag_sets: dict[frozenset[str], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def flags_read_by_layouts(self) -> frozenset[str]:

@@ -330,7 +330,7 @@ def decisions(profiles: int, passes: int, tmp: Path) -> list[SummaryRow]:
     ]  # fmt: skip
 
 
-def run(*, profiles: int = 400, passes: int = 10) -> list[SummaryRow]:
+def run(*, profiles: int = 400, passes: int = 20) -> list[SummaryRow]:
     with tempfile.TemporaryDirectory(prefix="cairn-bench-flags-") as tmp:
         rows = flag_evaluation(profiles, passes, Path(tmp))
         rows += decisions(profiles, max(1, passes // 3), Path(tmp))
