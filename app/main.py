@@ -22,6 +22,7 @@ from app.http import (
     metrics,
     ops,
     preferences,
+    privacy,
 )
 from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
@@ -61,6 +62,7 @@ def create_app(
         *dashboards.ROUTES,
         *flags.ROUTES,
         *experiments.ROUTES,
+        *privacy.ROUTES,
     ]
     if demo:
         from app.demo import routes as demo_pages

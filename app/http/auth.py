@@ -28,7 +28,7 @@ from app.errors import InvalidInputError, NotAllowedError, NotAuthenticatedError
 from app.http.ratelimit import rate_limits_of
 from app.serving.identity import proves_user
 from app.settings import Settings
-from app.storage.keys import KeyRing, Principal
+from app.storage.keys import KeyRing, Principal, key_fingerprint
 
 # How handlers ask for the caller: `principal: Caller` (provided by `authenticate`).
 # The key ring is the process's own: handed over as it is, never validated per request.
@@ -125,6 +125,12 @@ async def _resolve(
             "writeKey",
         )
     return msgspec.structs.replace(principal, body_user_hash=body.user_hash or "")
+
+
+def caller_name(request: Request[Any, Any, Any]) -> str:
+    """Who called, for the audit log: their key by its fingerprint (never the key)."""
+    key = bearer_key(request.headers.get("authorization", "")) or ""
+    return f"key {key_fingerprint(key)[:12]}" if key else "unknown"
 
 
 MAX_ID_LENGTH = 255

@@ -27,9 +27,10 @@ TENANT_EVENTS = frozenset({"integration_connected", "integration_disconnected", 
 PROTECTED_TRAITS = frozenset({"role"})
 
 
-class IngestAnswer(msgspec.Struct, frozen=True):
+class IngestAnswer(msgspec.Struct, frozen=True, omit_defaults=True):
     accepted: int
     duplicates: int
+    suppressed: int | None = None  # events of erased users dropped (only when there were any)
 
 
 class IngestTarget(Protocol):
@@ -75,7 +76,11 @@ async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
     target.forget(result.touched, tenant_wide(batch.rows, wide_events))
     # Help for these errors, ready before it is asked for.
     target.prepare_help(r.properties for r in batch.rows if r.event == "error_shown")
-    return IngestAnswer(accepted=result.accepted, duplicates=batch.duplicates + result.duplicates)
+    return IngestAnswer(
+        accepted=result.accepted,
+        duplicates=batch.duplicates + result.duplicates,
+        suppressed=result.suppressed or None,
+    )
 
 
 def _unavailable() -> UnavailableError:

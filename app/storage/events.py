@@ -26,6 +26,7 @@ from typing import Any, Literal
 import msgspec
 
 from app.storage.db import Pool
+from app.storage.suppressions import count_dropped, drop_suppressed
 
 PROFILE_CHANNEL = "cairn_profile"
 EventType = Literal["identify", "group", "track", "page", "screen", "alias"]
@@ -57,6 +58,7 @@ class StoreResult(msgspec.Struct, frozen=True):
     accepted: int  # rows stored by this call
     duplicates: int  # rows already stored (a retry) or repeated within `rows`
     touched: set[UserKey]  # (tenant_id, user_id) whose profile changed
+    suppressed: int = 0  # rows of erased users (or tenants) dropped, never stored
 
 
 _INSERT_EVENTS = """
@@ -209,20 +211,36 @@ async def store_events(
     unique: dict[tuple[str, str], EventRow] = {}
     for row in rows:
         unique.setdefault((row.tenant_id, row.message_id), row)
-    ordered = [unique[key] for key in sorted(unique)]
-    events = [event_values(r) for r in ordered]
     async with pool.acquire() as conn, conn.transaction():
-        inserted = await conn.fetch(_INSERT_EVENTS, _json(events))
+        erased = await drop_suppressed(conn, {(r.tenant_id, r.user_id) for r in unique.values()})
+        dropped: dict[tuple[str, str], int] = {}
+        if erased:
+            for key, row in list(unique.items()):
+                if (row.tenant_id, row.user_id) in erased:
+                    who = (row.tenant_id, row.user_id)
+                    dropped[who] = dropped.get(who, 0) + 1
+                    del unique[key]
+            await count_dropped(conn, dropped)
+        suppressed = sum(dropped.values())
+        ordered = [unique[key] for key in sorted(unique)]
+        inserted = (
+            await conn.fetch(_INSERT_EVENTS, _json([event_values(r) for r in ordered]))
+            if ordered
+            else []
+        )
         if not inserted:
-            return StoreResult(accepted=0, duplicates=len(rows), touched=set())
+            return StoreResult(
+                accepted=0, duplicates=len(rows) - suppressed, touched=set(), suppressed=suppressed
+            )
         stored = {(r["tenant_id"], r["message_id"]) for r in inserted}
         # In event time, ties in the order sent: traits merge and "latest wins" in that order.
         new = sorted((row for key, row in unique.items() if key in stored), key=event_time)
         await conn.execute(_AGGREGATE, *_aggregate_parameters(new, facets, tenant_wide))
     return StoreResult(
         accepted=len(new),
-        duplicates=len(rows) - len(new),
+        duplicates=len(rows) - len(new) - suppressed,
         touched={(row.tenant_id, row.user_id) for row in new},
+        suppressed=suppressed,
     )
 
 
