@@ -35,6 +35,10 @@ class NotFoundError(CairnError):
     """No such object, or one the caller may not know exists (another tenant's)."""
 
 
+class ConflictError(CairnError):
+    """The request conflicts with where or how the data is kept (a tenant of another region)."""
+
+
 class TooLargeError(CairnError):
     """The body is over its size limit."""
 
@@ -53,3 +57,11 @@ class RateLimitedError(CairnError):
 
 class UnavailableError(CairnError):
     """A dependency cannot answer now (the database); the same request may succeed later."""
+
+
+def wrong_region(tenant_id: str, named: str, field: str | None = None) -> ConflictError:
+    return ConflictError(
+        "wrong_region",
+        f"Tenant '{tenant_id}' is kept in region '{named}': send its data to that region's Cairn.",
+        field,
+    )

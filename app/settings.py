@@ -42,6 +42,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_user: str = "20/second;600/minute"
     rate_limit_storage: str = "memory://"
     audit_decision_sample: float = 0.001  # the share of decisions kept on the audit log
+    # the data residency region this deployment serves: tenants whose `region` trait names
+    # another are refused (None: no residency checks)
+    region: str | None = None
 
     @classmethod
     def from_env(
@@ -114,6 +117,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             rate_limit_user=limits["CAIRN_RATE_LIMIT_USER"],
             rate_limit_storage=_rate_limit_storage(env),
             audit_decision_sample=sample,
+            region=env.get("CAIRN_REGION", "").strip() or None,
         )
 
 

@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 
 from app.errors import (
     CairnError,
+    ConflictError,
     InvalidInputError,
     NotAllowedError,
     NotAuthenticatedError,
@@ -53,6 +54,7 @@ STATUS: dict[type[CairnError], int] = {
     NotAuthenticatedError: 401,
     NotAllowedError: 403,
     NotFoundError: 404,
+    ConflictError: 409,
     TooLargeError: 413,
     UnsupportedEncodingError: 415,
     RateLimitedError: 429,

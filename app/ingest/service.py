@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import msgspec
 
 from app.engine.vocabulary import Vocabulary
-from app.errors import UnavailableError
+from app.errors import UnavailableError, wrong_region
 from app.ingest.segment import ParsedBatch
 from app.storage.db import Pool, is_unavailable
-from app.storage.events import EventRow, store_events
+from app.storage.events import EventRow, store_events, tenants_elsewhere
 
 log = logging.getLogger("cairn.ingest")
 
@@ -46,6 +46,22 @@ class IngestTarget(Protocol):
 
     def prepare_help(self, errors: Iterable[Mapping[str, Any]]) -> None: ...
 
+    @property
+    def region(self) -> str | None: ...  # CAIRN_REGION
+
+
+async def _check_region(pool: Pool, batch: ParsedBatch, region: str) -> None:
+    """409 `wrong_region` for a batch of a tenant that belongs to another region: its stored
+    `region` trait, or one a group call of the batch sets."""
+    for index, row in enumerate(batch.rows):
+        named = row.traits.get("region") if row.type == "group" else None
+        if isinstance(named, str) and named and named != region:
+            raise wrong_region(row.tenant_id, named, batch.field(index, "traits.region"))
+    elsewhere = await tenants_elsewhere(pool, sorted({r.tenant_id for r in batch.rows}), region)
+    for index, row in enumerate(batch.rows):
+        if row.tenant_id in elsewhere:
+            raise wrong_region(row.tenant_id, elsewhere[row.tenant_id], batch.field(index))
+
 
 def tenant_wide_events(vocab: Vocabulary) -> frozenset[str]:
     """Track events that change every user's profile in the tenant, not only the sender's."""
@@ -67,6 +83,8 @@ async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
     vocab = target.vocabulary
     wide_events = tenant_wide_events(vocab)
     try:
+        if target.region is not None:
+            await _check_region(pool, batch, target.region)
         result = await store_events(pool, batch.rows, facets=vocab.facets, tenant_wide=wide_events)
     except Exception as exc:
         if not is_unavailable(exc):

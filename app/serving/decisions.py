@@ -21,7 +21,7 @@ from app.engine.profile import ProfileData, anonymous_profile
 from app.engine.reasons import Exclusion
 from app.engine.recs import Recs
 from app.engine.signals import Mode, build_context
-from app.errors import InvalidInputError, NotFoundError
+from app.errors import InvalidInputError, NotFoundError, wrong_region
 from app.serving.flag_events import record_evaluations
 from app.serving.memo import MemoKey
 from app.serving.runtime import Runtime
@@ -235,6 +235,9 @@ async def decide_layout(
     found = await read_profile(rt, tenant_id, user_id, now)
     degraded = found is None
     profile = found if found is not None else anonymous_profile(tenant_id, user_id)
+    named = profile.tenant_traits.get("region")
+    if rt.region is not None and isinstance(named, str) and named and named != rt.region:
+        raise wrong_region(tenant_id, named, "tenant_id")
     key: MemoKey = (tenant_id, user_id, screen, view, caps.widgets)
     if not degraded:
         reused = _reuse(key, profile, rt, now)

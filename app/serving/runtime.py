@@ -91,6 +91,10 @@ class Runtime:
         self.ready = False
 
     @property
+    def region(self) -> str | None:
+        return self.settings.region
+
+    @property
     def pool(self) -> Pool:
         if self._pool is None:
             raise RuntimeError("the database is not started")

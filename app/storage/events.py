@@ -193,6 +193,18 @@ def event_values(r: EventRow) -> tuple[Any, ...]:
     )
 
 
+async def tenants_elsewhere(pool: Pool, tenants: list[str], region: str) -> dict[str, str]:
+    """Of these tenants, those whose `region` trait names another region: tenant → region."""
+    rows = await pool.fetch(
+        "SELECT tenant_id, traits->>'region' AS region FROM tenants"
+        " WHERE tenant_id = ANY($1::text[]) AND traits ? 'region'"
+        " AND traits->>'region' <> $2 AND traits->>'region' <> ''",
+        tenants,
+        region,
+    )
+    return {r["tenant_id"]: r["region"] for r in rows}
+
+
 async def store_events(
     pool: Pool,
     rows: Sequence[EventRow],
