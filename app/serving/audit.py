@@ -17,6 +17,8 @@ import random
 from collections import deque
 from typing import Any
 
+import msgspec
+
 from app.engine.model import Layouts
 from app.storage.audit import AuditEntry, append, audit_key
 from app.storage.db import Pool, is_unavailable
@@ -46,10 +48,12 @@ class Auditor:
 
     def record(self, action: str, actor: str, detail: dict[str, Any] | None = None,
                **fields: Any) -> None:  # fmt: skip
-        """Queue an entry (see AuditEntry for `fields`)."""
+        """Queue an entry (see AuditEntry for `fields`); text PostgreSQL cannot store (NUL) is
+        replaced, so that no caller's input can hold the log up."""
         if len(self._queue) >= MAX_QUEUED:
             self._drop_one()
-        self._queue.append(AuditEntry(action=action, actor=actor, detail=detail or {}, **fields))
+        entry = AuditEntry(action=action, actor=actor, detail=detail or {}, **fields)
+        self._queue.append(_storable(entry))
         self._wake.set()
 
     def sample(self) -> bool:
@@ -68,15 +72,39 @@ class Auditor:
             log.warning("audit entries dropped while the database is unavailable: %d", self.dropped)
 
     async def flush(self, pool: Pool) -> None:
-        """Write every queued entry now; raises if the database cannot take them (they stay)."""
+        """Write every queued entry now; raises if the database cannot take them (they go back
+        to the front of the queue). An entry the database refuses for what it says is written
+        as an `audit.entry_rejected` marker instead, so one entry never holds up the others."""
         async with self._lock:
             while self._queue:
-                batch = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
-                async with pool.acquire() as conn:
-                    await append(conn, self.key, batch)
-                for _ in batch:
-                    self._queue.popleft()
+                batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+                try:
+                    async with pool.acquire() as conn:
+                        try:
+                            await append(conn, self.key, batch)
+                        except Exception as exc:
+                            if is_unavailable(exc):
+                                raise
+                            await self._one_by_one(conn, batch)
+                except BaseException:
+                    self._queue.extendleft(reversed(batch))
+                    raise
             self.last_error = None
+
+    async def _one_by_one(self, conn: Any, batch: list[AuditEntry]) -> None:
+        for entry in batch:
+            try:
+                await append(conn, self.key, [entry])
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise
+                log.error("audit entry refused (%s): %r", entry.action, exc)
+                marker = AuditEntry(
+                    action="audit.entry_rejected",
+                    actor="process",
+                    detail={"action": entry.action, "error": type(exc).__name__},
+                )
+                await append(conn, self.key, [marker])  # fmt: skip
 
     async def run(self, pool: Pool) -> None:
         """Write queued entries as they come, in batches; retry while the database is down."""
@@ -123,3 +151,21 @@ def layout_changes(before: Layouts | None, after: Layouts) -> dict[str, Any]:
 
 def _specs(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: v.spec for k, v in old.items()}, {k: v.spec for k, v in new.items()}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _storable(entry: AuditEntry) -> AuditEntry:
+    return msgspec.structs.replace(
+        entry, action=_clean(entry.action), actor=_clean(entry.actor), detail=_clean(entry.detail),
+        tenant_id=_clean(entry.tenant_id), subject=_clean(entry.subject),
+        dedupe=_clean(entry.dedupe),
+    )  # fmt: skip

@@ -85,8 +85,8 @@ async def append(conn: Conn, key: bytes, entries: Sequence[AuditEntry]) -> int:
             ):
                 continue
             seq += 1
-            # what jsonb gives back (its own key order, numbers) is what is hashed
-            detail = msgspec.json.decode(msgspec.json.encode(e.detail))
+            # What is hashed is what jsonb gives back (its numbers, its key order).
+            detail = await conn.fetchval("SELECT $1::jsonb", e.detail)
             at = e.at or now
             fields = (seq, at, e.actor, e.action, e.tenant_id, e.subject, detail)
             digest = entry_hash(key, prev, fields)

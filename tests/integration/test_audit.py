@@ -197,3 +197,26 @@ async def test_the_command_line_records_keys_verifies_and_exports(
     await _tamper(pool, "UPDATE audit_log SET tenant_id = 'globex' WHERE seq = 1")
     assert await run_cairn("audit", "verify") == 1
     assert "BROKEN at entry 1" in capsys.readouterr().out
+
+
+async def test_numbers_text_and_times_verify_as_jsonb_keeps_them(pool: Pool) -> None:
+    async with pool.acquire() as conn:
+        detail = {"big": 1e16, "bigger": 1.5e16, "zero": -0.0, "tiny": 1e-7, "text": "é ✓ 🙂",
+                  "n": 2**62}  # fmt: skip
+        await append(conn, KEY, [AuditEntry(action="x", actor="t", detail=detail)])
+    assert await _verdict(pool) == (True, None, "")
+
+
+async def test_an_entry_the_database_refuses_never_holds_the_log_up(pool: Pool) -> None:
+    from app.serving.audit import Auditor
+
+    auditor = Auditor("whsec_test_identity", 0.0)
+    auditor.record("user.viewed", "admin", {"screen": "a\x00b"}, tenant_id="t\x00")
+    auditor.record("key.created", "cli", {"bad": "\ud800"})  # not encodable: refused
+    auditor.record("key.revoked", "cli", {"fingerprint": "abc"})
+    await auditor.flush(pool)
+    rows = await pool.fetch("SELECT action, tenant_id, detail FROM audit_log ORDER BY seq")
+    assert [r["action"] for r in rows] == ["user.viewed", "audit.entry_rejected", "key.revoked"]
+    assert rows[0]["tenant_id"] == "t\ufffd" and rows[0]["detail"] == {"screen": "a\ufffdb"}
+    assert rows[1]["detail"]["action"] == "key.created"
+    assert await _verdict(pool) == (True, None, "")
