@@ -40,7 +40,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # rate limits in the `limits` library's notation, or "off" (app.http.ratelimit)
     rate_limit_key: str = "5000/second"
     rate_limit_user: str = "20/second;600/minute"
-    rate_limit_storage: str = "memory://"
     audit_decision_sample: float = 0.001  # the share of decisions kept on the audit log
     # the data residency region this deployment serves: tenants whose `region` trait names
     # another are refused (None: no residency checks)
@@ -115,7 +114,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             peer_min_tenants=int(k),
             rate_limit_key=limits["CAIRN_RATE_LIMIT_KEY"],
             rate_limit_user=limits["CAIRN_RATE_LIMIT_USER"],
-            rate_limit_storage=_rate_limit_storage(env),
             audit_decision_sample=sample,
             region=env.get("CAIRN_REGION", "").strip() or None,
         )
@@ -143,19 +141,6 @@ def _rate_limits(env: dict[str, str], name: str, default: str) -> str:
     except ValueError:
         raise ConfigError(f"{name} must be limits like '20/second;600/minute', or 'off'") from None
     return text
-
-
-def _rate_limit_storage(env: dict[str, str]) -> str:
-    """Where rate limits are counted: a storage URI of the `limits` library."""
-    from limits.errors import ConfigurationError
-    from limits.storage import storage_from_string
-
-    uri = env.get("CAIRN_RATE_LIMIT_STORAGE", "") or "memory://"
-    try:
-        storage_from_string(uri)  # reads the URI and its client library; connects only when used
-    except (ConfigurationError, ValueError) as exc:
-        raise ConfigError(f"CAIRN_RATE_LIMIT_STORAGE: {exc}") from None
-    return uri
 
 
 def _tracing(value: str) -> str:

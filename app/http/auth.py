@@ -112,7 +112,7 @@ async def _resolve(
         field = "writeKey" if body is not None else None
         raise NotAuthenticatedError("unauthorized", "The API key is not valid.", field)
     limits = rate_limits_of(request.app.state)
-    if limits is not None:
+    if limits is not None and principal.kind == "secret":
         limits.key(key)
     if body is None:
         return principal

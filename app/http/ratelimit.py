@@ -1,16 +1,16 @@
-"""Rate limits per API key and per browser user, counted with the `limits` library.
+"""Rate limits per secret key and per browser user, counted with the `limits` library.
 
 Two budgets, each a list of limits in `limits`' notation (`"20/second;600/minute"`):
 
-- per key (`CAIRN_RATE_LIMIT_KEY`): every request an API key authenticates, whatever it is for;
-- per user (`CAIRN_RATE_LIMIT_USER`): every request a browser or app makes for one user with the
-  publishable key (the user its hash proves), so one page in a loop cannot take a tenant's share.
+- per key (`CAIRN_RATE_LIMIT_KEY`): every request a secret key authenticates (a server's runaway
+  loop). A publishable key is public, so it has no budget of its own anyone could spend for
+  everyone: its callers are counted per user, once the user's hash is checked;
+- per user (`CAIRN_RATE_LIMIT_USER`): every request a browser or app makes for one verified user
+  with the publishable key, so one page in a loop cannot take a tenant's share.
 
 Over either, the answer is 429 `rate_limited` with `Retry-After` (seconds until the window that
-refused it has room again). Counters live in `CAIRN_RATE_LIMIT_STORAGE`: `memory://` (each
-process counts its own requests) or a shared store `limits` knows (`redis://host:6379`) to count
-across processes. If the store fails, requests go through (logged once): a limit never blocks a
-core flow. Keys are counted by a digest, never stored as they are.
+refused it has room again). Each process counts its own requests, in memory (a sliding window
+counter): with N processes behind a balancer, a client gets up to N times the limit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from app.errors import RateLimitedError
@@ -37,28 +37,28 @@ class RateLimits:
         self._per_user = _parse(settings.rate_limit_user)
         self._limiter: SlidingWindowCounterRateLimiter | None = None
         if self._per_key or self._per_user:
-            storage = storage_from_string(settings.rate_limit_storage)
-            self._limiter = SlidingWindowCounterRateLimiter(storage)
+            self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._failing = False
 
     def key(self, key: str) -> None:
         """Count one request of this API key; RateLimitedError when it is over its limits."""
         if self._per_key:
             digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-            self._hit(self._per_key, ("key", digest), "this API key")
+            self._hit(self._per_key, f"key:{digest}", "this API key")
 
     def user(self, tenant_id: str, user_id: str) -> None:
         """Count one request made for this user with the publishable key."""
         if self._per_user:
-            self._hit(self._per_user, ("user", tenant_id, user_id), "this user")
+            # one identifier, length-prefixed: ("a/b", "c") and ("a", "b/c") never share a count
+            self._hit(self._per_user, f"user:{len(tenant_id)}:{tenant_id}:{user_id}", "this user")
 
-    def _hit(self, limits: list[RateLimitItem], ids: tuple[str, ...], whose: str) -> None:
+    def _hit(self, limits: list[RateLimitItem], key: str, whose: str) -> None:
         limiter = self._limiter
         assert limiter is not None
         try:
             for item in limits:
-                if not limiter.hit(item, *ids):
-                    reset, _ = limiter.get_window_stats(item, *ids)
+                if not limiter.hit(item, key):
+                    reset, _ = limiter.get_window_stats(item, key)
                     wait = max(1, math.ceil(reset - time.time()))
                     raise RateLimitedError(
                         "rate_limited",

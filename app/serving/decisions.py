@@ -294,7 +294,7 @@ def _audit_decision(
     now: datetime,
 ) -> None:
     """One decision of the sample on the audit log: what was shown and left out, and why, with
-    a pseudonym for the user and no trait values."""
+    the tenant, a pseudonym for the user and no trait values."""
     rt.audit.record(
         "decision.sampled", "process",
         {
@@ -304,7 +304,7 @@ def _audit_decision(
             "widgets": [w.id for slot in descriptor.slots for w in slot.widgets],
             "left_out": {e.widget_id: str(e.reason) for e in trace},
         },
-        subject=rt.audit.subject(tenant_id, user_id), at=now,
+        tenant_id=tenant_id, subject=rt.audit.subject(tenant_id, user_id), at=now,
     )  # fmt: skip
 
 

@@ -53,6 +53,7 @@ from app.storage.metrics import (
     unit_facts,
 )
 from app.storage.profiles import fetch_tenant_profiles
+from app.storage.suppressions import purge_suppressed
 from recommender.candidates import seats_band
 
 log = logging.getLogger("cairn.metrics")
@@ -240,6 +241,7 @@ async def refresh_metrics(
                 if progress is not None:
                     progress(min((i + 1) * CHUNK, len(everyone)), len(everyone))
             async with lock.transaction():
+                await purge_suppressed(lock)  # what was read before an erasure committed
                 await forget_metrics(lock, list(layouts.metrics))
                 for name in redefined:
                     await save_definition(lock, name, digests[name], now)

@@ -415,12 +415,11 @@ class Runtime:
         return True
 
     def _audit_layouts(self, before: Layouts | None, after: Layouts) -> None:
-        """A layouts version on record, once whatever the number of processes that load it: the
-        first start with it, and each change (processes reload within seconds of each other)."""
-        if before is None:
-            dedupe = f"layouts::{after.version}"
-        else:
-            dedupe = f"layouts:{before.version}:{after.version}:{int(time.time() // 600)}"
+        """A layouts version on record, once whatever the number of processes that load it
+        together: each start with it, and each change."""
+        # processes starting or reloading together write one entry; a later deploy another
+        since = before.version if before is not None else ""
+        dedupe = f"layouts:{since}:{after.version}:{int(time.time() // 600)}"
         self.audit.record("layouts.loaded", "process", layout_changes(before, after), dedupe=dedupe)
 
     async def _watch_layouts(self) -> None:

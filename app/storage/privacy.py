@@ -13,6 +13,7 @@ import msgspec
 from app.storage.db import Conn, Pool
 from app.storage.events import PROFILE_CHANNEL
 from app.storage.keys import KEYS_CHANNEL
+from app.storage.suppressions import lock_for_erasure
 
 # table → the condition that selects one user's rows ($1 tenant, $2 user)
 USER_TABLES: dict[str, str] = {
@@ -28,6 +29,7 @@ USER_TABLES: dict[str, str] = {
     "metric_units": "tenant_id = $1 AND unit = 'user' AND unit_id = $2",
     "metric_exposures": "tenant_id = $1 AND user_id = $2",
 }
+ERASE_TIMEOUT_S = 3600.0  # a tenant's history can be large: no request's 10 s limit
 # Tables with a tenant's data beside its users': all of them go with the tenant.
 TENANT_TABLES: tuple[str, ...] = (*USER_TABLES, "tenants", "tenant_integrations", "api_keys")
 # Tables that hold nobody's data (or only pseudonyms and counts): left as they are.
@@ -41,9 +43,12 @@ async def erase_user(pool: Pool, tenant_id: str, user_id: str) -> dict[str, int]
     """Delete everything held about the user and suppress their later events, in one
     transaction; every process drops what it cached of them (NOTIFY). Rows deleted, by table."""
     async with pool.acquire() as conn, conn.transaction():
+        await lock_for_erasure(conn, tenant_id)
         counts = {}
         for table, where in USER_TABLES.items():
-            status = await conn.execute(f"DELETE FROM {table} WHERE {where}", tenant_id, user_id)
+            status = await conn.execute(
+                f"DELETE FROM {table} WHERE {where}", tenant_id, user_id, timeout=ERASE_TIMEOUT_S
+            )
             counts[table] = int(status.split()[-1])
         await _suppress(conn, tenant_id, user_id)
         payload = msgspec.json.encode({"t": tenant_id, "u": user_id}).decode()
@@ -54,9 +59,12 @@ async def erase_user(pool: Pool, tenant_id: str, user_id: str) -> dict[str, int]
 async def erase_tenant(pool: Pool, tenant_id: str) -> dict[str, int]:
     """Delete everything of the tenant, its users' and its keys, and suppress its later events."""
     async with pool.acquire() as conn, conn.transaction():
+        await lock_for_erasure(conn, tenant_id)
         counts = {}
         for table in TENANT_TABLES:
-            status = await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant_id)
+            status = await conn.execute(
+                f"DELETE FROM {table} WHERE tenant_id = $1", tenant_id, timeout=ERASE_TIMEOUT_S
+            )
             counts[table] = int(status.split()[-1])
         await _suppress(conn, tenant_id, "")
         payload = msgspec.json.encode({"t": tenant_id}).decode()

@@ -1,9 +1,50 @@
 """Suppressed users and tenants (erased, app.storage.privacy): their later events are dropped
-and counted, never stored."""
+and counted, never stored.
+
+An erasure and a batch of events for the same tenant never interleave: the erasure holds its
+tenant's lock stripe exclusively, a batch holds the stripes of its tenants shared (at most
+STRIPES locks, taken in order) from before it reads the suppressions until it commits. So a batch
+either commits before the erasure deletes (and its events are deleted with the rest) or reads the
+suppression the erasure wrote.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from app.storage.db import Conn
+
+STRIPES = 64
+_LOCK_NS = 7_242_019  # advisory lock namespace (first key): erasures against ingestion
+
+
+async def lock_for_erasure(conn: Conn, tenant_id: str) -> None:
+    """Hold the tenant's stripe exclusively until the caller's transaction ends."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, abs(hashtext($2)) % $3)", _LOCK_NS, tenant_id, STRIPES
+    )
+
+
+async def lock_for_ingest(conn: Conn, tenants: Iterable[str]) -> None:
+    """Hold these tenants' stripes shared until the caller's transaction ends."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock_shared($1, s) FROM (SELECT DISTINCT abs(hashtext(t)) % $3"
+        " AS s FROM unnest($2::text[]) AS t ORDER BY 1) x",
+        _LOCK_NS,
+        sorted(set(tenants)),
+        STRIPES,
+    )
+
+
+async def purge_suppressed(conn: Conn) -> None:
+    """Drop metric rows a refresh computed from events read before an erasure committed."""
+    for table, unit in (("metric_values", "unit_id"), ("metric_units", "unit_id"),
+                        ("metric_exposures", "user_id")):  # fmt: skip
+        await conn.execute(
+            f"DELETE FROM {table} x USING suppressions s WHERE x.tenant_id = s.tenant_id"
+            f" AND (s.user_id = '' OR x.{unit} = s.user_id)",
+            timeout=900.0,
+        )
 
 
 async def drop_suppressed(conn: Conn, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -154,3 +154,39 @@ async def test_every_table_is_erased_with_its_user_or_tenant_or_holds_nobody(poo
             )
         }
         assert "tenant_id" in columns, table
+
+
+async def test_an_erasure_and_a_batch_in_flight_never_interleave(pool: Pool) -> None:
+    """A batch that read no suppression yet is stored before the erasure deletes (and so is
+    deleted with the rest); the erasure waits for it."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from app.ingest.segment import parse_batch, pii_key
+    from app.storage.events import store_events
+    from app.storage.privacy import erase_user
+    from app.storage.suppressions import lock_for_ingest
+
+    def rows(message: str) -> Any:
+        body = json.dumps({"batch": [{"type": "track", "messageId": message, "tenantId": "acme",
+                                      "userId": "u1", "event": "report_created"}]})  # fmt: skip
+        return parse_batch(body.encode(), received_at=datetime.now(UTC), pii_mode="hash",
+                           pii_key=pii_key("s")).rows  # fmt: skip
+
+    await store_events(pool, rows("m1"), facets={})
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await lock_for_ingest(conn, ["acme"])  # a batch in flight, not committed yet
+        await conn.execute(
+            "INSERT INTO events (tenant_id, message_id, user_id, type, event, ts)"
+            " VALUES ('acme', 'm2', 'u1', 'track', 'report_created', now())"
+        )
+        erasing = asyncio.create_task(erase_user(pool, "acme", "u1"))
+        await asyncio.sleep(0.3)
+        assert not erasing.done()  # it waits for the batch
+        await tx.commit()
+    counts = await erasing
+    assert counts["events"] == 2  # the batch's event went with the rest
+    assert (await store_events(pool, rows("m3"), facets={})).suppressed == 1
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE user_id = 'u1'") == 0

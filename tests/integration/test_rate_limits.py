@@ -58,3 +58,15 @@ async def test_a_key_over_its_limit_gets_429_and_a_secret_key_has_no_user_limit(
     assert r.status_code == 429
     assert "this API key" in r.json()["error"]["message"]
     assert int(r.headers["retry-after"]) >= 1
+
+
+async def test_nobody_can_spend_the_public_keys_budget(
+    client: Client, settings: Settings, browser_headers: Callable[[str, str], dict[str, str]]
+) -> None:
+    """The publishable key is in every page: wrong hashes cost it nothing, and its users are
+    counted one by one."""
+    forged = {"Authorization": f"Bearer {settings.publishable_key}", "X-Cairn-User-Hash": "0" * 64}
+    for _ in range(12):  # more than the key limit of 8 a minute
+        assert (await _layout(client, forged, "u1")).status_code == 403
+    for user in ("u1", "u2", "u3", "u4"):
+        assert (await _layout(client, browser_headers("acme", user), user)).status_code == 200

@@ -25,7 +25,6 @@ def test_a_k_below_two_or_not_whole_is_refused(value: str) -> None:
     [
         ("CAIRN_RATE_LIMIT_USER", "lots"),
         ("CAIRN_RATE_LIMIT_KEY", "5 per fortnight"),
-        ("CAIRN_RATE_LIMIT_STORAGE", "carrier-pigeon://here"),
     ],
 )
 def test_rate_limits_that_cannot_be_read_fail_at_start_up(name: str, value: str) -> None:
@@ -37,7 +36,6 @@ def test_rate_limits_read_the_limits_notation_or_off() -> None:
     settings = Settings.from_env({**KEYS, "CAIRN_RATE_LIMIT_USER": "off",
                                   "CAIRN_RATE_LIMIT_KEY": "100/second;1000/minute"})  # fmt: skip
     assert (settings.rate_limit_user, settings.rate_limit_key) == ("off", "100/second;1000/minute")
-    assert Settings.from_env(KEYS).rate_limit_storage == "memory://"
 
 
 def test_a_failing_counter_store_lets_requests_through(caplog: pytest.LogCaptureFixture) -> None:
