@@ -9,10 +9,13 @@ import msgspec
 from litestar import MediaType, Request, Response, get, put
 
 from app.engine.profile import Preferences
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError, wrong_region
 from app.http.auth import Caller, verify_user
 from app.http.dependencies import RuntimeDep, SettingsDep
+from app.serving.runtime import Runtime
+from app.storage.events import tenants_elsewhere
 from app.storage.preferences import load_preferences, save_preferences
+from app.storage.suppressions import is_suppressed
 
 Req = Request[Any, Any, Any]
 
@@ -27,6 +30,7 @@ async def get_preferences(
     user_id: str,
 ) -> Response[bytes]:
     verify_user(principal, request, settings, tenant_id, user_id)
+    await _require_here(runtime, tenant_id, user_id, writing=False)
     prefs = await load_preferences(runtime.pool, tenant_id, user_id)
     return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
 
@@ -41,6 +45,7 @@ async def put_preferences(
     user_id: str,
 ) -> Response[bytes]:
     verify_user(principal, request, settings, tenant_id, user_id)
+    await _require_here(runtime, tenant_id, user_id, writing=True)
     body = await request.body()
     try:
         prefs = msgspec.json.decode(body, type=Preferences)
@@ -75,3 +80,19 @@ def _known_zone(name: str) -> bool:
 
 
 ROUTES = [get_preferences, put_preferences]
+
+
+async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writing: bool) -> None:
+    """409 for a tenant kept in another region; for a write, 409 for an erased user (nothing is
+    kept of them again)."""
+    async with runtime.pool.acquire() as conn:
+        if runtime.region is not None:
+            elsewhere = await tenants_elsewhere(conn, [tenant_id], runtime.region)
+            if tenant_id in elsewhere:
+                raise wrong_region(tenant_id, elsewhere[tenant_id], "tenant_id")
+        if writing and await is_suppressed(conn, tenant_id, user_id):
+            raise ConflictError(
+                "user_erased",
+                "This user was erased: Cairn keeps nothing of them, preferences included.",
+                "user_id",
+            )

@@ -197,6 +197,14 @@ async def _store(
     rt.forget({(tenant_id, user_id)})
 
 
+def require_region(rt: Runtime, profile: ProfileData) -> None:
+    """409 `wrong_region` for a tenant whose `region` trait names another region than this
+    deployment's (CAIRN_REGION)."""
+    named = profile.tenant_traits.get("region")
+    if rt.region is not None and isinstance(named, str) and named and named != rt.region:
+        raise wrong_region(profile.tenant_id, named, "tenant_id")
+
+
 def require_screen(layouts: Layouts, screen: str) -> None:
     if screen not in layouts.screens:
         raise NotFoundError(
@@ -235,9 +243,7 @@ async def decide_layout(
     found = await read_profile(rt, tenant_id, user_id, now)
     degraded = found is None
     profile = found if found is not None else anonymous_profile(tenant_id, user_id)
-    named = profile.tenant_traits.get("region")
-    if rt.region is not None and isinstance(named, str) and named and named != rt.region:
-        raise wrong_region(tenant_id, named, "tenant_id")
+    require_region(rt, profile)
     key: MemoKey = (tenant_id, user_id, screen, view, caps.widgets)
     if not degraded:
         reused = _reuse(key, profile, rt, now)

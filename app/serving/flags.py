@@ -19,7 +19,7 @@ from app.engine.experiments import in_holdout
 from app.engine.flags import FlagResult, serves_one_variant
 from app.engine.model import Layouts
 from app.engine.profile import anonymous_profile
-from app.serving.decisions import mode_for, read_profile, remember_enrolments
+from app.serving.decisions import mode_for, read_profile, remember_enrolments, require_region
 from app.serving.flag_events import record_evaluations
 from app.serving.runtime import Runtime
 from app.storage.db import Pool
@@ -41,6 +41,7 @@ async def evaluate(rt: Runtime, tenant_id: str, user_id: str, keys: Collection[s
     now = rt.now()
     found = await read_profile(rt, tenant_id, user_id, now)
     profile = found if found is not None else anonymous_profile(tenant_id, user_id)
+    require_region(rt, profile)
     holdout = in_holdout(layouts.experiments.holdout, tenant_id, user_id)
     mode = mode_for(profile, degraded=found is None, holdout=holdout)
     answer = flags_for(

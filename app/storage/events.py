@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from app.storage.db import Pool
+from app.storage.db import Conn, Pool
 from app.storage.suppressions import count_dropped, drop_suppressed, lock_for_ingest
 
 PROFILE_CHANNEL = "cairn_profile"
@@ -193,7 +193,7 @@ def event_values(r: EventRow) -> tuple[Any, ...]:
     )
 
 
-async def tenants_elsewhere(pool: Pool, tenants: list[str], region: str) -> dict[str, str]:
+async def tenants_elsewhere(pool: Pool | Conn, tenants: list[str], region: str) -> dict[str, str]:
     """Of these tenants, those whose `region` trait names another region: tenant → region."""
     rows = await pool.fetch(
         "SELECT tenant_id, traits->>'region' AS region FROM tenants"

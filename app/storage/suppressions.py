@@ -76,3 +76,13 @@ async def count_dropped(conn: Conn, dropped: dict[tuple[str, str], int]) -> None
                 " WHERE tenant_id = $1 AND user_id = ''",
                 tenant_id, n,
             )  # fmt: skip
+
+
+async def is_suppressed(conn: Conn, tenant_id: str, user_id: str) -> bool:
+    """Whether this user (or their whole tenant) was erased."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM suppressions WHERE tenant_id = $1 AND user_id IN ($2, ''))",
+        tenant_id,
+        user_id,
+    )
+    return bool(found)

@@ -85,6 +85,11 @@ async def test_a_user_is_exported_then_erased_and_stays_erased(
     assert await pool.fetchval("SELECT count(*) FROM events WHERE user_id = 'u1' AND"
                                " tenant_id = 'acme'") == 0  # fmt: skip
     assert await pool.fetchval("SELECT dropped FROM suppressions WHERE user_id = 'u1'") == 2
+    r = await client.put("/v1/preferences", params={"tenant_id": "acme", "user_id": "u1"},
+                         json={"personalization": "full"}, headers=secret_headers)  # fmt: skip
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "user_erased")
+    assert await pool.fetchval("SELECT count(*) FROM preferences WHERE user_id = 'u1'"
+                               " AND tenant_id = 'acme'") == 0  # fmt: skip
     # On record, by pseudonym, without the user's id or traits.
     logged = await pool.fetch("SELECT action, subject, detail FROM audit_log"
                               " WHERE action LIKE 'user.%' ORDER BY seq")  # fmt: skip

@@ -49,6 +49,15 @@ async def test_tenants_of_another_region_are_refused_with_409(
     r = await client.get("/v1/layouts/home", params={"tenant_id": "globex", "user_id": "u1"},
                          headers=secret_headers)  # fmt: skip
     assert (r.status_code, r.json()["error"]["code"]) == (409, "wrong_region")
+    where = {"tenant_id": "globex", "user_id": "u1"}
+    for method, path, body in (
+        ("GET", "/v1/preferences", None), ("PUT", "/v1/preferences", {"personalization": "off"}),
+    ):  # fmt: skip
+        r = await client.request(method, path, params=where, json=body, headers=secret_headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "wrong_region"), path
+    context = {"context": {"targetingKey": "u1", "tenant_id": "globex"}}
+    r = await client.post("/ofrep/v1/evaluate/flags", headers=secret_headers, json=context)
+    assert r.status_code == 409
     # This region's tenants, and tenants that name none, are served.
     eu = {**group, "traits": {"region": "eu"}, "messageId": "g2"}
     for batch in ([eu, _track("acme", "a1")], [_track("initech", "i2")]):
