@@ -17,6 +17,7 @@ import msgspec
 from litestar import MediaType, Request, Response, delete, get
 from litestar.response import Stream
 
+from app.errors import RateLimitedError
 from app.http.auth import Caller, caller_name, check_id
 from app.http.dependencies import RuntimeDep
 from app.storage.privacy import erase_tenant, erase_user, export_tenant, export_user
@@ -92,6 +93,12 @@ async def get_tenant_export(
     principal.require_secret()
     check_id("tenant_id", tenant_id)
     principal.require_tenant(tenant_id)
+    if runtime.exports.locked():
+        raise RateLimitedError(
+            "export_running",
+            "As many tenant exports as this server streams at once are running; retry shortly.",
+            retry_after=30,
+        )
     runtime.audit.record("tenant.exported", caller_name(request), {}, tenant_id=tenant_id)
     await runtime.audit.flush(runtime.pool)
     pool = runtime.pool
@@ -99,6 +106,7 @@ async def get_tenant_export(
     async def lines() -> AsyncIterator[bytes]:
         encode = msgspec.json.encode
         async with (
+            runtime.exports,
             pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):

@@ -58,6 +58,9 @@ class _Notice(msgspec.Struct):
     u: str | None = None
 
 
+EXPORTS_AT_ONCE = 2  # each holds a database connection while it streams
+
+
 class Runtime:
     def __init__(self, settings: Settings, *, layouts: Layouts | None = None) -> None:
         self.settings = settings
@@ -88,6 +91,7 @@ class Runtime:
         self.guardrail_error: str | None = None  # the last guardrail check's failure
         self._states_lock = asyncio.Lock()  # reloads of experiment states, one at a time
         self.audit = Auditor(settings.identity_secret, settings.audit_decision_sample)
+        self.exports = asyncio.Semaphore(EXPORTS_AT_ONCE)  # tenant exports streaming now
         self.ready = False
 
     @property
