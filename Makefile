@@ -37,6 +37,7 @@ types: setup
 	$(BIN)/lint-imports
 	$(BIN)/cairn schema --check
 	$(BIN)/cairn validate layouts
+	$(BIN)/cairn policy test layouts
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

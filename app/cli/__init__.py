@@ -10,19 +10,44 @@ cairn flags list | eval | stale     app.cli.flags
 cairn experiments list | results | stop | resume   app.cli.experiments
 cairn recs eval | synth | catalog   app.cli.recs
 cairn audit verify | export         app.cli.audit
+cairn policy test                   app.cli.policies
 """
 
 from __future__ import annotations
 
 import argparse
 
-from app.cli import audit, experiments, flags, keys, layouts, metrics, models, recs, seed, serve
+from app.cli import (
+    audit,
+    experiments,
+    flags,
+    keys,
+    layouts,
+    metrics,
+    models,
+    policies,
+    recs,
+    seed,
+    serve,
+)
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cairn", description="Cairn personalization engine")
     sub = top.add_subparsers(dest="command", required=True)
-    groups = (serve, layouts, seed, keys, models, metrics, flags, experiments, recs, audit)
+    groups = (
+        serve,
+        layouts,
+        seed,
+        keys,
+        models,
+        metrics,
+        flags,
+        experiments,
+        recs,
+        audit,
+        policies,
+    )
     for group in groups:
         group.add_commands(sub)
     return top

@@ -19,6 +19,7 @@ import cel
 from app.config.experiments import load_experiments
 from app.config.flags import load_flags, sample_values
 from app.config.metrics import load_metrics
+from app.config.policies import compile_policies, read_policies
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
 from app.engine.experiments import Experiments
 from app.engine.fastcel import compile_fast, translate
@@ -34,6 +35,7 @@ from app.engine.model import (
     Template,
 )
 from app.engine.paths import PLAIN_PATH, FastExpr, PathRef, build_trie
+from app.engine.policies import CompiledPolicy, PoliciesFileSpec, PolicySpec, forbidding
 from app.engine.propensity import TARGETS
 from app.engine.recs import sample_feed
 from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
@@ -82,6 +84,9 @@ class _Compiler:
     schema: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
     cel_paths: set[str] = field(default_factory=set)  # what CEL programs read, for the Context
+    # policies.yaml's policies (what they forbid rules to read), and where the file is
+    forbidden: dict[str, PolicySpec] = field(default_factory=dict)
+    policies_file: str = "policies.yaml"
 
     def references(self, expr: str) -> list[tuple[str, int]]:
         """Dotted variable paths an expression reads, with their offsets."""
@@ -99,6 +104,16 @@ class _Compiler:
                 continue  # a function call
             found.append((".".join([root, *members]), m.start()))
         return found
+
+    def check_forbidden(self, dotted: str) -> str | None:
+        found = forbidding(self.forbidden, dotted)
+        if found is None:
+            return None
+        policy, attribute = found
+        return (
+            f"reads '{dotted}': policy '{policy}' ({self.policies_file}) forbids rules to read"
+            f" '{attribute}'"
+        )
 
     def check_path(self, dotted: str) -> str | None:
         node: Any = self.schema
@@ -136,7 +151,7 @@ class _Compiler:
             return None
         references = self.references(expr)
         for dotted, at in references:
-            problem = self.check_path(dotted)
+            problem = self.check_forbidden(dotted) or self.check_path(dotted)
             if problem:
                 self.problems.append(Problem(src.file, line + 1, col + 1 + offset + at, problem))
         if PLAIN_PATH.match(expr) and expr.strip() not in ("true", "false", "null"):
@@ -275,6 +290,7 @@ def load_layouts(root: Path) -> Layouts:
     )
     compiler.cel_paths = set()
 
+    policies_src, policies_shape = _read_policies(root, compiler, digest, problems)
     flags = _read_flags(root, compiler, digest, problems)
     # A flags.yaml that cannot be read has its own problems: screens are not told about each flag
     compiler.schema = {**compiler.schema, "flags": None if flags is None else sample_values(flags)}
@@ -287,6 +303,18 @@ def load_layouts(root: Path) -> Layouts:
     experiments = _read_experiments(
         root, compiler, screens, flags or {}, known_metrics, digest, problems
     )
+    policies: tuple[CompiledPolicy, ...] = ()
+    if policies_src is not None and policies_shape is not None:
+        # screens with problems of their own: policies are not told about each widget id
+        ids = (
+            frozenset(w.id for sc in screens.values() for sl in sc.slots for w in sl.widgets)
+            if not problems
+            else None
+        )
+        policies = compile_policies(
+            policies_src, policies_shape, compiler.program, frozenset(WIDGET_KINDS), ids, problems
+        )
+        problems.extend(p for p in compiler.problems if p not in problems)
     if problems:
         raise LayoutConfigError(sorted(set(problems)))
     client = tuple(key for key, flag in (flags or {}).items() if flag.client)
@@ -310,6 +338,8 @@ def load_layouts(root: Path) -> Layouts:
         flags=flags or {},
         client_flags=client,
         experiments=experiments,
+        policies=policies,
+        policy_cases=tuple(policies_shape.tests) if policies_shape is not None else (),
     )
 
 
@@ -335,6 +365,24 @@ def _compile_screens(
         if screen is not None:
             screens[spec.screen] = screen
     return screens
+
+
+def _read_policies(
+    root: Path, compiler: _Compiler, digest: Any, problems: list[Problem]
+) -> tuple[Source | None, PoliciesFileSpec | None]:
+    """policies.yaml, when the folder has one: what its policies forbid rules to read is
+    checked while everything after it compiles."""
+    path = root / "policies.yaml"
+    if not path.exists():
+        return None, None
+    digest.update(b"policies.yaml" + path.read_bytes())
+    src = _read(path, root, problems)
+    if src is None:
+        return None, None
+    specs, shape = read_policies(src, problems)
+    compiler.forbidden = specs
+    compiler.policies_file = src.file
+    return src, shape
 
 
 def _read_flags(

@@ -25,6 +25,7 @@ from app.engine.experiments import (
 from app.engine.flags import FlagEvaluator, FlagReason, FlagResult, Unit, compile_flag_set
 from app.engine.model import CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
+from app.engine.policies import policy_exclusion
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.propensity import TARGETS, PropensityModels
 from app.engine.reasons import Exclusion, Reason
@@ -465,6 +466,8 @@ def _eligibility(
     """Why the widget is left out (None if it may be shown), whether the recommender answered
     for it, and the variables it is built with (a fed widget's include its `feed`)."""
     left_out = _static_exclusion(w, inp, view, family)
+    if left_out is None and layouts.policies:
+        left_out = policy_exclusion(layouts.policies, w.id, w.type, env, ctx)
     answered = True
     if left_out is None and w.feed is not None:
         left_out, answered = _feed_missing(w, inp)

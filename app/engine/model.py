@@ -8,6 +8,7 @@ from typing import Any
 from app.engine.experiments import Experiments
 from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
+from app.engine.policies import CompiledPolicy, PolicyCaseSpec
 from app.engine.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
 from app.engine.vocabulary import Vocabulary
 
@@ -110,6 +111,8 @@ class Layouts:
     # flags sent to browsers and apps (in descriptors, and to publishable keys)
     client_flags: tuple[str, ...] = ()
     experiments: Experiments = field(default_factory=Experiments)  # experiments.yaml
+    policies: tuple[CompiledPolicy, ...] = ()  # policies.yaml's placement rules (forbid wins)
+    policy_cases: tuple[PolicyCaseSpec, ...] = ()  # policies.yaml's tests (cairn policy test)
     # the flags a set of keys compiles to (app.engine.flags.compile_flag_set), made once per set
     flag_sets: dict[frozenset[str], Any] = field(default_factory=dict, repr=False, compare=False)
 

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     ONCE_PER_SCREEN = "once_per_screen"  # its group (next step, modal) has a widget shown
     SLOT_FULL = "slot_full"  # its slot holds as many widgets as it may
     EXPERIMENT = "experiment"  # the user's experiment arm hides it, or swaps it for another
+    POLICY = "policy"  # a policy of policies.yaml forbids it here (forbid wins)
 
 
 @dataclass(frozen=True, slots=True)

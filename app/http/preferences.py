@@ -85,14 +85,14 @@ ROUTES = [get_preferences, put_preferences]
 async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writing: bool) -> None:
     """409 for a tenant kept in another region; for a write, 409 for an erased user (nothing is
     kept of them again)."""
-    async with runtime.pool.acquire() as conn:
-        if runtime.region is not None:
-            elsewhere = await tenants_elsewhere(conn, [tenant_id], runtime.region)
-            if tenant_id in elsewhere:
-                raise wrong_region(tenant_id, elsewhere[tenant_id], "tenant_id")
-        if writing and await is_suppressed(conn, tenant_id, user_id):
-            raise ConflictError(
-                "user_erased",
-                "This user was erased: Cairn keeps nothing of them, preferences included.",
-                "user_id",
-            )
+    pool = runtime.pool
+    if runtime.region is not None:
+        elsewhere = await tenants_elsewhere(pool, [tenant_id], runtime.region)
+        if tenant_id in elsewhere:
+            raise wrong_region(tenant_id, elsewhere[tenant_id], "tenant_id")
+    if writing and await is_suppressed(pool, tenant_id, user_id):
+        raise ConflictError(
+            "user_erased",
+            "This user was erased: Cairn keeps nothing of them, preferences included.",
+            "user_id",
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.storage.db import Conn
+from app.storage.db import Conn, Pool
 
 STRIPES = 64
 _LOCK_NS = 7_242_019  # advisory lock namespace (first key): erasures against ingestion
@@ -78,7 +78,7 @@ async def count_dropped(conn: Conn, dropped: dict[tuple[str, str], int]) -> None
             )  # fmt: skip
 
 
-async def is_suppressed(conn: Conn, tenant_id: str, user_id: str) -> bool:
+async def is_suppressed(conn: Pool | Conn, tenant_id: str, user_id: str) -> bool:
     """Whether this user (or their whole tenant) was erased."""
     found = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM suppressions WHERE tenant_id = $1 AND user_id IN ($2, ''))",

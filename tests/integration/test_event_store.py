@@ -456,6 +456,7 @@ class _Runtime:
         self.vocabulary = VOCABULARY
         self.forgotten: list[set[tuple[str, str]]] = []
         self.forgotten_tenants: list[set[str]] = []
+        self.region: str | None = None  # no residency checks
 
     def prepare_help(self, errors: Iterable[Mapping[str, Any]]) -> None:
         list(errors)  # friction queries are not embedded ahead here
