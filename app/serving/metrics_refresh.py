@@ -240,6 +240,13 @@ async def refresh_metrics(
                 await _recompute_tenants(pool, layouts, tenants, chosen, now, units=everything)
                 if progress is not None:
                     progress(min((i + 1) * CHUNK, len(everyone)), len(everyone))
+            if chunks:
+                # Every row of some metrics was rewritten: plan the dashboards' queries for what
+                # the tables hold now, without waiting for autovacuum to notice.
+                await lock.execute(
+                    "ANALYZE metric_values, metric_units, metric_exposures",
+                    timeout=REFRESH_TIMEOUT_S,
+                )
             async with lock.transaction():
                 await purge_suppressed(lock)  # what was read before an erasure committed
                 await forget_metrics(lock, list(layouts.metrics))

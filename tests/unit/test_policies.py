@@ -79,7 +79,7 @@ def test_policy_cases_run_and_a_wrong_or_missing_case_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cairn(["policy", "test", str(LAYOUTS_DIR)]) == 0
-    assert "10 cases, 4 policies: all hold" in capsys.readouterr().out
+    assert "11 cases, 4 policies: all hold" in capsys.readouterr().out
     target = copy(tmp_path)
     policies = target / "policies.yaml"
     text = policies.read_text()
