@@ -17,14 +17,18 @@ Personalization = Literal["full", "basic", "off"]
 class QuietHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     start: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "22:00"
     end: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "07:00"
-    time_zone: str = "UTC"  # an IANA time zone, checked where preferences are accepted
+    # an IANA time zone (checked where preferences are accepted)
+    time_zone: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_+\-/]{1,64}$")] = "UTC"
+
+
+Category = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
 
 
 class NotificationPreferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    channels: list[Literal["in_app", "email", "push", "slack"]] = msgspec.field(
-        default_factory=lambda: ["in_app", "email"]
-    )
-    categories: list[str] = msgspec.field(
+    channels: Annotated[
+        list[Literal["in_app", "email", "push", "slack"]], msgspec.Meta(max_length=4)
+    ] = msgspec.field(default_factory=lambda: ["in_app", "email"])
+    categories: Annotated[list[Category], msgspec.Meta(max_length=50)] = msgspec.field(
         default_factory=lambda: ["product_updates", "tips", "billing"]
     )
     digest: Literal["off", "daily", "weekly"] = "weekly"

@@ -9,6 +9,7 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
@@ -106,7 +107,19 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+# Text PostgreSQL cannot store (a NUL character, \u0000): the caller's input, not a fault.
+_UNSTORABLE = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, _UNSTORABLE):
+        log.info("refused text with a NUL character on %s %s", request.method, request.url.path)
+        return error_response(
+            400, "invalid_request", "Text may not contain a NUL character (\\u0000)."
+        )
     if is_unavailable(exc):
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
         return error_response(

@@ -54,6 +54,18 @@ async def test_malformed_client_header(
             "notifications.quiet_hours.time_zone",
         ),
         ({"colour": "red"}, "colour"),
+        # an over-long zone is no file name the system can open: 400, not "database unavailable"
+        (
+            {"notifications": {"quiet_hours": {"time_zone": "Europe/" + "x" * 300}}},
+            "notifications.quiet_hours.time_zone",
+        ),
+        (
+            {"notifications": {"quiet_hours": {"time_zone": "a" * 60}}},
+            "notifications.quiet_hours.time_zone",
+        ),
+        ({"notifications": {"categories": ["c"] * 51}}, "notifications.categories"),
+        ({"notifications": {"categories": ["x" * 65]}}, "notifications.categories[0]"),
+        ({"notifications": {"categories": ["tips\u0000"]}}, "notifications.categories[0]"),
     ],
 )
 async def test_bad_preferences_change_nothing(
@@ -94,3 +106,18 @@ async def test_quiet_hours_round_trip(
     got = (await client.get("/v1/preferences", params=params, headers=secret_headers)).json()
     assert got["notifications"]["quiet_hours"]["time_zone"] == "Europe/Berlin"
     assert got["notifications"]["channels"] == ["in_app"]
+
+
+async def test_a_nul_character_is_a_400_not_a_500(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str]
+) -> None:
+    """PostgreSQL stores no NUL in text: anything that reaches it with one is the caller's
+    input, refused with a 400 (and nothing stored)."""
+    item = {"kind": "template", "title": "Weekly\u0000report", "description": "d", "href": "/t"}
+    r = await client.put("/v1/catalog/items/weekly", json=item, headers=secret_headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] in ("invalid_request", "invalid_item")
+    r = await client.get("/v1/catalog/items/weekly", headers=secret_headers)
+    assert r.status_code == 404
+    r = await client.get("/v1/catalog/items", params={"after": "\x00"}, headers=secret_headers)
+    assert r.status_code == 400, r.text
