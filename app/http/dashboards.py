@@ -184,7 +184,7 @@ async def metrics_csv(request: Req, runtime: RuntimeDep, name: str) -> Response[
     answer = await runtime.metrics.answer(runtime.layouts, q, now)
     return Response(
         content=to_csv(answer),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
 

@@ -57,7 +57,7 @@ async def get_metric(
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
             content=to_csv(answer).encode(),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
     return Response(content=msgspec.json.encode(answer), media_type=MediaType.JSON)

@@ -81,7 +81,7 @@ async def sdk_stylesheet() -> Response[bytes]:
     """The default stylesheet, for pages using the core bundle."""
     return Response(
         content=(SDK_ASSETS / "cairn.css").read_bytes(),
-        media_type="text/css; charset=utf-8",
+        media_type="text/css",
         headers={"Cache-Control": SDK_CACHE},
     )
 
@@ -89,7 +89,7 @@ async def sdk_stylesheet() -> Response[bytes]:
 def _script(name: str) -> Response[bytes]:
     return Response(
         content=(SDK_ASSETS / name).read_bytes(),
-        media_type="text/javascript; charset=utf-8",
+        media_type="text/javascript",
         headers={"Cache-Control": SDK_CACHE},
     )
 

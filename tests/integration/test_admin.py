@@ -97,5 +97,6 @@ async def test_the_sdk_and_the_dashboards_script_are_served_as_built(
     r = await client.get(path)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith(kind)
+    assert r.headers["content-type"].count("charset") <= 1  # said once
     assert r.content == (ROOT / source).read_bytes()
     assert "stale-if-error" in r.headers["cache-control"]

@@ -105,7 +105,7 @@ async def test_the_same_answer_as_csv(
         headers={**secret_headers, "Accept": "text/csv"},
     )  # fmt: skip
     assert r.status_code == 200
-    assert r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(r.text)))
     trial = next(row for row in rows if row["plan"] == "trial")
     assert (trial["role"], trial["n"], trial["value"]) == ("maker", "10", "0.6")
