@@ -39,6 +39,10 @@ class ConflictError(CairnError):
     """The request conflicts with where or how the data is kept (a tenant of another region)."""
 
 
+class BodyTimeoutError(CairnError):
+    """The request body stopped arriving before it was whole."""
+
+
 class TooLargeError(CairnError):
     """The body is over its size limit."""
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from app.http import (
@@ -24,6 +25,7 @@ from app.http import (
     preferences,
     privacy,
 )
+from app.http.bodyguard import BodyGuard
 from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.ratelimit import RateLimits
@@ -95,6 +97,7 @@ def create_app(
         plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz", "/readyz"])))
     return Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
+        middleware=[DefineMiddleware(BodyGuard, stall_s=settings.body_timeout_s)],
         state=State({"rate_limits": RateLimits(settings)}),
         plugins=plugins,
         lifespan=[lifespan],

@@ -44,6 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the data residency region this deployment serves: tenants whose `region` trait names
     # another are refused (None: no residency checks)
     region: str | None = None
+    body_timeout_s: float = 10.0  # a request body that stops arriving this long: 408
 
     @classmethod
     def from_env(
@@ -116,6 +117,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             rate_limit_user=limits["CAIRN_RATE_LIMIT_USER"],
             audit_decision_sample=sample,
             region=env.get("CAIRN_REGION", "").strip() or None,
+            body_timeout_s=_positive(env, "CAIRN_BODY_TIMEOUT_S", 10.0),
         )
 
 
@@ -127,6 +129,13 @@ def _number(env: dict[str, str], name: str, default: float | None, what: str) ->
         return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be {what}") from exc
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default, "a number of seconds above 0")
+    if value is None or value <= 0:
+        raise ConfigError(f"{name} must be a number of seconds above 0")
+    return value
 
 
 def _rate_limits(env: dict[str, str], name: str, default: str) -> str:

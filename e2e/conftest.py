@@ -81,6 +81,7 @@ def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "CAIRN_LAYOUTS_DIR": str(ROOT / "layouts"),
         "CAIRN_DEMO": "1",
         "CAIRN_RELOAD_LAYOUTS": "0",
+        "CAIRN_BODY_TIMEOUT_S": "2",  # a stalled body is cut short quickly here
     }
     settings = Settings.from_env(env)
     run_sync(seed(database_dsn, settings, tenants=20, users=150, events=6000, progress=False))

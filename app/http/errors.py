@@ -15,6 +15,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
 from app.errors import (
+    BodyTimeoutError,
     CairnError,
     ConflictError,
     InvalidInputError,
@@ -55,6 +56,7 @@ STATUS: dict[type[CairnError], int] = {
     NotAuthenticatedError: 401,
     NotAllowedError: 403,
     NotFoundError: 404,
+    BodyTimeoutError: 408,
     ConflictError: 409,
     TooLargeError: 413,
     UnsupportedEncodingError: 415,
