@@ -38,10 +38,10 @@ from app.engine.paths import PLAIN_PATH, FastExpr, PathRef, build_trie
 from app.engine.policies import CompiledPolicy, PoliciesFileSpec, PolicySpec, forbidding
 from app.engine.propensity import TARGETS
 from app.engine.recs import sample_feed
-from app.engine.signals import BEHAVIOURAL, build_context, signal_schema
+from app.engine.signals import build_context, signal_schema
 from app.engine.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec, WidgetSpec
 from app.engine.templates import render
-from app.engine.vocabulary import CompiledStage, Vocabulary, tracked_events
+from app.engine.vocabulary import NECESSARY, CompiledStage, Vocabulary, tracked_events
 from widgets import WIDGET_KINDS, WidgetKind
 
 
@@ -193,12 +193,15 @@ class _Compiler:
             return self.template(src, path, value)
         return value
 
-    def behavioural(self, exprs: list[str]) -> bool:
+    def purposes(self, exprs: list[str], vocab: Vocabulary, feed: str | None) -> frozenset[str]:
+        """The purposes a widget rests on (necessary aside): those of every signal its rule,
+        props and why read, and of the recommender feed that fills it."""
+        found = {vocab.purpose_of(feed)} if feed is not None else set()
         for expr in exprs:
             for dotted, _ in self.references(expr):
-                if any(dotted == b or dotted.startswith(b + ".") for b in BEHAVIOURAL):
-                    return True
-        return False
+                if dotted != "feed" and not dotted.startswith("feed."):
+                    found.add(vocab.purpose_of(dotted))
+        return frozenset(found - {NECESSARY})
 
 
 def _expr(when: str | bool) -> str:
@@ -600,7 +603,9 @@ def _compile_widget(
         props=props,
         summary=summary if isinstance(summary, Template) else Template((summary,)),
         drivers=drivers,
-        behavioural=w.feed is not None or compiler.behavioural(_widget_exprs(w)),
+        purposes=compiler.purposes(
+            _widget_exprs(w), vocab, w.feed.source if w.feed is not None else None
+        ),
         fallback=fallback,
         once_per_screen=kind.once_per_screen,
     )

@@ -32,6 +32,7 @@ from app.engine.reasons import Exclusion, Reason
 from app.engine.recs import Recs, feed_of
 from app.engine.signals import Mode, build_context
 from app.engine.templates import render
+from app.engine.vocabulary import Vocabulary
 from widgets import SCHEMA_VERSION, WIDGET_KINDS
 from widgets.base import Driver, ExperimentRef, Why, WhySource
 from widgets.descriptor import (
@@ -60,6 +61,8 @@ class DecisionInput:
     recs: Recs | None = None  # the recommender's candidates, when it was asked
     propensity: PropensityModels | None = None  # trained models, when there are any
     holdout: bool = False  # the user is in the global holdout (the mode is then `default`)
+    # the purposes the user granted (consent); None: those of the mode's preset
+    purposes: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -84,18 +87,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     screen = layouts.screens.get(inp.screen)
     if screen is None:
         raise UnknownScreenError(inp.screen)
-    vocab = layouts.vocabulary
-    ctx = build_context(
-        inp.profile,
-        vocab,
-        now=inp.now,
-        mode=inp.mode,
-        peers=inp.peers,
-        screen=inp.screen,
-        recs=inp.recs,
-        propensity=inp.propensity,
-        propensity_targets=screen.propensity_targets,
-    )
+    inp, ctx = _consented_context(layouts, inp, screen.propensity_targets)
     role = ctx["user"]["role"]
     declared = _flag_context(inp, ctx, layouts)
     flags = evaluate_flags(layouts, screen.flags_evaluated, inp, declared)
@@ -454,6 +446,63 @@ def evaluate_flags(
 _FLAG_SETS_KEPT = 256
 
 
+CROSS_TENANT = "cross_tenant"
+MODELLED = "modelled"
+BEHAVIOURAL = "behavioural"
+DECLARED = "declared"
+_PRESET_OF_MODE = {"full": "full", "basic": "basic", "default": "off"}
+
+
+def granted_purposes(vocab: Vocabulary, inp: DecisionInput) -> frozenset[str]:
+    """The purposes this decision may read signals of: the user's own, or their level's."""
+    if inp.purposes is not None:
+        return inp.purposes
+    return vocab.granted(_PRESET_OF_MODE[inp.mode])
+
+
+def _consented_context(
+    layouts: Layouts, inp: DecisionInput, targets: Collection[str]
+) -> tuple[DecisionInput, dict[str, Any]]:
+    """The decision's input with the purposes it may read, and its variables: signals of
+    purposes not granted are never read (other teams' evidence, model scores, usage...)."""
+    vocab = layouts.vocabulary
+    granted = granted_purposes(vocab, inp)
+    if granted != inp.purposes:
+        inp = dataclasses.replace(inp, purposes=granted)
+    cross_tenant = CROSS_TENANT in granted or not vocab.signals.purposes
+    modelled = MODELLED in granted or not vocab.signals.purposes
+    ctx = build_context(
+        inp.profile,
+        vocab,
+        now=inp.now,
+        mode=_context_mode(inp.mode, granted, vocab),
+        peers=inp.peers if cross_tenant else None,
+        screen=inp.screen,
+        recs=inp.recs if cross_tenant or inp.recs is None else _own_recs(inp.recs),
+        propensity=inp.propensity if modelled else None,
+        propensity_targets=targets,
+    )
+    return inp, ctx
+
+
+def _context_mode(mode: Mode, granted: frozenset[str], vocab: Vocabulary) -> Mode:
+    """What the context is built with: behavioural signals only when that purpose is granted,
+    declared traits only when that one is."""
+    if mode == "default" or not vocab.signals.purposes:
+        return mode
+    if DECLARED not in granted:
+        return "default"
+    if mode == "full" and BEHAVIOURAL not in granted:
+        return "basic"
+    return mode
+
+
+def _own_recs(recs: Recs) -> Recs:
+    """Of the recommender's answer, only what rests on the user's own usage (help for their
+    errors), when learning from other teams is not granted."""
+    return msgspec.structs.replace(recs, integrations=(), templates=())
+
+
 def _eligibility(
     w: CompiledWidget,
     inp: DecisionInput,
@@ -518,11 +567,12 @@ def _static_exclusion(
         return Exclusion(w.id, Reason.NOT_FOR_VIEW, f"only for views {', '.join(w.spec.views)}")
     if inp.mode == "default" and not w.spec.in_default:
         return Exclusion(w.id, Reason.NOT_IN_DEFAULT, "not part of the default layout")
-    if inp.mode == "basic" and w.behavioural:
-        detail = "reads behavioural signals; personalization is basic"
-        return Exclusion(w.id, Reason.BEHAVIOURAL, detail)
     if inp.mode == "default":
         return None
+    missing = w.purposes - inp.purposes if inp.purposes is not None else frozenset()
+    if missing:
+        detail = f"rests on {', '.join(sorted(missing))}, which this user has not granted"
+        return Exclusion(w.id, Reason.CONSENT, detail)
     return _suppression(w, inp, family)
 
 

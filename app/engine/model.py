@@ -41,7 +41,7 @@ class CompiledWidget:
     props: PropsTree
     summary: Template
     drivers: tuple[tuple[str, Any], ...]  # (signal path, cel.Program)
-    behavioural: bool
+    purposes: frozenset[str]  # the purposes it rests on, necessary aside (consent)
     fallback: CompiledFallback | None
     once_per_screen: str | None  # see widgets.WidgetKind
 

@@ -39,6 +39,11 @@ class Preferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A user's preference center: how much to personalize, and how to notify."""
 
     personalization: Personalization = "full"
+    # purposes opted out of (false) or into (true) beyond the level (signals.yaml `purposes`)
+    purposes: Annotated[
+        dict[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")], bool],
+        msgspec.Meta(max_length=20),
+    ] = {}
     notifications: NotificationPreferences = NotificationPreferences()
 
 

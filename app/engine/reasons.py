@@ -14,7 +14,7 @@ from enum import StrEnum
 class Reason(StrEnum):
     NOT_FOR_VIEW = "not_for_view"  # the widget is only for other views
     NOT_IN_DEFAULT = "not_in_default"  # the layout is not personalized; not a default widget
-    BEHAVIOURAL = "behavioural"  # it reads behavioural signals; personalization is basic
+    CONSENT = "consent"  # it rests on a purpose the user has not granted (see signals.yaml)
     DISMISSED = "dismissed"  # the user dismissed it; resting for its cool-down
     FAMILY_DISMISSED = "family_dismissed"  # a widget it replaces (or that replaces it) was
     COMPLETED = "completed"  # the user completed it

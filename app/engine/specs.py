@@ -57,6 +57,15 @@ class FeatureSpec(Spec, frozen=True, kw_only=True):
     roi: str = ""  # what the feature is worth, said at the moment of need
 
 
+class PurposeSpec(Spec, frozen=True, kw_only=True):
+    """Why Cairn may use some signals: what a user grants (or not) in the preference center."""
+
+    label: str
+    description: str
+    signals: list[str] = []  # signal paths (and everything under them) resting on this purpose
+    required: bool = False  # the product cannot work without it: always granted
+
+
 class SignalsSpec(Spec, frozen=True, kw_only=True):
     events: EventClassesSpec = EventClassesSpec()
     facets: dict[str, str] = {}
@@ -70,6 +79,10 @@ class SignalsSpec(Spec, frozen=True, kw_only=True):
     plans: dict[str, PlanSpec] = {}
     features: dict[str, FeatureSpec] = {}
     confidence_floor: float = 0.5
+    # Consent: each purpose and the signals resting on it (a signal no purpose names is
+    # necessary), and the personalization levels as named sets of purposes.
+    purposes: dict[str, PurposeSpec] = {}
+    consent_presets: dict[Literal["full", "basic", "off"], list[str]] = {}
 
 
 # --- presets.yaml -------------------------------------------------------------------------------

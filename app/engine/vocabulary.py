@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,9 @@ from app.engine.specs import HelpSpec, IndustrySpec, PresetsSpec, SignalsSpec
 class CompiledStage:
     stage: str
     program: Any  # cel.Program
+
+
+NECESSARY = "necessary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,32 @@ class Vocabulary:
     @property
     def facets(self) -> dict[str, str]:
         return self.signals.facets
+
+    def purpose_of(self, dotted: str) -> str:
+        """The purpose a signal path rests on: the purpose naming the longest prefix of it
+        (`recs.help` before `recs`); `necessary` when none does."""
+        best, length = NECESSARY, -1
+        for name, purpose in self.signals.purposes.items():
+            for path in purpose.signals:
+                if (dotted == path or dotted.startswith(path + ".")) and len(path) > length:
+                    best, length = name, len(path)
+        return best
+
+    def granted(self, preset: str, overrides: Mapping[str, bool] | None = None) -> frozenset[str]:
+        """The purposes a personalization level grants, with a user's own choices on top; the
+        required purposes always."""
+        purposes = self.signals.purposes
+        if not purposes:  # a vocabulary without purposes: every signal is necessary
+            return frozenset({NECESSARY})
+        chosen = {p for level, names in self.signals.consent_presets.items() if level == preset
+                  for p in names}  # fmt: skip
+        for name, allowed in (overrides or {}).items():
+            if name in purposes and allowed:
+                chosen.add(name)
+            elif name in purposes:
+                chosen.discard(name)
+        chosen |= {name for name, p in purposes.items() if p.required}
+        return frozenset(chosen | {NECESSARY})
 
     def industry(self, industry: str | None) -> tuple[str, IndustrySpec]:
         if industry and industry in self.presets.industries:

@@ -59,6 +59,20 @@ async def put_preferences(
         ) from exc
     except msgspec.DecodeError as exc:
         raise InvalidInputError("invalid_json", "The body is not valid JSON.") from exc
+    purposes = runtime.vocabulary.signals.purposes
+    for name, allowed in prefs.purposes.items():
+        if name not in purposes:
+            known = ", ".join(purposes) or "none"
+            raise InvalidInputError(
+                "invalid_preferences", f"Unknown purpose '{name}' (known: {known}).",
+                f"purposes.{name}",
+            )  # fmt: skip
+        if purposes[name].required and not allowed:
+            raise InvalidInputError(
+                "invalid_preferences",
+                f"'{name}' is needed to run the product and cannot be turned off.",
+                f"purposes.{name}",
+            )
     quiet = prefs.notifications.quiet_hours
     if quiet is not None and not _known_zone(quiet.time_zone):
         raise InvalidInputError(

@@ -152,8 +152,18 @@ def _decide(
             recs=recs,
             propensity=rt.propensity,
             holdout=holdout,
+            purposes=purposes_for(profile, layouts, mode),
         ),
     )
+
+
+def purposes_for(profile: ProfileData, layouts: Layouts, mode: Mode) -> frozenset[str] | None:
+    """The purposes the user granted: their level's, with their own choices on top (None when
+    nothing is personalized: the level `off`'s)."""
+    if mode == "default":
+        return None
+    prefs = profile.preferences
+    return layouts.vocabulary.granted(prefs.personalization, prefs.purposes)
 
 
 def remember_enrolments(

@@ -376,3 +376,48 @@ async def test_cohort_shares_of_integrations_are_k_anonymous(pool: Pool) -> None
     assert legal["slack"].share == pytest.approx(5 / 12)
     assert set((await load_peer_stats(pool, 4)).integrations["legal"]) == {"slack", "docusign"}
     assert (await load_peer_stats(pool, 6)).integrations == {}
+
+
+async def test_consent_to_learn_from_other_teams_changes_the_next_decision(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Opting out of one purpose (cross_tenant) leaves out the widgets resting on it (reason
+    `consent`), quotes no other team's share anywhere, and takes effect at the next decision;
+    opting back in restores them."""
+    await _world(client, secret_headers, runtime)
+    who = {"tenant_id": "acme", "user_id": "ada"}
+
+    async def consent(cross_tenant: bool) -> None:
+        r = await client.put("/v1/preferences", params=who, headers=secret_headers,
+                             json={"personalization": "full",
+                                   "purposes": {"cross_tenant": cross_tenant}})  # fmt: skip
+        assert r.status_code == 200, r.text
+
+    assert "peer_integrations" in _widgets(await _layout(client, secret_headers, "home", "ada"))
+    await consent(False)
+    layout = await _layout(client, secret_headers, "home", "ada")
+    widgets = _widgets(layout)
+    assert "peer_integrations" not in widgets
+    prompt = widgets["connect_integrations"]  # the rules' prompt stands in, without peer shares
+    assert all(i["peer_adoption"] is None for i in prompt["props"]["integrations"])
+    assert "teams like yours" not in str(layout).lower()
+    page = await client.get("/admin/why", params={**who, "screen": "home"},
+                            headers=secret_headers)  # fmt: skip
+    reasons = left_out(page.text)
+    assert reasons["peer_integrations"] == Reason.CONSENT
+    assert "cross_tenant" in page.text
+    await consent(True)
+    assert "peer_integrations" in _widgets(await _layout(client, secret_headers, "home", "ada"))
+
+
+@pytest.mark.parametrize(
+    ("purposes", "field"),
+    [({"telepathy": True}, "purposes.telepathy"), ({"necessary": False}, "purposes.necessary")],
+)
+async def test_unknown_or_required_purposes_are_refused(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], purposes: Any, field: str
+) -> None:
+    r = await client.put("/v1/preferences", params={"tenant_id": "acme", "user_id": "u"},
+                         json={"purposes": purposes}, headers=secret_headers)  # fmt: skip
+    assert r.status_code == 400
+    assert r.json()["error"]["field"] == field

@@ -83,7 +83,7 @@ def test_the_corpus_covers_the_shipped_behaviours(layouts: Layouts) -> None:
         Reason.DISMISSED,  # a dismissed widget rests
         Reason.FAMILY_DISMISSED,  # and so does the widget that would replace it
         Reason.NOT_FOR_VIEW,  # views by role, and view=
-        Reason.BEHAVIOURAL,  # basic personalization
+        Reason.CONSENT,  # basic personalization: purposes not granted
         Reason.NOT_IN_DEFAULT,  # personalization off
     }
 

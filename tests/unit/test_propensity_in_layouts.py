@@ -123,4 +123,4 @@ def test_an_unlikely_upgrade_or_no_model_shows_no_nudge(layouts: Layouts) -> Non
 def test_basic_personalization_is_not_scored(layouts: Layouts) -> None:
     out = _billing(layouts, _admin(reports=9), _models(intercept=0.5), mode="basic")
     assert "upgrade_ready_step" not in out.shown
-    assert out.left_out["upgrade_ready_step"] == Reason.BEHAVIOURAL
+    assert out.left_out["upgrade_ready_step"] == Reason.CONSENT
