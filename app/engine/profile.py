@@ -92,6 +92,8 @@ class ProfileData(msgspec.Struct, frozen=True, kw_only=True):
     widgets: dict[str, WidgetState] = {}
     recent: list[RecentEvent] = []
     preferences: Preferences = Preferences()
+    # purposes the user's tenant withholds from all its users (its admin's consent defaults)
+    tenant_consent: dict[str, bool] = {}
     assignments: dict[str, str] = {}  # experiment → the arm stored at the unit's first assignment
     exposed: list[str] = []  # experiments the server has recorded this unit's exposure to
 

@@ -277,7 +277,8 @@ async def admin_flags(request: Req, runtime: RuntimeDep) -> Response[str]:
 
 AUDIT_ACTIONS = ("layouts.loaded", "key.created", "key.revoked", "experiment.stopped",
                  "experiment.resumed", "user.viewed", "user.erased", "user.exported",
-                 "tenant.erased", "tenant.exported", "decision.sampled")  # fmt: skip
+                 "tenant.erased", "tenant.exported", "tenant.consent_changed",
+                 "decision.sampled", "audit.entry_rejected")  # fmt: skip
 AUDIT_PAGE = 100
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -10,11 +10,16 @@ from litestar import MediaType, Request, Response, get, put
 
 from app.engine.profile import Preferences
 from app.errors import ConflictError, InvalidInputError, wrong_region
-from app.http.auth import Caller, verify_user
+from app.http.auth import Caller, caller_name, check_id, verify_user
 from app.http.dependencies import RuntimeDep, SettingsDep
 from app.serving.runtime import Runtime
 from app.storage.events import tenants_elsewhere
-from app.storage.preferences import load_preferences, save_preferences
+from app.storage.preferences import (
+    load_preferences,
+    load_tenant_consent,
+    save_preferences,
+    save_tenant_consent,
+)
 from app.storage.suppressions import is_suppressed
 
 Req = Request[Any, Any, Any]
@@ -59,20 +64,7 @@ async def put_preferences(
         ) from exc
     except msgspec.DecodeError as exc:
         raise InvalidInputError("invalid_json", "The body is not valid JSON.") from exc
-    purposes = runtime.vocabulary.signals.purposes
-    for name, allowed in prefs.purposes.items():
-        if name not in purposes:
-            known = ", ".join(purposes) or "none"
-            raise InvalidInputError(
-                "invalid_preferences", f"Unknown purpose '{name}' (known: {known}).",
-                f"purposes.{name}",
-            )  # fmt: skip
-        if purposes[name].required and not allowed:
-            raise InvalidInputError(
-                "invalid_preferences",
-                f"'{name}' is needed to run the product and cannot be turned off.",
-                f"purposes.{name}",
-            )
+    _check_purposes(runtime, prefs.purposes)
     quiet = prefs.notifications.quiet_hours
     if quiet is not None and not _known_zone(quiet.time_zone):
         raise InvalidInputError(
@@ -93,7 +85,63 @@ def _known_zone(name: str) -> bool:
     return True
 
 
-ROUTES = [get_preferences, put_preferences]
+def _check_purposes(runtime: Runtime, chosen: dict[str, bool]) -> None:
+    purposes = runtime.vocabulary.signals.purposes
+    for name, allowed in chosen.items():
+        if name not in purposes:
+            known = ", ".join(purposes) or "none"
+            raise InvalidInputError(
+                "invalid_preferences", f"Unknown purpose '{name}' (known: {known}).",
+                f"purposes.{name}",
+            )  # fmt: skip
+        if purposes[name].required and not allowed:
+            raise InvalidInputError(
+                "invalid_preferences",
+                f"'{name}' is needed to run the product and cannot be turned off.",
+                f"purposes.{name}",
+            )
+
+
+class TenantConsent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a tenant's admin allows for all its users: `false` withholds a purpose from every
+    user of the tenant, whatever they chose (a B2B customer forbidding cross-tenant learning)."""
+
+    purposes: Annotated[dict[str, bool], msgspec.Meta(max_length=20)] = {}
+
+
+@get("/v1/tenants/{tenant_id:str}/consent")
+async def get_tenant_consent(
+    principal: Caller, runtime: RuntimeDep, tenant_id: str
+) -> Response[bytes]:
+    principal.require_secret()
+    principal.require_tenant(tenant_id)
+    consent = TenantConsent(purposes=await load_tenant_consent(runtime.pool, tenant_id))
+    return Response(content=msgspec.json.encode(consent), media_type=MediaType.JSON)
+
+
+@put("/v1/tenants/{tenant_id:str}/consent", status_code=200)
+async def put_tenant_consent(
+    request: Req, principal: Caller, runtime: RuntimeDep, tenant_id: str
+) -> Response[bytes]:
+    """The tenant's consent defaults (secret key: the tenant's own, or the deployment's)."""
+    principal.require_secret()
+    check_id("tenant_id", tenant_id)
+    principal.require_tenant(tenant_id)
+    try:
+        consent = msgspec.json.decode(await request.body(), type=TenantConsent)
+    except msgspec.ValidationError as exc:
+        raise InvalidInputError("invalid_consent", str(exc).replace("`", "'") + ".") from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidInputError("invalid_json", "The body is not valid JSON.") from exc
+    _check_purposes(runtime, consent.purposes)
+    await save_tenant_consent(runtime.pool, tenant_id, consent.purposes)
+    runtime.forget(set(), [tenant_id])
+    runtime.audit.record("tenant.consent_changed", caller_name(request),
+                         {"purposes": consent.purposes}, tenant_id=tenant_id)  # fmt: skip
+    return Response(content=msgspec.json.encode(consent), media_type=MediaType.JSON)
+
+
+ROUTES = [get_preferences, put_preferences, get_tenant_consent, put_tenant_consent]
 
 
 async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writing: bool) -> None:

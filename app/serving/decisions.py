@@ -158,12 +158,20 @@ def _decide(
 
 
 def purposes_for(profile: ProfileData, layouts: Layouts, mode: Mode) -> frozenset[str] | None:
-    """The purposes the user granted: their level's, with their own choices on top (None when
-    nothing is personalized: the level `off`'s)."""
+    """The purposes the user granted: their level's, with their own choices on top, less what
+    their tenant withholds (None when nothing is personalized: the level `off`'s)."""
     if mode == "default":
         return None
     prefs = profile.preferences
-    return layouts.vocabulary.granted(prefs.personalization, prefs.purposes)
+    vocab = layouts.vocabulary
+    granted = vocab.granted(prefs.personalization, prefs.purposes)
+    purposes = vocab.signals.purposes
+    withheld = {
+        name
+        for name, allowed in profile.tenant_consent.items()
+        if not allowed and name in purposes and not purposes[name].required
+    }  # the tenant's admin withholds these from every user of the tenant
+    return granted - withheld
 
 
 def remember_enrolments(

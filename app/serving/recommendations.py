@@ -113,7 +113,7 @@ def build_recs_model(
         succeeded = t.activation_steps >= ACTIVATED_STEPS and (
             last_value is not None and (now.date() - last_value).days <= RECENT_DAYS
         )
-        if not succeeded:
+        if not succeeded or not t.shares_evidence:  # evidence only from tenants that allow it
             continue
         industry = t.traits.get("industry")
         seats = t.traits.get("seats")

@@ -39,6 +39,9 @@ WITH starts AS (
    WHERE event = ANY($2::text[]) GROUP BY tenant_id
 )
 SELECT t.tenant_id, t.traits, s.started, coalesce(st.steps, 0) AS steps, r.last_value_day,
+       NOT EXISTS (SELECT 1 FROM preferences p WHERE p.tenant_id = t.tenant_id
+                      AND p.user_id = '' AND p.body->'purposes'->>'cross_tenant' = 'false')
+         AS shares_evidence,
        coalesce(json_agg(json_build_array(a.item, a.first_at, a.last_at, a.n))
                 FILTER (WHERE a.item IS NOT NULL), '[]') AS adopted
   FROM tenants t
@@ -48,11 +51,15 @@ SELECT t.tenant_id, t.traits, s.started, coalesce(st.steps, 0) AS steps, r.last_
   LEFT JOIN adoption a USING (tenant_id)
  GROUP BY t.tenant_id, t.traits, s.started, st.steps, r.last_value_day
 """
+# A tenant whose admin withholds cross-tenant learning is never counted as evidence for others.
+_SHARES = """NOT EXISTS (SELECT 1 FROM preferences p WHERE p.tenant_id = {t} AND p.user_id = ''
+                        AND p.body->'purposes'->>'cross_tenant' = 'false')"""
 
 
-_COHORTS_SQL = """
+_COHORTS_SQL = f"""
 WITH cohorts AS (
   SELECT coalesce(traits->>'industry', 'default') AS cohort, tenant_id FROM tenants
+   WHERE {_SHARES.format(t="tenants.tenant_id")}
 ), sizes AS (
   SELECT cohort, count(*) AS tenants FROM cohorts GROUP BY cohort
 )
@@ -73,6 +80,7 @@ class TenantAdoption:
     started: datetime
     activation_steps: int  # distinct activation events anyone in the tenant has sent
     last_value_day: Any  # date of the latest value event, or None
+    shares_evidence: bool  # its admin allows learning from it for other tenants (cross_tenant)
     # item id → (first use, last use, uses)
     adopted: dict[str, tuple[datetime, datetime, int]] = field(default_factory=dict)
 
@@ -100,6 +108,7 @@ async def load_adoption(
                 started=r["started"],
                 activation_steps=r["steps"],
                 last_value_day=r["last_value_day"],
+                shares_evidence=r["shares_evidence"],
                 adopted=adopted,
             )
         )

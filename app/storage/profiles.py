@@ -52,6 +52,8 @@ SELECT
               AND event = ANY($5::text[]) AND ts >= $6
             ORDER BY ts DESC LIMIT 200) r) AS recent,
   (SELECT body FROM preferences WHERE tenant_id = $1 AND user_id = $2) AS prefs,
+  (SELECT body->'purposes' FROM preferences WHERE tenant_id = $1 AND user_id = '')
+    AS tenant_consent,
   (SELECT coalesce(json_object_agg(experiment, arm), '{}') FROM experiment_assignments
     WHERE tenant_id = $1 AND unit_id IN ($2, '')) AS assignments,
   (SELECT coalesce(json_agg(experiment ORDER BY experiment), '[]') FROM experiment_assignments
@@ -181,6 +183,7 @@ class ProfileStore:
             "widgets": row["widgets"],
             "recent": row["recent"],
             "preferences": row["prefs"] or {},
+            "tenant_consent": row["tenant_consent"] or {},
             "assignments": row["assignments"],
             "exposed": row["exposed"],
         }
@@ -355,6 +358,7 @@ async def fetch_tenant_profiles(
             "widgets": u["widgets"],
             "recent": u["recent"],
             "preferences": body.get(key) or {},
+            "tenant_consent": (body.get((key[0], "")) or {}).get("purposes") or {},
             "assignments": {**arms.get((key[0], ""), {}), **arms.get(key, {})},
             "exposed": sorted({*exposures.get((key[0], ""), ()), *exposures.get(key, ())}),
         }

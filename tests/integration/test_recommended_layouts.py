@@ -421,3 +421,30 @@ async def test_unknown_or_required_purposes_are_refused(
                          json={"purposes": purposes}, headers=secret_headers)  # fmt: skip
     assert r.status_code == 400
     assert r.json()["error"]["field"] == field
+
+
+async def test_a_tenant_withholding_cross_tenant_learning_neither_sees_nor_lends_evidence(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Both directions: its users see no other team's evidence whatever they chose, and from the
+    next peer-model build it is not counted as evidence for others."""
+    await _world(client, secret_headers, runtime)
+    for tenant in ("acme", "peer0"):
+        r = await client.put(f"/v1/tenants/{tenant}/consent", headers=secret_headers,
+                             json={"purposes": {"cross_tenant": False}})  # fmt: skip
+        assert r.status_code == 200, r.text
+    r = await client.get("/v1/tenants/acme/consent", headers=secret_headers)
+    assert r.json() == {"purposes": {"cross_tenant": False}}
+    ada = {"tenant_id": "acme", "user_id": "ada"}
+    opt_in = {"purposes": {"cross_tenant": True}}
+    r = await client.put("/v1/preferences", params=ada, json=opt_in, headers=secret_headers)
+    assert r.status_code == 200  # the user's own choice cannot lift the tenant's
+    layout = await _layout(client, secret_headers, "home", "ada")
+    assert "peer_integrations" not in _widgets(layout)
+    assert "teams like yours" not in str(layout).lower()
+    await on_app(client, runtime.refresh_recommender)
+    assert runtime.recommender is not None and runtime.recommender.model is not None
+    assert runtime.recommender.model.size["successful_peers"] == 7  # peer0 lends nothing now
+    r = await client.put("/v1/tenants/acme/consent", headers=secret_headers,
+                         json={"purposes": {"necessary": False}})  # fmt: skip
+    assert (r.status_code, r.json()["error"]["field"]) == (400, "purposes.necessary")
