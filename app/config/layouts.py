@@ -277,6 +277,7 @@ def load_layouts(root: Path) -> Layouts:
         signals=signals, presets=presets, help=helps, tracked_events=tracked_events(signals)
     )
     compiler = _Compiler(schema=signal_schema(vocab))
+    _check_purposes(signals, signals_src, compiler, problems)
     stages = []
     assert signals_src is not None
     for i, stage in enumerate(signals.lifecycle):
@@ -368,6 +369,29 @@ def _compile_screens(
         if screen is not None:
             screens[spec.screen] = screen
     return screens
+
+
+def _check_purposes(
+    signals: SignalsSpec, src: Source | None, compiler: _Compiler, problems: list[Problem]
+) -> None:
+    """Consent: the purposes' signals exist, and the levels and Segment categories name
+    purposes that do; `necessary` is one of them."""
+    if src is None or not signals.purposes:
+        return
+    known = set(signals.purposes)
+    if NECESSARY not in known:
+        problems.append(src.at(("purposes",), f"purposes must include '{NECESSARY}'", key=True))
+    for name, purpose in signals.purposes.items():
+        for i, path in enumerate(purpose.signals):
+            # flags are known once flags.yaml is read; they are the product's switches
+            problem = None if path.split(".")[0] == "flags" else compiler.check_path(path)
+            if problem:
+                problems.append(src.at(("purposes", name, "signals", i), problem))
+    for section in ("consent_presets", "consent_categories"):
+        for key, names in getattr(signals, section).items():
+            for i, name in enumerate(names):
+                if name not in known:
+                    problems.append(src.at((section, key, i), f"unknown purpose '{name}'"))
 
 
 def _read_policies(

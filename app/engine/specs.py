@@ -83,6 +83,9 @@ class SignalsSpec(Spec, frozen=True, kw_only=True):
     # necessary), and the personalization levels as named sets of purposes.
     purposes: dict[str, PurposeSpec] = {}
     consent_presets: dict[Literal["full", "basic", "off"], list[str]] = {}
+    # Segment's consent categories (`context.consent.categoryPreferences` on events) → the
+    # purposes each grants or withholds
+    consent_categories: dict[str, list[str]] = {}
 
 
 # --- presets.yaml -------------------------------------------------------------------------------

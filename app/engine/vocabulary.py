@@ -57,6 +57,18 @@ class Vocabulary:
         chosen |= {name for name, p in purposes.items() if p.required}
         return frozenset(chosen | {NECESSARY})
 
+    def consent_choices(self, categories: Mapping[str, Any]) -> dict[str, bool]:
+        """The purposes a Segment `categoryPreferences` object grants (true) or withholds
+        (false), by `consent_categories`; a purpose two categories name is withheld if either
+        withholds it. Unknown categories and values that are not booleans are ignored."""
+        out: dict[str, bool] = {}
+        for category, allowed in categories.items():
+            if not isinstance(allowed, bool):
+                continue
+            for purpose in self.signals.consent_categories.get(category, ()):
+                out[purpose] = out.get(purpose, True) and allowed
+        return out
+
     def industry(self, industry: str | None) -> tuple[str, IndustrySpec]:
         if industry and industry in self.presets.industries:
             return industry, self.presets.industries[industry]

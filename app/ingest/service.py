@@ -18,6 +18,7 @@ from app.errors import UnavailableError, wrong_region
 from app.ingest.segment import ParsedBatch
 from app.storage.db import Pool, is_unavailable
 from app.storage.events import EventRow, store_events, tenants_elsewhere
+from app.storage.preferences import merge_purposes
 
 log = logging.getLogger("cairn.ingest")
 
@@ -63,6 +64,24 @@ async def _check_region(pool: Pool, batch: ParsedBatch, region: str) -> None:
             raise wrong_region(row.tenant_id, elsewhere[row.tenant_id], batch.field(index))
 
 
+def consent_choices(
+    rows: list[EventRow], vocab: Vocabulary, stored: set[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, bool]]:
+    """Per user (of the events just stored), the purposes their latest event's Segment consent
+    categories grant or withhold."""
+    latest: dict[tuple[str, str], tuple[Any, dict[str, bool]]] = {}
+    for row in rows:
+        who = (row.tenant_id, row.user_id)
+        consent = row.context.get("consent")
+        categories = consent.get("categoryPreferences") if isinstance(consent, dict) else None
+        if who not in stored or not isinstance(categories, dict):
+            continue
+        choices = vocab.consent_choices(categories)
+        if choices and (who not in latest or row.ts >= latest[who][0]):
+            latest[who] = (row.ts, choices)
+    return {who: choices for who, (_, choices) in latest.items()}
+
+
 def tenant_wide_events(vocab: Vocabulary) -> frozenset[str]:
     """Track events that change every user's profile in the tenant, not only the sender's."""
     steps = {step.event for step in vocab.signals.activation if step.scope == "tenant"}
@@ -91,6 +110,15 @@ async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
             raise  # a bug, not an outage: the error handler logs it
         log.warning("events not stored, the database is unavailable: %r", exc)
         raise _unavailable() from None
+    choices = consent_choices(batch.rows, vocab, result.touched)
+    if choices:
+        try:
+            await merge_purposes(pool, choices)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("consent choices not stored, the database is unavailable: %r", exc)
+            raise _unavailable() from None
     target.forget(result.touched, tenant_wide(batch.rows, wide_events))
     # Help for these errors, ready before it is asked for.
     target.prepare_help(r.properties for r in batch.rows if r.event == "error_shown")

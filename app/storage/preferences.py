@@ -58,6 +58,30 @@ async def save_tenant_consent(pool: Pool, tenant_id: str, purposes: dict[str, bo
     )
 
 
+async def merge_purposes(pool: Pool, choices: dict[tuple[str, str], dict[str, bool]]) -> None:
+    """Lay these users' purpose choices over what their preferences say (the rest kept), in one
+    statement; every process drops its cached profiles of them."""
+    if not choices:
+        return
+    rows = [[t, u, c] for (t, u), c in sorted(choices.items())]
+    await pool.execute(
+        """INSERT INTO preferences (tenant_id, user_id, body, updated_at)
+           SELECT r->>0, r->>1, jsonb_build_object('purposes', r->2), now()
+             FROM jsonb_array_elements($1::jsonb) AS a(r)
+           ON CONFLICT (tenant_id, user_id) DO UPDATE SET
+             body = preferences.body || jsonb_build_object('purposes',
+                      coalesce(preferences.body->'purposes', '{}'::jsonb)
+                      || (EXCLUDED.body->'purposes')),
+             updated_at = now()""",
+        rows,
+    )
+    for tenant_id, user_id in sorted(choices):
+        await pool.execute(
+            "SELECT pg_notify($1, $2)", PROFILE_CHANNEL,
+            msgspec.json.encode({"t": tenant_id, "u": user_id}).decode(),
+        )  # fmt: skip
+
+
 async def held_back_users(pool: Pool) -> set[tuple[str, str]]:
     """Users whose behaviour may not be used: personalization `basic` or `off`."""
     rows = await pool.fetch(

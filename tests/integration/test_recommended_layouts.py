@@ -448,3 +448,25 @@ async def test_a_tenant_withholding_cross_tenant_learning_neither_sees_nor_lends
     r = await client.put("/v1/tenants/acme/consent", headers=secret_headers,
                          json={"purposes": {"necessary": False}})  # fmt: skip
     assert (r.status_code, r.json()["error"]["field"]) == (400, "purposes.necessary")
+
+
+async def test_segment_consent_categories_on_events_set_the_users_purposes(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str]
+) -> None:
+    """`context.consent.categoryPreferences` (Segment's consent management) is honoured: the
+    categories map to purposes in signals.yaml, the latest event's choice is kept."""
+    ada = {"tenant_id": "acme", "user_id": "ada"}
+    consent = {"categoryPreferences": {"Personalization": False, "Analytics": True,
+                                       "Advertising": False, "Unknown": True}}  # fmt: skip
+    events = [
+        _event("acme", "ada", "identify", traits={"role": "admin"}),
+        {**_event("acme", "ada", "track", event="report_created"), "context": {"consent": consent}},
+    ]
+    await _send(client, secret_headers, events)
+    r = await client.get("/v1/preferences", params=ada, headers=secret_headers)
+    assert r.json()["purposes"] == {
+        "behavioural": False, "cross_tenant": False, "modelled": False, "measurement": True,
+    }  # fmt: skip
+    page = await client.get("/admin/why", params={**ada, "screen": "home"}, headers=secret_headers)
+    reasons = left_out(page.text)
+    assert reasons["next_activation_step"] == Reason.CONSENT  # it rests on usage

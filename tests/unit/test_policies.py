@@ -91,3 +91,17 @@ def test_policy_cases_run_and_a_wrong_or_missing_case_fails(
     assert "FAIL no_upgrade_gate_for_end_users: type upgrade_gate" in out.out
     assert "(expected deny)" in out.out
     assert "FAIL no_upgrade_gate_for_end_users: no allow case" in out.err
+
+
+def test_consent_configuration_names_known_purposes_and_signals(tmp_path: Path) -> None:
+    target = copy(tmp_path)
+    signals = target / "signals.yaml"
+    text = signals.read_text()
+    text = text.replace("  Analytics: [measurement]", "  Analytics: [measuring]")
+    text = text.replace("signals: [propensity]", "signals: [propensity, user.mood]")
+    signals.write_text(text)
+    with pytest.raises(LayoutConfigError) as info:
+        load_layouts(target)
+    problems = [str(p) for p in info.value.problems]
+    assert any("signals.yaml:" in p and "unknown purpose 'measuring'" in p for p in problems)
+    assert any("signals.yaml:" in p and "unknown signal 'user.mood'" in p for p in problems)
