@@ -141,9 +141,6 @@ async def put_tenant_consent(
     return Response(content=msgspec.json.encode(consent), media_type=MediaType.JSON)
 
 
-ROUTES = [get_preferences, put_preferences, get_tenant_consent, put_tenant_consent]
-
-
 async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writing: bool) -> None:
     """409 for a tenant kept in another region; for a write, 409 for an erased user (nothing is
     kept of them again)."""
@@ -158,3 +155,100 @@ async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writi
             "This user was erased: Cairn keeps nothing of them, preferences included.",
             "user_id",
         )
+
+
+_LEVELS = {
+    "full": "Cairn uses every purpose you allow below to shape your home, next steps, help and "
+    "suggestions.",
+    "basic": "Cairn uses only what you and your team told us (your role, your plan and industry): "
+    "no usage, no learning from other teams, no predictions.",
+    "off": "Cairn shows everyone the same default layout and personalizes nothing for you.",
+}
+
+
+@get("/v1/preferences/explain")
+async def explain_preferences(
+    request: Req,
+    principal: Caller,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    tenant_id: str,
+    user_id: str,
+) -> Response[bytes]:
+    """In plain language: what Cairn personalizes for this user, with which signals, for which
+    purpose, and what each control changes."""
+    verify_user(principal, request, settings, tenant_id, user_id)
+    await _require_here(runtime, tenant_id, user_id, writing=False)
+    prefs = await load_preferences(runtime.pool, tenant_id, user_id)
+    withheld = {
+        name for name, allowed in (await load_tenant_consent(runtime.pool, tenant_id)).items()
+        if not allowed
+    }  # fmt: skip
+    layouts = runtime.layouts
+    vocab = layouts.vocabulary
+    level = vocab.granted(prefs.personalization)
+    granted = vocab.granted(prefs.personalization, prefs.purposes) - withheld
+    if prefs.personalization == "off":
+        granted = vocab.granted("off")
+    resting: dict[str, list[str]] = {}
+    for screen in layouts.screens.values():
+        for slot in screen.slots:
+            for w in slot.widgets:
+                for purpose in w.purposes:
+                    resting.setdefault(purpose, []).append(f"{screen.name}: {w.id}")
+    purposes = []
+    for name, spec in vocab.signals.purposes.items():
+        if spec.required:
+            set_by = "required"
+        elif name in withheld:
+            set_by = "your organization"
+        elif name in prefs.purposes:
+            set_by = "you"
+        else:
+            set_by = f"the level '{prefs.personalization}'"
+        uses = sorted(resting.get(name, []))
+        purposes.append({
+            "id": name, "label": spec.label, "description": spec.description,
+            "granted": name in granted, "set_by": set_by, "signals": list(spec.signals),
+            "shapes": uses,
+            "if_off": (
+                "Cannot be turned off: the product needs it." if spec.required else
+                f"Cairn stops reading {', '.join(spec.signals) or 'anything for it'}"
+                + (f", and leaves out {len(uses)} parts of the product that rest on it."
+                   if uses else ".")
+            ),
+        })  # fmt: skip
+    body = {
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "personalization": prefs.personalization,
+        "summary": _LEVELS[prefs.personalization]
+        + (
+            f" Your organization does not allow: {', '.join(sorted(withheld))}." if withheld else ""
+        ),
+        "purposes": purposes,
+        "controls": {
+            "personalization": _LEVELS,
+            "purposes": "Turn one purpose off (or on) whatever the level: Cairn stops reading its "
+            "signals at the next decision.",
+            "notifications": "Channels, categories, a digest cadence and quiet hours in your time "
+            "zone: where and when Cairn may reach you outside the product.",
+        },
+        "level_grants": sorted(level),
+    }
+    return Response(content=msgspec.json.encode(body), media_type=MediaType.JSON)
+
+
+def _withheld_sentence(withheld: set[str]) -> str:
+    if not withheld:
+        return ""
+    return f" Your organization does not allow: {', '.join(sorted(withheld))}."
+
+
+ROUTES = [
+    get_preferences,
+    put_preferences,
+    explain_preferences,
+    get_tenant_consent,
+    put_tenant_consent,
+]

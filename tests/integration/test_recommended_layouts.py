@@ -470,3 +470,36 @@ async def test_segment_consent_categories_on_events_set_the_users_purposes(
     page = await client.get("/admin/why", params={**ada, "screen": "home"}, headers=secret_headers)
     reasons = left_out(page.text)
     assert reasons["next_activation_step"] == Reason.CONSENT  # it rests on usage
+
+
+async def test_the_preference_center_explains_what_each_purpose_shapes(
+    client: AsyncTestClient[Any],
+    secret_headers: dict[str, str],
+    browser_headers: Callable[[str, str], dict[str, str]],
+) -> None:
+    ada = {"tenant_id": "acme", "user_id": "ada"}
+    await _send(
+        client, secret_headers, [_event("acme", "ada", "identify", traits={"role": "admin"})]
+    )
+    choice = {"personalization": "full", "purposes": {"modelled": False}}
+    r = await client.put("/v1/preferences", params=ada, headers=secret_headers, json=choice)
+    assert r.status_code == 200
+    await client.put("/v1/tenants/acme/consent", headers=secret_headers,
+                     json={"purposes": {"cross_tenant": False}})  # fmt: skip
+    own_browser = browser_headers("acme", "ada")
+    r = await client.get("/v1/preferences/explain", params=ada, headers=own_browser)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    by_id = {p["id"]: p for p in body["purposes"]}
+    assert by_id["necessary"]["granted"] and by_id["necessary"]["set_by"] == "required"
+    assert by_id["modelled"]["granted"] is False and by_id["modelled"]["set_by"] == "you"
+    assert by_id["cross_tenant"]["set_by"] == "your organization"
+    assert by_id["behavioural"]["granted"] and by_id["behavioural"]["set_by"] == "the level 'full'"
+    assert "home: next_activation_step" in by_id["behavioural"]["shapes"]
+    assert "home: peer_integrations" in by_id["cross_tenant"]["shapes"]
+    assert by_id["behavioural"]["if_off"].startswith("Cairn stops reading value, events")
+    assert "does not allow: cross_tenant" in body["summary"]
+    assert set(body["controls"]) == {"personalization", "purposes", "notifications"}
+    other = await client.get("/v1/preferences/explain", params={**ada, "user_id": "bob"},
+                             headers=browser_headers("acme", "ada"))  # fmt: skip
+    assert other.status_code == 403
