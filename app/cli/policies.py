@@ -42,8 +42,12 @@ def cmd_test(args: argparse.Namespace) -> int:
         variables = merged(typical, case.signals)
         got = run_case(policy, case, LazyContext(variables, layouts.context_trie), variables)
         seen[case.policy].add(case.expect)
-        what = f"reads {case.reads}" if case.reads else ", ".join(
-            f"{k} {v}" for k, v in case.widget.items())  # fmt: skip
+        if case.reads:
+            what = f"reads {case.reads}"
+        elif case.owner:
+            what = f"owner {case.owner} targets"
+        else:
+            what = ", ".join(f"{k} {v}" for k, v in case.widget.items())
         mark = "ok  " if got == case.expect else "FAIL"
         failed += got != case.expect
         given = f" with {case.signals}" if case.signals else ""

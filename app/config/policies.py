@@ -37,7 +37,11 @@ def compile_policies(
     out = []
     for name, spec in shape.policies.items():
         base = ("policies", name)
-        if not spec.forbid_attributes and spec.forbid_placement is None:
+        if (
+            not spec.forbid_attributes
+            and spec.forbid_placement is None
+            and (spec.forbid_targeting is None)
+        ):
             problems.append(src.at(base, f"policy '{name}' forbids nothing", key=True))
         when: Any = None
         types: frozenset[str] = frozenset()
@@ -60,11 +64,19 @@ def compile_policies(
                 text = placement.when if isinstance(placement.when, str) else "false"
                 when = compile_when(src, (*where, "when"), text)
             types, ids = frozenset(placement.widgets.types), frozenset(placement.widgets.ids)
+        owners: frozenset[str] = frozenset()
+        unless: Any = None
+        if spec.forbid_targeting is not None:
+            owners = frozenset(spec.forbid_targeting.owners)
+            unless = compile_when(
+                src, (*base, "forbid_targeting", "unless"), spec.forbid_targeting.unless
+            )
         line, _ = src.keys.get(base, (0, 0))
-        out.append(CompiledPolicy(name, spec, when, types, ids, f"{src.file}:{line + 1}"))
+        out.append(CompiledPolicy(name, spec, when, types, ids, f"{src.file}:{line + 1}",
+                                  owners, unless))  # fmt: skip
     for i, case in enumerate(shape.tests):
         if case.policy not in shape.policies:
             problems.append(src.at(("tests", i, "policy"), f"unknown policy '{case.policy}'"))
-        if (case.reads is None) == (not case.widget):
-            problems.append(src.at(("tests", i), "a case has either `reads` or `widget`"))
+        if sum((case.reads is not None, bool(case.widget), case.owner is not None)) != 1:
+            problems.append(src.at(("tests", i), "a case has one of `reads`, `widget`, `owner`"))
     return tuple(out)

@@ -25,7 +25,7 @@ from app.engine.experiments import (
 from app.engine.flags import FlagEvaluator, FlagReason, FlagResult, Unit, compile_flag_set
 from app.engine.model import CompiledWidget, Layouts
 from app.engine.paths import LazyContext, evaluate
-from app.engine.policies import policy_exclusion
+from app.engine.policies import policy_exclusion, targeting_forbidden
 from app.engine.profile import PeerStats, ProfileData
 from app.engine.propensity import TARGETS, PropensityModels
 from app.engine.reasons import Exclusion, Reason
@@ -208,7 +208,18 @@ def enrolments_for(
             return False
 
     p = inp.profile
-    return enrol(experiments, keys, p.tenant_id, p.user_id, p.assignments, eligible)
+    found = enrol(experiments, keys, p.tenant_id, p.user_id, p.assignments, eligible)
+    targeting = layouts.targeting
+    if not targeting or not found:
+        return found
+    out = []
+    for e in found:  # forbid wins: an owner targets only the segment its policies allow
+        exp = experiments.experiments[e.experiment]
+        if not exp.spec.owner or not targeting_forbidden(targeting, exp.spec.owner, env, ctx):
+            out.append(e)
+        elif not e.new:  # stored: control, as for a stopped experiment; new: not enrolled
+            out.append(Enrolment(e.experiment, exp.control, e.unit_id, live=False))
+    return out
 
 
 def _arm_may_set(result: FlagResult | None) -> bool:

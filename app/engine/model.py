@@ -113,6 +113,12 @@ class Layouts:
     experiments: Experiments = field(default_factory=Experiments)  # experiments.yaml
     policies: tuple[CompiledPolicy, ...] = ()  # policies.yaml's placement rules (forbid wins)
     policy_cases: tuple[PolicyCaseSpec, ...] = ()  # policies.yaml's tests (cairn policy test)
+
+    @property
+    def targeting(self) -> tuple[CompiledPolicy, ...]:
+        """The policies that limit which segments owners may target."""
+        return tuple(p for p in self.policies if p.owners)
+
     # the flags a set of keys compiles to (app.engine.flags.compile_flag_set), made once per set
     flag_sets: dict[frozenset[str], Any] = field(default_factory=dict, repr=False, compare=False)
 

@@ -30,11 +30,20 @@ class PlacementSpec(Spec, frozen=True, kw_only=True):
     when: str | bool = True  # CEL over the decision's signals; true: always
 
 
+class TargetingSpec(Spec, frozen=True, kw_only=True):
+    """Which segments a team may target: experiments whose `owner` is one of `owners` enrol (and
+    serve their arms to) only units for which `unless` holds."""
+
+    owners: list[str]
+    unless: str  # CEL over the decision's signals: the segment these owners may target
+
+
 class PolicySpec(Spec, frozen=True, kw_only=True):
     description: str
     owner: str = ""
     forbid_attributes: list[str] = []  # signal paths (and everything under them) rules never read
     forbid_placement: PlacementSpec | None = None
+    forbid_targeting: TargetingSpec | None = None
 
 
 class PolicyCaseSpec(Spec, frozen=True, kw_only=True):
@@ -45,6 +54,7 @@ class PolicyCaseSpec(Spec, frozen=True, kw_only=True):
     widget: dict[str, str] = {}  # {type: ...} and/or {id: ...}
     signals: dict[str, Any] = {}  # merged over a typical user's signals
     reads: str | None = None  # an attribute path a rule would read
+    owner: str | None = None  # an experiment's owner targeting a unit with these signals
     expect: Literal["allow", "deny"]
     description: str = ""
 
@@ -57,6 +67,8 @@ def run_case(
     if case.reads is not None:
         found = forbidding({policy.name: policy.spec}, case.reads)
         return "deny" if found is not None else "allow"
+    if case.owner is not None:
+        return "deny" if targeting_forbidden((policy,), case.owner, env, variables) else "allow"
     widget_id, widget_type = case.widget.get("id", ""), case.widget.get("type", "")
     left_out = policy_exclusion((policy,), widget_id, widget_type, env, variables)
     return "deny" if left_out is not None else "allow"
@@ -86,6 +98,8 @@ class CompiledPolicy:
     types: frozenset[str]
     ids: frozenset[str]
     source: str  # file:line
+    owners: frozenset[str] = frozenset()  # whose targeting it limits
+    unless: Any = None  # compiled CEL: the segment those owners may target
 
     def covers(self, widget_id: str, widget_type: str) -> bool:
         return self.when is not None and (widget_type in self.types or widget_id in self.ids)
@@ -116,6 +130,23 @@ def policy_exclusion(
         return Exclusion(
             widget_id, Reason.POLICY, f"policy {policy.name}: {policy.spec.description}"
         )
+    return None
+
+
+def targeting_forbidden(
+    policies: tuple[CompiledPolicy, ...], owner: str, env: Any, variables: dict[str, Any]
+) -> str | None:
+    """The name of the first policy that forbids `owner` to target this unit, or None. A
+    segment rule that cannot be evaluated forbids (forbid wins when in doubt)."""
+    for policy in policies:
+        if owner not in policy.owners:
+            continue
+        try:
+            allowed = evaluate(policy.unless, env, variables) is True
+        except _ERRORS:
+            allowed = False
+        if not allowed:
+            return policy.name
     return None
 
 

@@ -79,7 +79,7 @@ def test_policy_cases_run_and_a_wrong_or_missing_case_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cairn(["policy", "test", str(LAYOUTS_DIR)]) == 0
-    assert "11 cases, 4 policies: all hold" in capsys.readouterr().out
+    assert "14 cases, 5 policies: all hold" in capsys.readouterr().out
     target = copy(tmp_path)
     policies = target / "policies.yaml"
     text = policies.read_text()
@@ -105,3 +105,25 @@ def test_consent_configuration_names_known_purposes_and_signals(tmp_path: Path) 
     problems = [str(p) for p in info.value.problems]
     assert any("signals.yaml:" in p and "unknown purpose 'measuring'" in p for p in problems)
     assert any("signals.yaml:" in p and "unknown signal 'user.mood'" in p for p in problems)
+
+
+def test_an_owner_targets_only_the_segment_its_policies_allow(tmp_path: Path) -> None:
+    target = copy(tmp_path)
+    experiments = target / "experiments.yaml"
+    experiments.write_text(experiments.read_text().replace("status: draft", "status: running"))
+    layouts = load_layouts(target)
+
+    def enrolments(plan: str, stored: dict[str, str] | None = None) -> list[tuple[str, bool]]:
+        profile = ProfileData(
+            tenant_id=f"t-{plan}", user_id="u1", known=True, user_traits={"role": "admin"},
+            tenant_traits={"plan": plan, "industry": "fintech"},
+            first_seen=datetime(2026, 12, 6, tzinfo=UTC), assignments=stored or {},
+        )  # fmt: skip
+        d = decide(layouts, DecisionInput(screen="home", profile=profile, mode="full", now=NOW,
+                                          seed=1))  # fmt: skip
+        return [(e.arm, e.live) for e in d.enrolments if e.experiment == "next_step_copy"]
+
+    assert len(enrolments("pro")) == 1  # a new user on a self-serve plan is enrolled
+    assert enrolments("enterprise") == []  # growth may not target enterprise accounts
+    # One enrolled before the policy: served control from now on, as for a stopped experiment.
+    assert enrolments("enterprise", {"next_step_copy": "short_copy"}) == [("control", False)]
