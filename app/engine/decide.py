@@ -87,7 +87,7 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     screen = layouts.screens.get(inp.screen)
     if screen is None:
         raise UnknownScreenError(inp.screen)
-    inp, ctx = _consented_context(layouts, inp, screen.propensity_targets)
+    ctx = _consented_context(layouts, inp, screen.propensity_targets)
     role = ctx["user"]["role"]
     declared = _flag_context(inp, ctx, layouts)
     flags = evaluate_flags(layouts, screen.flags_evaluated, inp, declared)
@@ -473,16 +473,14 @@ def granted_purposes(vocab: Vocabulary, inp: DecisionInput) -> frozenset[str]:
 
 def _consented_context(
     layouts: Layouts, inp: DecisionInput, targets: Collection[str]
-) -> tuple[DecisionInput, dict[str, Any]]:
-    """The decision's input with the purposes it may read, and its variables: signals of
-    purposes not granted are never read (other teams' evidence, model scores, usage...)."""
+) -> dict[str, Any]:
+    """The decision's variables: signals of purposes not granted are never read (other teams'
+    evidence, model scores, usage...)."""
     vocab = layouts.vocabulary
     granted = granted_purposes(vocab, inp)
-    if granted != inp.purposes:
-        inp = dataclasses.replace(inp, purposes=granted)
     cross_tenant = CROSS_TENANT in granted or not vocab.signals.purposes
     modelled = MODELLED in granted or not vocab.signals.purposes
-    ctx = build_context(
+    return build_context(
         inp.profile,
         vocab,
         now=inp.now,
@@ -493,7 +491,6 @@ def _consented_context(
         propensity=inp.propensity if modelled else None,
         propensity_targets=targets,
     )
-    return inp, ctx
 
 
 def _context_mode(mode: Mode, granted: frozenset[str], vocab: Vocabulary) -> Mode:
@@ -525,9 +522,11 @@ def _eligibility(
 ) -> tuple[Exclusion | None, bool, Any, dict[str, Any]]:
     """Why the widget is left out (None if it may be shown), whether the recommender answered
     for it, and the variables it is built with (a fed widget's include its `feed`)."""
-    left_out = _static_exclusion(w, inp, view, family)
+    left_out = _static_exclusion(w, inp, view, family, granted_purposes(layouts.vocabulary, inp))
     if left_out is None and layouts.policies:
-        left_out = policy_exclusion(layouts.policies, w.id, w.type, env, ctx)
+        covering = layouts.placements(w.id, w.type)
+        if covering:
+            left_out = policy_exclusion(covering, w.id, w.type, env, ctx)
     answered = True
     if left_out is None and w.feed is not None:
         left_out, answered = _feed_missing(w, inp)
@@ -569,7 +568,11 @@ def _feed_missing(w: CompiledWidget, inp: DecisionInput) -> tuple[Exclusion | No
 
 
 def _static_exclusion(
-    w: CompiledWidget, inp: DecisionInput, view: str, family: tuple[str, ...] = ()
+    w: CompiledWidget,
+    inp: DecisionInput,
+    view: str,
+    family: tuple[str, ...] = (),
+    granted: frozenset[str] = frozenset(),
 ) -> Exclusion | None:
     """Why a widget is left out whatever its rule says, or None. Dismissing a widget also rests
     the widgets of its family (those it replaces or that replace it): the user said no to that
@@ -580,7 +583,7 @@ def _static_exclusion(
         return Exclusion(w.id, Reason.NOT_IN_DEFAULT, "not part of the default layout")
     if inp.mode == "default":
         return None
-    missing = w.purposes - inp.purposes if inp.purposes is not None else frozenset()
+    missing = w.purposes - granted if w.purposes else None
     if missing:
         detail = f"rests on {', '.join(sorted(missing))}, which this user has not granted"
         return Exclusion(w.id, Reason.CONSENT, detail)

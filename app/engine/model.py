@@ -114,6 +114,20 @@ class Layouts:
     policies: tuple[CompiledPolicy, ...] = ()  # policies.yaml's placement rules (forbid wins)
     policy_cases: tuple[PolicyCaseSpec, ...] = ()  # policies.yaml's tests (cairn policy test)
 
+    # widget (id, type) → the placement policies that cover it, made once per widget
+    covering: dict[tuple[str, str], tuple[CompiledPolicy, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def placements(self, widget_id: str, widget_type: str) -> tuple[CompiledPolicy, ...]:
+        """The placement policies covering this widget."""
+        key = (widget_id, widget_type)
+        found = self.covering.get(key)
+        if found is None:
+            found = tuple(p for p in self.policies if p.covers(widget_id, widget_type))
+            self.covering[key] = found
+        return found
+
     @property
     def targeting(self) -> tuple[CompiledPolicy, ...]:
         """The policies that limit which segments owners may target."""

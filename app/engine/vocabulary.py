@@ -26,6 +26,8 @@ class Vocabulary:
     stages: tuple[CompiledStage, ...] = ()
     tracked_events: tuple[str, ...] = field(default=())
     stage_trie: dict[str, Any] = field(default_factory=dict)  # what the stage rules read
+    # each level's purposes, made once (`granted` without a user's own choices)
+    _levels: dict[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def facets(self) -> dict[str, str]:
@@ -44,6 +46,14 @@ class Vocabulary:
     def granted(self, preset: str, overrides: Mapping[str, bool] | None = None) -> frozenset[str]:
         """The purposes a personalization level grants, with a user's own choices on top; the
         required purposes always."""
+        if not overrides:
+            found = self._levels.get(preset)
+            if found is None:
+                found = self._levels[preset] = self._granted(preset, None)
+            return found
+        return self._granted(preset, overrides)
+
+    def _granted(self, preset: str, overrides: Mapping[str, bool] | None) -> frozenset[str]:
         purposes = self.signals.purposes
         if not purposes:  # a vocabulary without purposes: every signal is necessary
             return frozenset({NECESSARY})
