@@ -105,7 +105,14 @@ _SCALARS = yaml.SafeLoader("")
 def read_source(path: Path, *, display: str | None = None) -> Source:
     """Parse one YAML file; raises SourceError with the position of a syntax error."""
     name = display or str(path)
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(raw, exc.start)
+        bad = raw[exc.start : exc.start + 1].hex()
+        message = f"not UTF-8: byte 0x{bad} (save the file as UTF-8)"
+        raise SourceError(Problem(name, line, col, message)) from exc
     src = Source(name, None)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -113,8 +120,24 @@ def read_source(path: Path, *, display: str | None = None) -> Source:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise SourceError(Problem(name, line, col, f"YAML: {exc.problem or exc}")) from exc
+    except yaml.YAMLError as exc:  # a character YAML does not allow (a NUL...)
+        position = getattr(exc, "position", 0)
+        line, col = _position(text, position)
+        character = getattr(exc, "character", "")
+        code = ord(character) if isinstance(character, str) and character else character
+        what = f"character {code:#06x}" if isinstance(code, int) else "a character"
+        raise SourceError(Problem(name, line, col, f"YAML: {what} is not allowed here")) from exc
     src.data = {} if node is None else _build(node, (), src)
     return src
+
+
+def _position(text: str | bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of an offset."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    before = text[:offset]
+    line = before.count(newline) + 1  # type: ignore[arg-type]
+    start = before.rfind(newline) + 1  # type: ignore[arg-type]
+    return line, offset - start + 1
 
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)

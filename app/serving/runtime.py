@@ -430,7 +430,11 @@ class Runtime:
         from watchfiles import awatch
 
         async for _changes in awatch(Path(self.settings.layouts_dir), debounce=200):
-            self.reload_layouts()
+            try:
+                self.reload_layouts()
+            except Exception:  # a reload that fails oddly must not stop the watching
+                self.layout_error = "layouts not reloaded: an unexpected error (see the log)"
+                log.exception("layouts not reloaded, the last good version stays live")
 
     def now(self) -> datetime:
         return datetime.now(UTC)

@@ -109,3 +109,31 @@ async def test_a_flag_edit_goes_live_and_a_broken_one_does_not(
         error = (await client.get("/readyz")).json()["checks"]["layout_error"]
         assert "layouts/flags.yaml:" in error and "add up to 90, not 100" in error
         assert (await evaluation(client))["reason"] == "DISABLED"  # the last good flags
+
+
+async def test_a_stray_byte_is_reported_and_the_watching_goes_on(
+    settings: Settings, pool: Pool, tmp_path: Path
+) -> None:
+    """A Latin-1 byte in a layout file is a problem at its position (the last good layouts stay
+    live), and the next good edit is picked up: the watcher did not stop."""
+    del pool
+    layouts = tmp_path / "layouts"
+    shutil.copytree(ROOT / "layouts", layouts)
+    home = layouts / "screens" / "home.yaml"
+    good = home.read_bytes()
+    live = msgspec.structs.replace(settings, layouts_dir=layouts, reload_layouts=True)
+    async with AsyncTestClient(app=create_app(live)) as client:
+        home.write_bytes(good.replace(b"title: Your work", b"title: Caf\xe9"))
+
+        async def reported() -> bool:
+            r = await client.get("/readyz")
+            return "not UTF-8" in str(r.json()["checks"].get("layout_error", ""))
+
+        await wait_for(reported)
+        assert await shortcut_title(client) == "Your work"
+        home.write_bytes(good.replace(b"title: Your work", "title: Café".encode()))
+
+        async def fixed() -> bool:
+            return await shortcut_title(client) == "Café"
+
+        await wait_for(fixed)

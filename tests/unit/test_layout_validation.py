@@ -184,3 +184,27 @@ def test_feed_mistakes_are_reported_where_they_are(layouts_dir: Path) -> None:
     assert any(":12:15: unknown signal 'feed.cuont' (feed has: confidence" in p for p in found)
     # `feed` exists only in widgets that have one.
     assert any(":20:15: unknown signal 'feed' (rules has:" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (b"\xe9", "not UTF-8: byte 0xe9 (save the file as UTF-8)"),  # one Latin-1 byte
+        (b"\x00", "YAML: character 0x0000 is not allowed here"),
+    ],
+)
+def test_bytes_a_yaml_file_cannot_hold_are_pointed_at(
+    tmp_path: Path, damage: bytes, says: str
+) -> None:
+    """A stray byte is a problem at its line and column, like any other (never an exception
+    that would stop the reloads)."""
+    target = tmp_path / "layouts"
+    shutil.copytree(ROOT / "layouts", target)
+    help_file = target / "help.yaml"
+    lines = help_file.read_bytes().split(b"\n")
+    lines[2] = lines[2][:4] + damage + lines[2][4:]
+    help_file.write_bytes(b"\n".join(lines))
+    with pytest.raises(LayoutConfigError) as info:
+        load_layouts(target)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem == f"layouts/help.yaml:3:5: {says}"
