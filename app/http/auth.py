@@ -99,6 +99,8 @@ def _body_credentials(body: bytes) -> _BodyCredentials | None:
                     "invalid_request", f"'{field}' must be a string.", field
                 ) from None
         return None  # not a JSON object: nothing to authenticate with
+    except UnicodeDecodeError:
+        raise InvalidInputError("invalid_json", "The body is not valid UTF-8.") from None
     except (msgspec.DecodeError, RecursionError):
         return None  # not JSON
     return found if found.write_key else None

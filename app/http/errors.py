@@ -117,6 +117,10 @@ _UNSTORABLE = (
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, UnicodeDecodeError):  # a body decoded as JSON that is not UTF-8
+        log.info("refused a body that is not UTF-8 on %s %s", request.method, request.url.path)
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        return error_response(400, "invalid_json", f"The body is not valid UTF-8 (byte 0x{bad}).")
     if isinstance(exc, _UNSTORABLE):
         log.info("refused text with a NUL character on %s %s", request.method, request.url.path)
         return error_response(

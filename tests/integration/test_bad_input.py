@@ -121,3 +121,38 @@ async def test_a_nul_character_is_a_400_not_a_500(
     assert r.status_code == 404
     r = await client.get("/v1/catalog/items", params={"after": "\x00"}, headers=secret_headers)
     assert r.status_code == 400, r.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "authorized"),
+    [
+        # a beacon: credentials in the body, read before anyone is authenticated
+        ("POST", "/v1/events", b'{"batch": [], "writeKey": "pk\xff", "userHash": "x"}', False),
+        (
+            "POST",
+            "/v1/events",
+            b'{"batch": [{"type": "track", "userId": "u\xff", "tenantId":'
+            b' "acme", "event": "e", "messageId": "m1"}]}',
+            True,
+        ),
+        ("PUT", "/v1/preferences?tenant_id=acme&user_id=u1", b'{"personalization": "f\xff"}', True),
+        ("PUT", "/v1/catalog/items/x", b'{"kind": "template", "title": "a\xff"}', True),
+    ],
+)
+async def test_a_body_that_is_not_utf8_is_a_400(
+    client: AsyncTestClient[Any],
+    secret_headers: dict[str, str],
+    pool: Pool,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    body: bytes,
+    authorized: bool,
+) -> None:
+    headers = secret_headers if authorized else {"Content-Type": "text/plain"}
+    r = await client.request(method, path, content=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_json"
+    assert "UTF-8" in r.json()["error"]["message"]
+    assert not [rec for rec in caplog.records if rec.exc_info]  # no traceback per request
+    assert await pool.fetchval("SELECT count(*) FROM events") == 0
