@@ -19,7 +19,7 @@ from litestar import MediaType, Request, Response, get
 
 from app.engine.recs import FEEDS
 from app.errors import CairnError
-from app.http.auth import bearer_key
+from app.http.auth import bearer_key, caller_name
 from app.http.dependencies import RuntimeDep
 from app.serving.decisions import inspect_decision
 from app.serving.experiments import cached_results, holdout_results
@@ -28,7 +28,6 @@ from app.serving.metrics import format_value
 from app.serving.runtime import Runtime
 from app.storage.audit import entries as audit_entries
 from app.storage.audit import verify as verify_chain
-from app.storage.keys import key_fingerprint
 from app.storage.stats import row_counts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -57,8 +56,7 @@ async def admin_or_challenge(request: Req, runtime: RuntimeDep) -> Response[str]
 
 def admin_actor(request: Req) -> str:
     """Who is looking, for the audit log: the admin key by its fingerprint."""
-    key = bearer_key(request.headers.get("authorization", "")) or ""
-    return f"admin key {key_fingerprint(key)[:12]}"
+    return f"admin {caller_name(request)}"
 
 
 def json_island(value: Any) -> str:

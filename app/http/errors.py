@@ -44,6 +44,14 @@ class ErrorEnvelope(msgspec.Struct):
     error: ErrorBody
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+def json_response(body: Any) -> Response[bytes]:
+    """A 200 JSON answer, encoded once by msgspec."""
+    return Response(content=_ENCODER.encode(body), media_type=MediaType.JSON)
+
+
 def error_response(
     status: int, code: str, message: str, field: str | None = None
 ) -> Response[bytes]:

@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response, get, post
+from litestar import Request, Response, get, post
 
 from app.errors import InvalidInputError, UnavailableError
 from app.http.auth import Caller
 from app.http.dependencies import RuntimeDep
+from app.http.errors import json_response
 from app.serving.experiments import cached_results, describe, holdout_results, resume, stop
 
 Req = Request[Any, Any, Any]
-_ENCODER = msgspec.json.Encoder()
 
 
 class _StopBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -26,15 +26,11 @@ class _StopBody(msgspec.Struct, forbid_unknown_fields=True):
     by: str = ""
 
 
-def _json(body: Any) -> Response[bytes]:
-    return Response(content=_ENCODER.encode(body), media_type=MediaType.JSON)
-
-
 @get("/v1/experiments")
 async def list_experiments(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     principal.require_deployment()
     layouts = runtime.layouts
-    return _json({
+    return json_response({
         "holdout": msgspec.to_builtins(layouts.experiments.holdout),
         "experiments": describe(layouts, runtime.experiment_states),
     })  # fmt: skip
@@ -43,7 +39,7 @@ async def list_experiments(principal: Caller, runtime: RuntimeDep) -> Response[b
 @get("/v1/experiments/holdout/results")
 async def get_holdout_results(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     principal.require_deployment()
-    return _json(await holdout_results(runtime.pool, runtime.layouts, datetime.now(UTC)))
+    return json_response(await holdout_results(runtime.pool, runtime.layouts, datetime.now(UTC)))
 
 
 @get("/v1/experiments/{key:str}/results")
@@ -59,7 +55,7 @@ async def get_results(principal: Caller, runtime: RuntimeDep, key: str) -> Respo
         raise UnavailableError(
             "results_timeout", "The results took too long to compute; try again in a minute."
         ) from exc
-    return _json(cached)
+    return json_response(cached)
 
 
 async def _body(request: Req) -> _StopBody:
@@ -83,7 +79,7 @@ async def stop_experiment(
     body = await _body(request)
     await stop(runtime.pool, runtime.layouts, key, body.by or "api", body.reason)
     await runtime.reload_experiment_states()  # this process at once; the others by NOTIFY
-    return _json({"key": key, "status": "stopped"})
+    return json_response({"key": key, "status": "stopped"})
 
 
 @post("/v1/experiments/{key:str}/resume", status_code=200)
@@ -94,7 +90,7 @@ async def resume_experiment(
     body = await _body(request)
     await resume(runtime.pool, runtime.layouts, key, body.by or "api")
     await runtime.reload_experiment_states()
-    return _json({"key": key, "status": "running"})
+    return json_response({"key": key, "status": "running"})
 
 
 ROUTES = [list_experiments, get_holdout_results, get_results, stop_experiment, resume_experiment]

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from litestar import MediaType, Request, Response, get, put
+from litestar import Request, Response, get, put
 
 from app.engine.profile import Preferences
 from app.errors import ConflictError, InvalidInputError, wrong_region
 from app.http.auth import Caller, caller_name, check_id, verify_user
 from app.http.dependencies import RuntimeDep, SettingsDep
+from app.http.errors import json_response
 from app.serving.runtime import Runtime
 from app.storage.events import tenants_elsewhere
 from app.storage.preferences import (
@@ -20,7 +21,7 @@ from app.storage.preferences import (
     save_preferences,
     save_tenant_consent,
 )
-from app.storage.suppressions import is_suppressed
+from app.storage.suppressions import suppressed_among
 
 Req = Request[Any, Any, Any]
 
@@ -37,7 +38,7 @@ async def get_preferences(
     verify_user(principal, request, settings, tenant_id, user_id)
     await _require_here(runtime, tenant_id, user_id, writing=False)
     prefs = await load_preferences(runtime.pool, tenant_id, user_id)
-    return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
+    return json_response(prefs)
 
 
 @put("/v1/preferences", status_code=200)
@@ -74,7 +75,7 @@ async def put_preferences(
         )
     await save_preferences(runtime.pool, tenant_id, user_id, prefs)
     runtime.profiles.invalidate(tenant_id, user_id)
-    return Response(content=msgspec.json.encode(prefs), media_type=MediaType.JSON)
+    return json_response(prefs)
 
 
 def _known_zone(name: str) -> bool:
@@ -116,7 +117,7 @@ async def get_tenant_consent(
     principal.require_secret()
     principal.require_tenant(tenant_id)
     consent = TenantConsent(purposes=await load_tenant_consent(runtime.pool, tenant_id))
-    return Response(content=msgspec.json.encode(consent), media_type=MediaType.JSON)
+    return json_response(consent)
 
 
 @put("/v1/tenants/{tenant_id:str}/consent", status_code=200)
@@ -138,7 +139,7 @@ async def put_tenant_consent(
     runtime.forget(set(), [tenant_id])
     runtime.audit.record("tenant.consent_changed", caller_name(request),
                          {"purposes": consent.purposes}, tenant_id=tenant_id)  # fmt: skip
-    return Response(content=msgspec.json.encode(consent), media_type=MediaType.JSON)
+    return json_response(consent)
 
 
 async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writing: bool) -> None:
@@ -149,7 +150,7 @@ async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writi
         elsewhere = await tenants_elsewhere(pool, [tenant_id], runtime.region)
         if tenant_id in elsewhere:
             raise wrong_region(tenant_id, elsewhere[tenant_id], "tenant_id")
-    if writing and await is_suppressed(pool, tenant_id, user_id):
+    if writing and await suppressed_among(pool, {(tenant_id, user_id)}):
         raise ConflictError(
             "user_erased",
             "This user was erased: Cairn keeps nothing of them, preferences included.",
@@ -236,7 +237,7 @@ async def explain_preferences(
         },
         "level_grants": sorted(level),
     }
-    return Response(content=msgspec.json.encode(body), media_type=MediaType.JSON)
+    return json_response(body)
 
 
 def _withheld_sentence(withheld: set[str]) -> str:

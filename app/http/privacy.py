@@ -14,19 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response, delete, get
+from litestar import Request, Response, delete, get
 from litestar.response import Stream
 
 from app.errors import RateLimitedError
 from app.http.auth import Caller, caller_name, check_id
 from app.http.dependencies import RuntimeDep
+from app.http.errors import json_response
 from app.storage.privacy import erase_tenant, erase_user, export_tenant, export_user
 
 Req = Request[Any, Any, Any]
-
-
-def _json(value: Any) -> Response[bytes]:
-    return Response(content=msgspec.json.encode(value), media_type=MediaType.JSON)
 
 
 @delete("/v1/users/{user_id:str}", status_code=200)
@@ -46,7 +43,9 @@ async def delete_user(
         tenant_id=tenant_id, subject=runtime.audit.subject(tenant_id, user_id),
     )  # fmt: skip
     await runtime.audit.flush(runtime.pool)
-    return _json({"tenant_id": tenant_id, "user_id": user_id, "erased": rows, "suppressed": True})
+    return json_response(
+        {"tenant_id": tenant_id, "user_id": user_id, "erased": rows, "suppressed": True}
+    )
 
 
 @get("/v1/users/{user_id:str}/export")
@@ -64,7 +63,7 @@ async def get_user_export(
         tenant_id=tenant_id, subject=runtime.audit.subject(tenant_id, user_id),
     )  # fmt: skip
     await runtime.audit.flush(runtime.pool)
-    return _json({
+    return json_response({
         "tenant_id": tenant_id, "user_id": user_id,
         "exported_at": datetime.now(UTC), "tables": tables,
     })  # fmt: skip
@@ -82,7 +81,7 @@ async def delete_tenant(
     runtime.audit.record("tenant.erased", caller_name(request),
                          {"rows": rows, "suppressed": True}, tenant_id=tenant_id)  # fmt: skip
     await runtime.audit.flush(runtime.pool)
-    return _json({"tenant_id": tenant_id, "erased": rows, "suppressed": True})
+    return json_response({"tenant_id": tenant_id, "erased": rows, "suppressed": True})
 
 
 @get("/v1/tenants/{tenant_id:str}/export")

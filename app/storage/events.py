@@ -26,7 +26,7 @@ from typing import Any, Literal
 import msgspec
 
 from app.storage.db import Conn, Pool
-from app.storage.suppressions import count_dropped, drop_suppressed, lock_for_ingest
+from app.storage.suppressions import count_dropped, lock_for_ingest, suppressed_among
 
 PROFILE_CHANNEL = "cairn_profile"
 EventType = Literal["identify", "group", "track", "page", "screen", "alias"]
@@ -225,7 +225,7 @@ async def store_events(
         unique.setdefault((row.tenant_id, row.message_id), row)
     async with pool.acquire() as conn, conn.transaction():
         await lock_for_ingest(conn, (r.tenant_id for r in unique.values()))
-        erased = await drop_suppressed(conn, {(r.tenant_id, r.user_id) for r in unique.values()})
+        erased = await suppressed_among(conn, {(r.tenant_id, r.user_id) for r in unique.values()})
         dropped: dict[tuple[str, str], int] = {}
         if erased:
             for key, row in list(unique.items()):

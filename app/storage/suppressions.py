@@ -47,9 +47,9 @@ async def purge_suppressed(conn: Conn) -> None:
         )
 
 
-async def drop_suppressed(conn: Conn, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Of these (tenant, user) pairs, those whose events are suppressed (the user's, or their
-    whole tenant's), within the caller's transaction."""
+async def suppressed_among(conn: Pool | Conn, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Of these (tenant, user) pairs, those erased and suppressed (the user, or their whole
+    tenant)."""
     if not pairs:
         return set()
     tenants = sorted({t for t, _ in pairs})
@@ -76,13 +76,3 @@ async def count_dropped(conn: Conn, dropped: dict[tuple[str, str], int]) -> None
                 " WHERE tenant_id = $1 AND user_id = ''",
                 tenant_id, n,
             )  # fmt: skip
-
-
-async def is_suppressed(conn: Pool | Conn, tenant_id: str, user_id: str) -> bool:
-    """Whether this user (or their whole tenant) was erased."""
-    found = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM suppressions WHERE tenant_id = $1 AND user_id IN ($2, ''))",
-        tenant_id,
-        user_id,
-    )
-    return bool(found)

@@ -124,6 +124,9 @@ async def test_preferences_with_the_database_down_are_503(
         async def fetchval(self, *_: object) -> None:
             raise ConnectionRefusedError
 
+        async def fetch(self, *_: object) -> None:
+            raise ConnectionRefusedError
+
         async def execute(self, *_: object) -> None:
             raise ConnectionRefusedError
 
