@@ -87,7 +87,8 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
     screen = layouts.screens.get(inp.screen)
     if screen is None:
         raise UnknownScreenError(inp.screen)
-    ctx = _consented_context(layouts, inp, screen.propensity_targets)
+    granted = granted_purposes(layouts.vocabulary, inp)
+    ctx = _consented_context(layouts, inp, granted, screen.propensity_targets)
     role = ctx["user"]["role"]
     declared = _flag_context(inp, ctx, layouts)
     flags = evaluate_flags(layouts, screen.flags_evaluated, inp, declared)
@@ -112,13 +113,15 @@ def decide(layouts: Layouts, inp: DecisionInput) -> Decision:
             left_out = arms.exclusion(written.id)
             if left_out is not None:
                 if arms.watches(written.id):  # hidden in this arm: would it have been shown?
-                    held, *_ = _eligibility(written, inp, view.id, family, layouts, env, ctx)
+                    held, *_ = _eligibility(
+                        written, inp, view.id, family, layouts, env, ctx, granted
+                    )
                     arms.seen(written.id, held is None)
                 trace.append(left_out)
                 continue
             w = arms.apply(written)
             left_out, answered, w_env, w_ctx = _eligibility(
-                w, inp, view.id, family, layouts, env, ctx
+                w, inp, view.id, family, layouts, env, ctx, granted
             )
             arms.seen(w.id, left_out is None)
             recs_missing |= not answered
@@ -472,12 +475,11 @@ def granted_purposes(vocab: Vocabulary, inp: DecisionInput) -> frozenset[str]:
 
 
 def _consented_context(
-    layouts: Layouts, inp: DecisionInput, targets: Collection[str]
+    layouts: Layouts, inp: DecisionInput, granted: frozenset[str], targets: Collection[str]
 ) -> dict[str, Any]:
     """The decision's variables: signals of purposes not granted are never read (other teams'
     evidence, model scores, usage...)."""
     vocab = layouts.vocabulary
-    granted = granted_purposes(vocab, inp)
     cross_tenant = CROSS_TENANT in granted or not vocab.signals.purposes
     modelled = MODELLED in granted or not vocab.signals.purposes
     return build_context(
@@ -519,10 +521,11 @@ def _eligibility(
     layouts: Layouts,
     env: Any,
     ctx: dict[str, Any],
+    granted: frozenset[str],
 ) -> tuple[Exclusion | None, bool, Any, dict[str, Any]]:
     """Why the widget is left out (None if it may be shown), whether the recommender answered
     for it, and the variables it is built with (a fed widget's include its `feed`)."""
-    left_out = _static_exclusion(w, inp, view, family, granted_purposes(layouts.vocabulary, inp))
+    left_out = _static_exclusion(w, inp, view, family, granted)
     if left_out is None and layouts.policies:
         covering = layouts.placements(w.id, w.type)
         if covering:
