@@ -651,35 +651,39 @@ def _matches(metric: MetricSpec) -> tuple[list[EventMatch], bool]:
     return [], False
 
 
-def reads(metric: MetricSpec, vocab: Vocabulary) -> Reads:
+def _names_read(metric: MetricSpec, vocab: Vocabulary, *, tenant_wide: bool) -> set[str]:
+    """The track event names the metric's rows read: all of them, or (`tenant_wide`) those read
+    from anyone in the unit's tenant (for a tenant unit, every name it reads)."""
     tenant_unit = metric.unit == "tenant"
+    every = not tenant_wide or tenant_unit
     matches, activation = _matches(metric)
     names: set[str] = set()
-    group = bool(metric.population.plan_at_anchor)
     for m in matches:
-        if m.trait_up is not None:
-            group = True
-        elif tenant_unit or m.scope == "tenant":
+        if m.trait_up is None and (every or m.scope == "tenant"):
             names.update(_names(m, vocab))
     if activation:
-        names.update(
-            s.event for s in vocab.signals.activation if tenant_unit or s.scope == "tenant"
-        )
-    if tenant_unit:
+        names.update(s.event for s in vocab.signals.activation if every or s.scope == "tenant")
+    anchor = anchor_of(metric)
+    if tenant_unit if tenant_wide else anchor.at == "signup":
         names.add("signed_up")  # a tenant's anchor is its first user's sign-up
-        anchor = anchor_of(metric)
-        if anchor.at == "exposure":
-            names.update(anchor.on)
-        if isinstance(metric, DurationMetric):
-            names.update(n for t in metric.tasks for n in (t.start, t.complete))
+    if every and anchor.at == "exposure":
+        names.update(anchor.on)
+    if every and isinstance(metric, DurationMetric):
+        names.update(n for t in metric.tasks for n in (t.start, t.complete))
     if metric.population.plan_at_anchor:
         names.add("plan_upgraded")
+    return names
+
+
+def reads(metric: MetricSpec, vocab: Vocabulary) -> Reads:
+    matches, _ = _matches(metric)
     horizon = metric.within_days * _DAY
     if isinstance(metric, RetentionMetric):
         horizon = max(horizon, 7 * (metric.weeks + 1) * _DAY)
     return Reads(
-        tenant_names=frozenset(names),
-        group=group,
+        tenant_names=frozenset(_names_read(metric, vocab, tenant_wide=True)),
+        group=bool(metric.population.plan_at_anchor)
+        or any(m.trait_up is not None for m in matches),
         plan_population=bool(metric.population.plan_at_anchor),
         horizon_s=horizon,
         signup_anchor=anchor_of(metric).at == "signup",
@@ -690,24 +694,7 @@ def event_names(metrics: Sequence[MetricSpec], vocab: Vocabulary) -> list[str]:
     """Every track event name these metrics' rows read (group calls aside): their matches,
     anchors, activation steps, tasks and the plan changes a population by plan reads. A refresh
     copies only these events for the units it recomputes."""
-    names: set[str] = set()
-    for metric in metrics:
-        matches, activation = _matches(metric)
-        for m in matches:
-            if m.trait_up is None:
-                names.update(_names(m, vocab))
-        if activation:
-            names.update(s.event for s in vocab.signals.activation)
-        anchor = anchor_of(metric)
-        if anchor.at == "signup":
-            names.add("signed_up")
-        elif anchor.at == "exposure":
-            names.update(anchor.on)
-        if isinstance(metric, DurationMetric):
-            names.update(n for t in metric.tasks for n in (t.start, t.complete))
-        if metric.population.plan_at_anchor:
-            names.add("plan_upgraded")
-    return sorted(names)
+    return sorted({n for m in metrics for n in _names_read(m, vocab, tenant_wide=False)})
 
 
 async def collect_new(conn: Conn, since: datetime) -> int:
