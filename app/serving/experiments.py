@@ -170,21 +170,27 @@ def describe(layouts: Layouts, states: dict[str, ExperimentState]) -> list[dict[
 # --- Results ------------------------------------------------------------------------------------
 
 
+# What results are kept under: the experiment, the layouts version and the experiment's run-time
+# state (a stop or resume), so that results computed before a state change, and stored after it,
+# are never read as current.
+ResultsKey = tuple[str, str, tuple[str, datetime] | None]
+
+
 class ResultsCache:
-    """Results kept for a short while per experiment and layouts version (they are SQL over
-    every enrolled unit's events)."""
+    """Results kept for a short while per experiment, layouts version and run-time state (they
+    are SQL over every enrolled unit's events)."""
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str, str], tuple[float, Results]] = {}
+        self._kept: dict[ResultsKey, tuple[float, Results]] = {}
 
-    def get(self, key: str, version: str) -> Results | None:
-        found = self._kept.get((key, version))
+    def get(self, key: ResultsKey) -> Results | None:
+        found = self._kept.get(key)
         if found is None or time.monotonic() - found[0] > RESULTS_TTL_S:
             return None
         return found[1]
 
-    def put(self, key: str, version: str, results: Results) -> None:
-        self._kept[(key, version)] = (time.monotonic(), results)
+    def put(self, key: ResultsKey, results: Results) -> None:
+        self._kept[key] = (time.monotonic(), results)
 
     def forget(self) -> None:
         self._kept.clear()
@@ -199,10 +205,11 @@ async def cached_results(
     cache: ResultsCache,
 ) -> Results:
     """An experiment's results as kept by `cache`, computed when missing or too old."""
-    found = cache.get(key, layouts.version)
+    kept = (key, layouts.version, (state.status, state.changed_at) if state else None)
+    found = cache.get(kept)
     if found is None:
         found = await results(pool, layouts, key, state, now)
-        cache.put(key, layouts.version, found)
+        cache.put(kept, found)
     return found
 
 

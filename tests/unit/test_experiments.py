@@ -415,3 +415,26 @@ def test_a_layer_keeps_one_kind_of_unit(tmp_path: Path) -> None:
         "layouts/experiments.yaml:11:12: layer 'l' splits tenants, this experiment users: a layer "
         "keeps units apart only when its experiments share the unit"
     ]
+
+
+async def test_kept_results_are_never_read_across_a_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results computed before a stop and kept after it (the reload raced the computation) are
+    not the stopped experiment's: the run-time state is part of what they are kept under."""
+    from app.serving import experiments as serving
+    from app.storage.experiments import ExperimentState
+
+    made: list[object] = []
+
+    async def compute(*_: Any) -> object:
+        made.append(object())
+        return made[-1]
+
+    monkeypatch.setattr(serving, "results", compute)
+    layouts = load_layouts(LAYOUTS_DIR)
+    cache = serving.ResultsCache()
+    now = datetime.now(UTC)
+    stop = ExperimentState("e", "stopped", "guardrail", {}, now, "guardrail")
+    running = await serving.cached_results(None, layouts, "e", None, now, cache)  # type: ignore[arg-type]
+    assert await serving.cached_results(None, layouts, "e", None, now, cache) is running  # type: ignore[arg-type]
+    stopped = await serving.cached_results(None, layouts, "e", stop, now, cache)  # type: ignore[arg-type]
+    assert stopped is not running and len(made) == 2
