@@ -22,16 +22,18 @@ class QuietHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 Category = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+Channel = Literal["in_app", "email", "push", "slack"]
+Digest = Literal["off", "daily", "weekly"]
 
 
 class NotificationPreferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    channels: Annotated[
-        list[Literal["in_app", "email", "push", "slack"]], msgspec.Meta(max_length=4)
-    ] = msgspec.field(default_factory=lambda: ["in_app", "email"])
+    channels: Annotated[list[Channel], msgspec.Meta(max_length=4)] = msgspec.field(
+        default_factory=lambda: ["in_app", "email"]
+    )
     categories: Annotated[list[Category], msgspec.Meta(max_length=50)] = msgspec.field(
         default_factory=lambda: ["product_updates", "tips", "billing"]
     )
-    digest: Literal["off", "daily", "weekly"] = "weekly"
+    digest: Digest = "weekly"
     quiet_hours: QuietHours | None = None
 
 

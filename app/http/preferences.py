@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from litestar import Request, Response, get, put
 
-from app.engine.profile import Preferences
+from app.engine.profile import (
+    Channel,
+    Digest,
+    NotificationPreferences,
+    Personalization,
+    Preferences,
+)
 from app.errors import ConflictError, InvalidInputError, wrong_region
 from app.http.auth import Caller, caller_name, check_id, verify_user
 from app.http.dependencies import RuntimeDep, SettingsDep
@@ -165,6 +172,80 @@ _LEVELS = {
     "no usage, no learning from other teams, no predictions.",
     "off": "Cairn shows everyone the same default layout and personalizes nothing for you.",
 }
+_LEVEL_LABELS: dict[Personalization, str] = {"full": "Full", "basic": "Basic", "off": "Off"}
+_CHANNEL_LABELS: dict[Channel, str] = {
+    "in_app": "In the product",
+    "email": "Email",
+    "push": "Push notifications",
+    "slack": "Slack",
+}
+_DIGEST_LABELS: dict[Digest, str] = {"off": "No digest", "daily": "Daily", "weekly": "Weekly"}
+_CATEGORY_LABELS = {
+    "product_updates": "Product updates",
+    "tips": "Tips and how-tos",
+    "billing": "Billing",
+}
+_DEFAULT_CATEGORIES = NotificationPreferences().categories
+
+
+class Choice(msgspec.Struct, frozen=True):
+    """One value a control offers, and what the preference center calls it."""
+
+    id: str
+    label: str
+
+
+class LevelExplanation(msgspec.Struct, frozen=True):
+    """A personalization level: what it means, and the purposes it grants before a user's own
+    choices (the required ones included)."""
+
+    id: Personalization
+    label: str
+    description: str
+    purposes: list[str]
+
+
+class PurposeExplanation(msgspec.Struct, frozen=True):
+    id: str
+    label: str
+    description: str
+    granted: bool
+    set_by: str  # "required", "you", "your organization" or "the level '<level>'"
+    signals: list[str]
+    shapes: list[str]  # "<screen>: <widget>" resting on it
+    if_off: str
+    required: bool  # always granted: the user cannot turn it off
+    withheld: bool  # the user's organization withholds it: the user's choice does not count
+
+
+class Controls(msgspec.Struct, frozen=True):
+    personalization: dict[str, str]
+    purposes: str
+    notifications: str
+
+
+class NotificationChoices(msgspec.Struct, frozen=True):
+    """What the notification controls offer: every channel and digest cadence, and the
+    categories (the usual ones, and any other the user chose)."""
+
+    channels: list[Choice]
+    categories: list[Choice]
+    digest: list[Choice]
+
+
+class Explanation(msgspec.Struct, frozen=True):
+    """`GET /v1/preferences/explain`: the preference center in plain language, with what its
+    controls offer."""
+
+    tenant_id: str
+    user_id: str
+    personalization: Personalization
+    summary: str
+    purposes: list[PurposeExplanation]
+    controls: Controls
+    level_grants: list[str]  # the purposes the user's level grants
+    levels: list[LevelExplanation]
+    notification_choices: NotificationChoices
 
 
 @get("/v1/preferences/explain")
@@ -208,35 +289,49 @@ async def explain_preferences(
         else:
             set_by = f"the level '{prefs.personalization}'"
         uses = sorted(resting.get(name, []))
-        purposes.append({
-            "id": name, "label": spec.label, "description": spec.description,
-            "granted": name in granted, "set_by": set_by, "signals": list(spec.signals),
-            "shapes": uses,
-            "if_off": (
+        purposes.append(PurposeExplanation(
+            id=name, label=spec.label, description=spec.description,
+            granted=name in granted, set_by=set_by, signals=list(spec.signals), shapes=uses,
+            if_off=(
                 "Cannot be turned off: the product needs it." if spec.required else
                 f"Cairn stops reading {', '.join(spec.signals) or 'anything for it'}"
                 + (f", and leaves out {len(uses)} parts of the product that rest on it."
                    if uses else ".")
             ),
-        })  # fmt: skip
-    body = {
-        "tenant_id": tenant_id,
-        "user_id": user_id,
-        "personalization": prefs.personalization,
-        "summary": _LEVELS[prefs.personalization]
-        + (
-            f" Your organization does not allow: {', '.join(sorted(withheld))}." if withheld else ""
-        ),
-        "purposes": purposes,
-        "controls": {
-            "personalization": _LEVELS,
-            "purposes": "Turn one purpose off (or on) whatever the level: Cairn stops reading its "
+            required=spec.required, withheld=name in withheld and not spec.required,
+        ))  # fmt: skip
+    categories = _DEFAULT_CATEGORIES + [
+        c for c in prefs.notifications.categories if c not in _DEFAULT_CATEGORIES
+    ]
+    body = Explanation(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        personalization=prefs.personalization,
+        summary=_LEVELS[prefs.personalization] + _withheld_sentence(withheld),
+        purposes=purposes,
+        controls=Controls(
+            personalization=_LEVELS,
+            purposes="Turn one purpose off (or on) whatever the level: Cairn stops reading its "
             "signals at the next decision.",
-            "notifications": "Channels, categories, a digest cadence and quiet hours in your time "
+            notifications="Channels, categories, a digest cadence and quiet hours in your time "
             "zone: where and when Cairn may reach you outside the product.",
-        },
-        "level_grants": sorted(level),
-    }
+        ),
+        level_grants=sorted(level),
+        levels=[
+            LevelExplanation(
+                id=name,
+                label=label,
+                description=_LEVELS[name],
+                purposes=sorted(vocab.granted(name)),
+            )
+            for name, label in _LEVEL_LABELS.items()
+        ],
+        notification_choices=NotificationChoices(
+            channels=[Choice(c, _CHANNEL_LABELS.get(c, c)) for c in get_args(Channel)],
+            categories=[Choice(c, _CATEGORY_LABELS.get(c) or _spoken(c)) for c in categories],
+            digest=[Choice(d, _DIGEST_LABELS.get(d, d)) for d in get_args(Digest)],
+        ),
+    )
     return json_response(body)
 
 
@@ -244,6 +339,13 @@ def _withheld_sentence(withheld: set[str]) -> str:
     if not withheld:
         return ""
     return f" Your organization does not allow: {', '.join(sorted(withheld))}."
+
+
+def _spoken(category: str) -> str:
+    """A category the preference center has no label for, as words: `release_notes` →
+    "Release notes"."""
+    words = re.sub(r"[_.:\-]+", " ", category).strip()
+    return words[:1].upper() + words[1:] if words else category
 
 
 ROUTES = [

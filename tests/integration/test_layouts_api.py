@@ -240,6 +240,48 @@ async def test_bad_preferences_are_rejected_naming_the_field(
     assert r.json()["error"]["field"] == "personalization"
 
 
+async def test_the_explanation_offers_what_the_preference_center_shows(
+    client: Client,
+    secret_headers: dict[str, str],
+    browser_headers: Callable[[str, str], dict[str, str]],
+) -> None:
+    """The levels with their purposes, which purposes the user cannot change (required, or
+    withheld by the organization), and every channel, category and digest cadence on offer."""
+    params = {"tenant_id": "acme", "user_id": "u1"}
+    chosen = {
+        "personalization": "basic",
+        "notifications": {"categories": ["tips", "release_notes"]},
+    }
+    r = await client.put("/v1/preferences", params=params, headers=secret_headers, json=chosen)
+    assert r.status_code == 200, r.text
+    r = await client.put("/v1/tenants/acme/consent", headers=secret_headers,
+                         json={"purposes": {"modelled": False}})  # fmt: skip
+    assert r.status_code == 200, r.text
+    r = await client.get(
+        "/v1/preferences/explain", params=params, headers=browser_headers("acme", "u1")
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    levels = {level["id"]: level for level in body["levels"]}
+    assert [level["id"] for level in body["levels"]] == ["full", "basic", "off"]
+    assert levels["off"]["purposes"] == ["necessary"]
+    assert levels["basic"]["purposes"] == body["level_grants"]
+    assert {"declared", "measurement"} <= set(levels["basic"]["purposes"])
+    assert "behavioural" not in levels["basic"]["purposes"]
+    assert levels["full"]["label"] == "Full"
+    assert levels["full"]["description"] == body["controls"]["personalization"]["full"]
+    by_id = {p["id"]: p for p in body["purposes"]}
+    assert [p for p in by_id if by_id[p]["required"]] == ["necessary"]
+    assert [p for p in by_id if by_id[p]["withheld"]] == ["modelled"]
+    offered = body["notification_choices"]
+    assert [c["id"] for c in offered["channels"]] == ["in_app", "email", "push", "slack"]
+    assert [c["id"] for c in offered["digest"]] == ["off", "daily", "weekly"]
+    categories = {c["id"]: c["label"] for c in offered["categories"]}
+    assert list(categories) == ["product_updates", "tips", "billing", "release_notes"]
+    assert categories["release_notes"] == "Release notes"  # one of the user's own, in words
+    assert all(c["label"] for group in offered.values() for c in group)
+
+
 async def test_unknown_user_gets_default_layout_and_unknown_screen_404(
     client: Client, secret_headers: dict[str, str]
 ) -> None:
