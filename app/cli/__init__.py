@@ -11,6 +11,7 @@ cairn experiments list | results | stop | resume   app.cli.experiments
 cairn recs eval | synth | catalog   app.cli.recs
 cairn audit verify | export         app.cli.audit
 cairn policy test                   app.cli.policies
+cairn retention list | apply        app.cli.retention
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.cli import (
     models,
     policies,
     recs,
+    retention,
     seed,
     serve,
 )
@@ -47,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
         recs,
         audit,
         policies,
+        retention,
     )
     for group in groups:
         group.add_commands(sub)

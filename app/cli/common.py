@@ -128,3 +128,37 @@ def on_database(
 
     with database(settings, url) as dsn:
         return asyncio.run(run(dsn))
+
+
+def with_pool(
+    command: str, work: Callable[[Any], Awaitable[T]], audit: Callable[[T], Any] | None = None
+) -> T | None:
+    """Run `work(pool)` on DATABASE_URL (else the demo's embedded database), migrated first,
+    then put what `audit(result)` says (an AuditEntry, or None) on the audit log; None when
+    there is no database."""
+    from app.storage.audit import append, audit_key
+
+    settings, stable = command_settings()
+
+    async def run(pool: Any) -> T:
+        result = await work(pool)
+        entry = audit(result) if audit is not None else None
+        if entry is not None and stable:
+            async with pool.acquire() as conn:
+                await append(conn, audit_key(settings.identity_secret), [entry])
+        elif entry is not None:
+            print(f"cairn {command}: not on the audit log (set CAIRN_IDENTITY_SECRET)",
+                  file=sys.stderr)  # fmt: skip
+        return result
+
+    try:
+        return on_database(settings, None, run, connections=1)
+    except NoDatabaseError as exc:
+        print(f"cairn {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from app.cli.common import cli_actor, with_pool
 
 
 def add_commands(sub: Any) -> None:
@@ -48,41 +47,6 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_user_hash)
 
 
-def _with_pool(
-    command: str, work: Callable[[Any], Awaitable[T]], audit: Callable[[T], Any] | None = None
-) -> T | None:
-    """Run `work(pool)` on DATABASE_URL (else the demo's embedded database), migrated first,
-    then put what `audit(result)` says (an AuditEntry, or None) on the audit log; None when
-    there is no database."""
-    from app.cli.common import NoDatabaseError, command_settings, on_database
-    from app.storage.audit import append, audit_key
-
-    settings, stable = command_settings()
-
-    async def run(pool: Any) -> T:
-        result = await work(pool)
-        entry = audit(result) if audit is not None else None
-        if entry is not None and stable:
-            async with pool.acquire() as conn:
-                await append(conn, audit_key(settings.identity_secret), [entry])
-        elif entry is not None:
-            print(f"cairn {command}: not on the audit log (set CAIRN_IDENTITY_SECRET)",
-                  file=sys.stderr)  # fmt: skip
-        return result
-
-    try:
-        return on_database(settings, None, run, connections=1)
-    except NoDatabaseError as exc:
-        print(f"cairn {command}: {exc}", file=sys.stderr)
-        return None
-
-
-def _actor() -> str:
-    import getpass
-
-    return f"cli:{getpass.getuser()}"
-
-
 def cmd_keys_legacy(args: argparse.Namespace) -> int:
     if args.legacy_tenant is None:
         print("cairn keys: say create, list or revoke (see cairn keys --help)", file=sys.stderr)
@@ -100,11 +64,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from app.storage.audit import AuditEntry
     from app.storage.keys import create_api_key, key_fingerprint
 
-    key = _with_pool(
+    key = with_pool(
         "keys create",
         lambda pool: create_api_key(pool, args.tenant, args.kind),
         lambda made: AuditEntry(
-            action="key.created", actor=_actor(), tenant_id=args.tenant,
+            action="key.created", actor=cli_actor(), tenant_id=args.tenant,
             detail={"kind": args.kind, "fingerprint": key_fingerprint(made)[:16]},
         ),
     )  # fmt: skip
@@ -117,7 +81,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from app.storage.keys import list_api_keys
 
-    found = _with_pool("keys list", lambda pool: list_api_keys(pool, args.tenant))
+    found = with_pool("keys list", lambda pool: list_api_keys(pool, args.tenant))
     if found is None:
         return 2
     for key in found:
@@ -134,10 +98,10 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
     named = args.key.strip()
     fingerprint = named.lower() if named[:3] not in ("sk_", "pk_") else key_fingerprint(named)
-    revoked = _with_pool(
+    revoked = with_pool(
         "keys revoke",
         lambda pool: revoke_api_key(pool, args.key),
-        lambda done: AuditEntry(action="key.revoked", actor=_actor(),
+        lambda done: AuditEntry(action="key.revoked", actor=cli_actor(),
                                 detail={"fingerprint": fingerprint[:16]}) if done else None,
     )  # fmt: skip
     if revoked is None:

@@ -51,7 +51,8 @@ async def seed(
     from app.storage.events import store_events
     from recommender.embedder import SentenceTransformerEmbedder
 
-    vocab = load_layouts(settings.layouts_dir).vocabulary
+    layouts = load_layouts(settings.layouts_dir)
+    vocab = layouts.vocabulary
     population = generate(
         PopulationSpec(tenants=tenants, users=users, events=events, now=datetime.now(UTC))
     )
@@ -84,7 +85,9 @@ async def seed(
             rows = parse_batch(
                 body, received_at=datetime.now(UTC), pii_mode=settings.pii_mode, pii_key=key
             ).rows
-            result = await store_events(pool, rows, facets=vocab.facets)
+            result = await store_events(
+                pool, rows, facets=vocab.facets, retention=layouts.retention
+            )
             stored += result.accepted + result.duplicates
             if progress:
                 done = min(stored / max(total, 1), 1.0)

@@ -2,7 +2,8 @@
 
 Files: `signals.yaml`, `presets.yaml`, `help.yaml` and `screens/*.yaml` under the layouts folder,
 and, when there are, `flags.yaml` (`app.config.flags`: flags are compiled first, so that screens'
-rules can read `flags.*`) and `metrics.yaml` (`app.config.metrics`).
+rules can read `flags.*`), `metrics.yaml` (`app.config.metrics`), `experiments.yaml`,
+`policies.yaml` and `retention.yaml` (`app.config.retention`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.config.experiments import load_experiments
 from app.config.flags import load_flags, sample_values
 from app.config.metrics import load_metrics
 from app.config.policies import compile_policies, read_policies
+from app.config.retention import load_retention
 from app.config.yaml_source import Path_, Problem, Source, SourceError, convert, read_source
 from app.engine.experiments import Experiments
 from app.engine.fastcel import compile_fast, translate
@@ -38,6 +40,7 @@ from app.engine.paths import PLAIN_PATH, FastExpr, PathRef, build_trie
 from app.engine.policies import CompiledPolicy, PoliciesFileSpec, PolicySpec, forbidding
 from app.engine.propensity import TARGETS
 from app.engine.recs import sample_feed
+from app.engine.retention import Retention
 from app.engine.signals import build_context, signal_schema
 from app.engine.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec, WidgetSpec
 from app.engine.templates import render
@@ -307,6 +310,7 @@ def load_layouts(root: Path) -> Layouts:
     experiments = _read_experiments(
         root, compiler, screens, flags or {}, known_metrics, digest, problems
     )
+    retention = _read_retention(root, digest, problems)
     policies: tuple[CompiledPolicy, ...] = ()
     if policies_src is not None and policies_shape is not None:
         # screens with problems of their own: policies are not told about each widget id
@@ -344,6 +348,7 @@ def load_layouts(root: Path) -> Layouts:
         experiments=experiments,
         policies=policies,
         policy_cases=tuple(policies_shape.tests) if policies_shape is not None else (),
+        retention=retention,
     )
 
 
@@ -466,6 +471,16 @@ def _read_metrics(
     digest.update(b"metrics.yaml" + path.read_bytes())
     src = _read(path, root, problems)
     return load_metrics(src, screens, problems) if src is not None else {}
+
+
+def _read_retention(root: Path, digest: Any, problems: list[Problem]) -> Retention:
+    """retention.yaml, when the folder has one; without it every event is kept."""
+    path = root / "retention.yaml"
+    if not path.exists():
+        return Retention()
+    digest.update(b"retention.yaml" + path.read_bytes())
+    src = _read(path, root, problems)
+    return load_retention(src, problems) if src is not None else Retention()
 
 
 def _check_presets(presets: PresetsSpec, src: Source, problems: list[Problem]) -> None:

@@ -9,6 +9,7 @@ from app.engine.experiments import Experiments
 from app.engine.flags import CompiledFlag
 from app.engine.metrics import MetricSpec
 from app.engine.policies import CompiledPolicy, PolicyCaseSpec
+from app.engine.retention import Retention
 from app.engine.specs import FeedSpec, ScreenSpec, SuppressSpec, ViewSpec, WidgetSpec
 from app.engine.vocabulary import Vocabulary
 
@@ -113,6 +114,7 @@ class Layouts:
     experiments: Experiments = field(default_factory=Experiments)  # experiments.yaml
     policies: tuple[CompiledPolicy, ...] = ()  # policies.yaml's placement rules (forbid wins)
     policy_cases: tuple[PolicyCaseSpec, ...] = ()  # policies.yaml's tests (cairn policy test)
+    retention: Retention = field(default_factory=Retention)  # retention.yaml's windows
 
     # widget (id, type) → the placement policies that cover it, made once per widget
     covering: dict[tuple[str, str], tuple[CompiledPolicy, ...]] = field(

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from app.engine.retention import Retention
 from app.engine.vocabulary import Vocabulary
 from app.errors import UnavailableError, wrong_region
 from app.ingest.segment import ParsedBatch
@@ -32,6 +33,8 @@ class IngestAnswer(msgspec.Struct, frozen=True, omit_defaults=True):
     accepted: int
     duplicates: int
     suppressed: int | None = None  # events of erased users dropped (only when there were any)
+    # events older than their retention window: counted in profiles, not stored raw (when any)
+    expired: int | None = None
 
 
 class IngestTarget(Protocol):
@@ -42,6 +45,9 @@ class IngestTarget(Protocol):
 
     @property
     def vocabulary(self) -> Vocabulary: ...
+
+    @property
+    def retention(self) -> Retention: ...  # retention.yaml's windows
 
     def forget(self, users: set[tuple[str, str]], tenants: Iterable[str] = ()) -> None: ...
 
@@ -104,7 +110,13 @@ async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
     try:
         if target.region is not None:
             await _check_region(pool, batch, target.region)
-        result = await store_events(pool, batch.rows, facets=vocab.facets, tenant_wide=wide_events)
+        result = await store_events(
+            pool,
+            batch.rows,
+            facets=vocab.facets,
+            tenant_wide=wide_events,
+            retention=target.retention,
+        )
     except Exception as exc:
         if not is_unavailable(exc):
             raise  # a bug, not an outage: the error handler logs it
@@ -126,6 +138,7 @@ async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
         accepted=result.accepted,
         duplicates=batch.duplicates + result.duplicates,
         suppressed=result.suppressed or None,
+        expired=result.expired or None,
     )
 
 

@@ -23,6 +23,7 @@ from app.config.layouts import LayoutConfigError, load_layouts
 from app.engine.model import Layouts
 from app.engine.profile import PeerStats
 from app.engine.propensity import PropensityModels
+from app.engine.retention import Retention
 from app.engine.vocabulary import Vocabulary
 from app.serving.arm_latency import LatencyTally
 from app.serving.audit import Auditor, layout_changes
@@ -34,6 +35,7 @@ from app.serving.memo import DecisionMemo
 from app.serving.metrics import MetricsService
 from app.serving.metrics_refresh import refresh_metrics
 from app.serving.recommendations import Recommender
+from app.serving.retention import FIRST_RETENTION_S, RETENTION_INTERVAL_S, apply_retention
 from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
@@ -120,6 +122,10 @@ class Runtime:
     def vocabulary(self) -> Vocabulary:
         return self.layouts.vocabulary
 
+    @property
+    def retention(self) -> Retention:
+        return self.layouts.retention
+
     def database_url(self) -> str:
         if self.settings.database_url:
             return self.settings.database_url
@@ -168,6 +174,7 @@ class Runtime:
         self._spawn(self._flush_flag_counts_forever())
         if self.settings.guardrail_interval_s > 0:
             self._spawn(self._check_guardrails_forever())
+        self._spawn(self._apply_retention_forever())
         self.ready = True
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -285,6 +292,18 @@ class Runtime:
                 self.metrics_error = repr(exc)
                 log.warning("metrics not refreshed: %r", exc)
             await asyncio.sleep(self.settings.metrics_refresh_s)
+
+    async def _apply_retention_forever(self) -> None:
+        """Drop expired partitions soon after start, then hourly (one process at a time)."""
+        await asyncio.sleep(FIRST_RETENTION_S)
+        while True:
+            try:
+                dropped = await apply_retention(self.pool, self.layouts.retention, self.now())
+                if dropped:
+                    self.audit.record("retention.applied", "process", {"dropped": dropped})
+            except Exception as exc:  # noqa: BLE001 - the schedule must outlive any one failure
+                log.warning("retention not applied: %r", exc)
+            await asyncio.sleep(RETENTION_INTERVAL_S)
 
     async def _flush_flag_counts_forever(self) -> None:
         while True:

@@ -2,8 +2,12 @@
 
 A batch costs two statements and a commit, whatever its size:
 
-1. the events, in one `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so the rows that were new
-   are known exactly and a retried batch is never counted twice;
+1. the events, in one statement: their messageIds into `event_ids` (`ON CONFLICT DO NOTHING
+   RETURNING`, and not already received within the dedup window), so the rows that were new are
+   known exactly and a retried batch is never counted twice; the new rows into `events`, each in
+   the partition of its retention window and month (`app.storage.partitions` makes a missing one
+   first), unless it arrived already older than its window: such a row counts in the aggregates
+   but is not stored raw;
 2. from the new rows only, pre-aggregated here so that each upsert touches a key once: the
    aggregates the profile reads (tenants, aliases, widget history, facets, integrations, tenant
    traits, daily event counts, users), as chained upserts of one statement, which ends with one
@@ -23,9 +27,12 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+import asyncpg
 import msgspec
 
+from app.engine.retention import Retention, dedup_horizon, month_start, stored
 from app.storage.db import Conn, Pool
+from app.storage.partitions import partitions
 from app.storage.suppressions import count_dropped, lock_for_ingest, suppressed_among
 
 PROFILE_CHANNEL = "cairn_profile"
@@ -48,6 +55,7 @@ class EventRow(msgspec.Struct, frozen=True, kw_only=True):
     group_id: str | None = None  # group calls
 
 
+_KEPT = Retention()  # no windows: every event kept
 MAX_KEY_LENGTH = 255  # longer property values are not identifiers; they are not aggregated
 
 UserKey = tuple[str, str]
@@ -59,14 +67,27 @@ class StoreResult(msgspec.Struct, frozen=True):
     duplicates: int  # rows already stored (a retry) or repeated within `rows`
     touched: set[UserKey]  # (tenant_id, user_id) whose profile changed
     suppressed: int = 0  # rows of erased users (or tenants) dropped, never stored
+    expired: int = 0  # new rows older than their retention window: aggregated, not stored raw
 
 
 _INSERT_EVENTS = """
-INSERT INTO events (tenant_id, message_id, user_id, type, event, properties, traits, context, ts)
-SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->5, r->6, r->7, (r->>8)::timestamptz
-FROM jsonb_array_elements($1::text::jsonb) AS a(r)
-ON CONFLICT (tenant_id, message_id) DO NOTHING
-RETURNING tenant_id, message_id
+WITH batch AS (SELECT r FROM jsonb_array_elements($1::text::jsonb) AS a(r)),
+fresh AS (
+    INSERT INTO event_ids (tenant_id, message_id, received)
+    SELECT r->>0, r->>1, $2::date FROM batch
+     WHERE NOT EXISTS (SELECT 1 FROM event_ids x
+                        WHERE x.tenant_id = r->>0 AND x.message_id = r->>1
+                          AND x.received >= $3::date AND x.received < $2::date)
+    ON CONFLICT DO NOTHING
+    RETURNING tenant_id, message_id),
+stored AS (
+    INSERT INTO events (tenant_id, message_id, user_id, type, event, properties, traits, context,
+                        ts, keep_days)
+    SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->5, r->6, r->7, (r->>8)::timestamptz,
+           (r->>9)::integer
+      FROM batch JOIN fresh ON fresh.tenant_id = r->>0 AND fresh.message_id = r->>1
+     WHERE (r->>10)::boolean)
+SELECT tenant_id, message_id FROM fresh
 """
 
 # The aggregate upserts, in the order they run: (name, "INSERT INTO" target and SELECT list over
@@ -211,18 +232,48 @@ async def store_events(
     *,
     facets: Mapping[str, str],
     tenant_wide: Collection[str] = (),
+    retention: Retention = _KEPT,
+    now: datetime | None = None,
 ) -> StoreResult:
     """Store a batch atomically and update the aggregates from the rows that were new.
 
     `facets` maps a track event's name to the property whose value is a facet of the user
     (`{"feature_used": "feature"}`): facets are counted per (kind = property name, value).
-    Rows repeating a (tenant, messageId) of `rows` or of an earlier batch count as duplicates.
-    `tenant_wide` names track events that change every profile of the tenant (milestones reached
-    by anyone): other processes are told the whole tenant changed.
+    Rows repeating a (tenant, messageId) of `rows` or of an earlier batch received within the
+    dedup window count as duplicates. `tenant_wide` names track events that change every profile
+    of the tenant (milestones reached by anyone): other processes are told the whole tenant
+    changed. `retention` gives each row its window; `now` is the time received (the clock's).
     """
+    at = now or datetime.now(UTC)
     unique: dict[tuple[str, str], EventRow] = {}
     for row in rows:
         unique.setdefault((row.tenant_id, row.message_id), row)
+    for attempt in (1, 2):
+        try:
+            return await _store(pool, rows, unique, facets, tenant_wide, retention, at)
+        except asyncpg.CheckViolationError as exc:
+            # a partition this process knew of was dropped (a test's database, a clock far
+            # behind): learn again which exist
+            if attempt == 2 or "no partition" not in str(exc):
+                raise
+            partitions.forget()
+    raise AssertionError("unreachable")
+
+
+async def _store(
+    pool: Pool,
+    rows: Sequence[EventRow],
+    batch: dict[tuple[str, str], EventRow],
+    facets: Mapping[str, str],
+    tenant_wide: Collection[str],
+    retention: Retention,
+    at: datetime,
+) -> StoreResult:
+    unique = dict(batch)
+    windows = {key: retention.days_for(r.type, r.event) for key, r in unique.items()}
+    raw = {key for key, r in unique.items() if stored(windows[key], r.ts, at)}
+    today = at.astimezone(UTC).date()
+    await partitions.ensure(pool, {(windows[k], month_start(unique[k].ts)) for k in raw}, [today])
     async with pool.acquire() as conn, conn.transaction():
         await lock_for_ingest(conn, (r.tenant_id for r in unique.values()))
         erased = await suppressed_among(conn, {(r.tenant_id, r.user_id) for r in unique.values()})
@@ -235,9 +286,15 @@ async def store_events(
                     del unique[key]
             await count_dropped(conn, dropped)
         suppressed = sum(dropped.values())
-        ordered = [unique[key] for key in sorted(unique)]
+        ordered = sorted(unique)
+        values = [(*event_values(unique[k]), windows[k], k in raw) for k in ordered]
         inserted = (
-            await conn.fetch(_INSERT_EVENTS, _json([event_values(r) for r in ordered]))
+            await conn.fetch(
+                _INSERT_EVENTS,
+                _json(values),
+                today,
+                dedup_horizon(retention.dedup_days, today),
+            )
             if ordered
             else []
         )
@@ -245,15 +302,16 @@ async def store_events(
             return StoreResult(
                 accepted=0, duplicates=len(rows) - suppressed, touched=set(), suppressed=suppressed
             )
-        stored = {(r["tenant_id"], r["message_id"]) for r in inserted}
+        fresh = {(r["tenant_id"], r["message_id"]) for r in inserted}
         # In event time, ties in the order sent: traits merge and "latest wins" in that order.
-        new = sorted((row for key, row in unique.items() if key in stored), key=event_time)
+        new = sorted((row for key, row in unique.items() if key in fresh), key=event_time)
         await conn.execute(_AGGREGATE, *_aggregate_parameters(new, facets, tenant_wide))
     return StoreResult(
         accepted=len(new),
         duplicates=len(rows) - len(new) - suppressed,
         touched={(row.tenant_id, row.user_id) for row in new},
         suppressed=suppressed,
+        expired=len(fresh - raw),
     )
 
 

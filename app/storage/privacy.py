@@ -31,7 +31,9 @@ USER_TABLES: dict[str, str] = {
 }
 ERASE_TIMEOUT_S = 3600.0  # a tenant's history can be large: no request's 10 s limit
 # Tables with a tenant's data beside its users': all of them go with the tenant.
-TENANT_TABLES: tuple[str, ...] = (*USER_TABLES, "tenants", "tenant_integrations", "api_keys")
+TENANT_TABLES: tuple[str, ...] = (
+    *USER_TABLES, "tenants", "tenant_integrations", "api_keys", "event_ids"
+)  # fmt: skip
 # Tables that hold nobody's data (or only pseudonyms and counts): left as they are.
 NOT_PERSONAL: tuple[str, ...] = (
     "audit_log", "catalog_items", "experiment_latency", "experiment_state", "flag_evaluations",

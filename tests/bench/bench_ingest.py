@@ -24,18 +24,22 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 
+from app.config.layouts import load_layouts
 from app.ingest.segment import parse_batch, pii_key
 from app.storage.db import Pool, create_pool, migrate
 from app.storage.events import EventRow, event_values, store_events
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 FACETS = {"feature_used": "feature", "template_used": "template", "help_article_viewed": "article"}
+# the shipped windows: what a deployment writes with (page and screen views in monthly partitions)
+RETENTION = load_layouts(Path(__file__).resolve().parents[2] / "layouts").retention
 FEATURES = ["reports", "automations", "dashboards", "exports", "api", "sso", "audit_log", "forms"]
 TEMPLATES = ["invoice", "onboarding", "okr", "crm_pipeline", "weekly_report", "roadmap"]
 ARTICLES = ["getting-started", "connect-slack", "billing-faq", "automations-101", "sso-setup"]
@@ -216,7 +220,7 @@ async def _measure(pool: Pool, args: argparse.Namespace) -> None:
     def cairn_job(body: bytes) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
             batch = parse_batch(body, received_at=received_at, pii_mode="hash", pii_key=key)
-            await store_events(pool, batch.rows, facets=FACETS)
+            await store_events(pool, batch.rows, facets=FACETS, retention=RETENTION)
             parsed.append(batch.rows)
 
         return job

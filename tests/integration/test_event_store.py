@@ -19,6 +19,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from app.config.layouts import load_layouts
+from app.engine.retention import Retention
 from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import ROUTES
@@ -457,6 +458,7 @@ class _Runtime:
         self.forgotten: list[set[tuple[str, str]]] = []
         self.forgotten_tenants: list[set[str]] = []
         self.region: str | None = None  # no residency checks
+        self.retention = Retention()  # every event kept
 
     def prepare_help(self, errors: Iterable[Mapping[str, Any]]) -> None:
         list(errors)  # friction queries are not embedded ahead here
