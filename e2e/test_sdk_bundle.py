@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 SDK = ROOT / "web_sdk"
 SCHEMA = ROOT / "widgets" / "layout.schema.json"
 CORPUS = ROOT / "tests" / "golden" / "descriptors"
-BUNDLES = ("cairn.min.js", "cairn.core.min.js", "cairn.css")
+BUNDLES = ("cairn.min.js", "cairn.core.min.js", "cairn.preferences.min.js", "cairn.css")
 CORE_BUDGET = 6 * 1024  # bytes, gzip -9: the web SDK core's budget
 
 

@@ -1,14 +1,18 @@
 // Builds the web SDK with esbuild and prints its gzip size beside two peers built the same way.
 //
 //   node build.mjs          write dist/cairn.min.js (full), dist/cairn.core.min.js (core),
-//                           dist/cairn.css (the default stylesheet, for the core build or a CSP)
-//                           and dist/admin/metrics.js (the admin dashboards' charts)
+//                           dist/cairn.preferences.min.js (the preference center, loaded after
+//                           either), dist/cairn.css (the default stylesheet and the preference
+//                           center's, for the core build or a CSP) and dist/admin/metrics.js (the
+//                           admin dashboards' charts)
 //   node build.mjs --check  rebuild in memory: fail if dist/ differs or the core is over budget
 //
 // Both builds bundle the ES modules of src/ from src/index.js into one minified classic script (an
 // IIFE) that defines window.Cairn. The full build is what Cairn serves. The core build leaves out
 // the statements labelled FULL in src/index.js (live updates, the default stylesheet, the
-// preference setter) and so the modules only they use: fetch, cache, render and events.
+// preference setter) and so the modules only they use: fetch, cache, render and events. The
+// preference center is a third classic script, from src/preferences-center.js, that adds
+// Cairn.preferences to the SDK loaded before it.
 //
 // The screen rule of the published JSON Schema (widgets/layout.schema.json,
 // "x-cairn-once-per-screen": widget type → group, one widget of each group per screen) is put into
@@ -28,6 +32,8 @@ import { build } from "esbuild";
 const here = dirname(fileURLToPath(import.meta.url));
 const SOURCE = join(here, "src");
 const ENTRY = join(SOURCE, "index.js");
+const PREFERENCES_ENTRY = join(SOURCE, "preferences-center.js");
+const PREFERENCES_STYLE = join(SOURCE, "preferences-style.js");
 const SCHEMA = join(here, "..", "widgets", "layout.schema.json");
 const DIST = join(here, "dist");
 const ADMIN_ENTRY = join(here, "admin", "metrics.js");
@@ -56,9 +62,9 @@ function sourceHash() {
 }
 const BANNER = `/* cairn.js sha256:${sourceHash()} */`;
 
-async function minify(dropLabels) {
+async function minify(dropLabels, entry = ENTRY) {
   const out = await build({
-    entryPoints: [ENTRY],
+    entryPoints: [entry],
     bundle: true,
     format: "iife",
     platform: "browser",
@@ -106,8 +112,25 @@ async function peer(pkg) {
   return Buffer.from(out.outputFiles[0].contents);
 }
 
-// The stylesheet the full build injects, captured by running it against a stub document.
-function stylesheet(full) {
+// The preference center's stylesheet (src/preferences-style.js), read by running that module.
+async function preferencesStylesheet() {
+  const out = await build({
+    entryPoints: [PREFERENCES_STYLE],
+    bundle: true,
+    format: "iife",
+    globalName: "style",
+    target: TARGET,
+    write: false,
+    logLevel: "error",
+  });
+  const context = {};
+  runInNewContext(out.outputFiles[0].text + ";this.css = style.PREFERENCES_CSS;", context);
+  return context.css;
+}
+
+// The stylesheet the full build injects, captured by running it against a stub document, then the
+// preference center's.
+async function stylesheet(full) {
   const style = {};
   const document = {
     getElementById: () => null,
@@ -118,16 +141,20 @@ function stylesheet(full) {
   const window = { document, addEventListener() {} };
   runInNewContext(full.toString("utf8"), { window, document, setTimeout, console });
   window.Cairn.init({ key: "k", tenantId: "t", userId: "u" });
+  const rules = (css) => css.replace(/}(?=[.@]|$)/g, "}\n");
   return Buffer.from(`${BANNER}\n` +
     "/* The web SDK's default stylesheet, for the core build or init({css: false}) */\n" +
-    style.textContent.replace(/}(?=[.@]|$)/g, "}\n"));
+    rules(style.textContent) +
+    "/* The preference center's (cairn.preferences.js) */\n" +
+    rules(await preferencesStylesheet()));
 }
 
 const full = await minify([]);
 const builds = {
   "cairn.min.js": full,
   "cairn.core.min.js": await minify(["FULL"]),
-  "cairn.css": stylesheet(full),
+  "cairn.preferences.min.js": await minify([], PREFERENCES_ENTRY),
+  "cairn.css": await stylesheet(full),
   "admin/metrics.js": await adminBundle(),
 };
 const check = process.argv.includes("--check");
@@ -150,6 +177,7 @@ const core = gzip(builds["cairn.core.min.js"]);
 const rows = [
   ["Cairn core (fetch, cache, render, events)", builds["cairn.core.min.js"]],
   ["Cairn full (+ live updates, stylesheet, preferences)", builds["cairn.min.js"]],
+  ["Cairn preference center (after core or full)", builds["cairn.preferences.min.js"]],
   ["Admin dashboards' charts (Observable Plot)", builds["admin/metrics.js"]],
 ];
 if (!check) {

@@ -76,6 +76,12 @@ async def sdk_core_script() -> Response[bytes]:
     return _script("cairn.core.min.js")
 
 
+@get(["/sdk/cairn.preferences.js", "/sdk/v1/cairn.preferences.js", "/sdk/cairn.preferences.min.js"])
+async def sdk_preferences_script() -> Response[bytes]:
+    """The preference center (`Cairn.preferences`), loaded after the full or the core bundle."""
+    return _script("cairn.preferences.min.js")
+
+
 @get(["/sdk/cairn.css", "/sdk/v1/cairn.css"])
 async def sdk_stylesheet() -> Response[bytes]:
     """The default stylesheet, for pages using the core bundle."""
@@ -103,4 +109,12 @@ async def sdk_types() -> Response[bytes]:
     )
 
 
-ROUTES = [healthz, readyz, sdk_script, sdk_core_script, sdk_stylesheet, sdk_types]
+ROUTES = [
+    healthz,
+    readyz,
+    sdk_script,
+    sdk_core_script,
+    sdk_preferences_script,
+    sdk_stylesheet,
+    sdk_types,
+]

@@ -86,6 +86,12 @@ async def test_why_inspector_shows_shown_and_left_out_widgets(
     [
         ("/sdk/cairn.js", "text/javascript", "web_sdk/dist/cairn.min.js"),
         ("/sdk/v1/cairn.core.js", "text/javascript", "web_sdk/dist/cairn.core.min.js"),
+        ("/sdk/cairn.preferences.js", "text/javascript", "web_sdk/dist/cairn.preferences.min.js"),
+        (
+            "/sdk/v1/cairn.preferences.js",
+            "text/javascript",
+            "web_sdk/dist/cairn.preferences.min.js",
+        ),
         ("/sdk/cairn.css", "text/css", "web_sdk/dist/cairn.css"),
         ("/sdk/cairn.d.ts", "text/plain", "web_sdk/src/cairn.d.ts"),
         ("/admin/assets/metrics.js", "text/javascript", "web_sdk/dist/admin/metrics.js"),

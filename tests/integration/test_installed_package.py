@@ -14,7 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web_sdk" / "dist"
-ASSETS = ("cairn.min.js", "cairn.core.min.js", "cairn.css", "admin/metrics.js")
+ASSETS = (
+    "cairn.min.js",
+    "cairn.core.min.js",
+    "cairn.preferences.min.js",
+    "cairn.css",
+    "admin/metrics.js",
+)
 TYPES = ROOT / "web_sdk" / "src" / "cairn.d.ts"
 
 pytestmark = pytest.mark.integration

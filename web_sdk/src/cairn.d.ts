@@ -197,6 +197,25 @@ export interface InitOptions {
   css?: boolean;
 }
 
+/** A user's preferences, as `GET` / `PUT /v1/preferences` carry them. */
+export interface Preferences {
+  personalization: Personalization;
+  /** Purposes opted out of (false) or into (true) beyond the level (layouts/signals.yaml). */
+  purposes: Record<string, boolean>;
+  notifications: {
+    channels: ("in_app" | "email" | "push" | "slack")[];
+    categories: string[];
+    digest: "off" | "daily" | "weekly";
+    /** "HH:MM" times in an IANA time zone; null: none. */
+    quiet_hours: { start: string; end: string; time_zone: string } | null;
+  };
+}
+
+export interface PreferencesOptions {
+  /** Heading level of the preference center's title, 2 to 6 (default 2). */
+  headingLevel?: number;
+}
+
 export interface RenderOptions {
   /** Ask for this view instead of the one the user last chose (or the default). */
   view?: string;
@@ -267,6 +286,16 @@ export interface CairnSDK {
    * allow are dropped at once, and the layouts on screen are fetched again.
    */
   setPersonalization?(level: Personalization): Promise<void>;
+  /**
+   * Render the user's preference center into `element` (an element or a CSS selector): the
+   * personalization level, a checkbox per consent purpose, notification channels, categories,
+   * digest cadence and quiet hours, and a save button. Present once cairn.preferences.js is loaded
+   * after cairn.js or cairn.core.js; uses init's configuration. Saving stores the whole document,
+   * drops queued events the new level does not allow and fetches the layouts on screen again.
+   * Resolves with the preferences shown, or null when they could not be loaded (the element then
+   * says so); never rejects.
+   */
+  preferences?(element: Element | string, options?: PreferencesOptions): Promise<Preferences | null>;
   /** Send queued events now. */
   flush(): Promise<void>;
 }

@@ -8,17 +8,27 @@
 // (preferences.js).
 import { VERSION, config, configure } from "./config.js";
 import { findWidget } from "./dom.js";
-import { currentQueue, enqueue, flush, message, sendBeforeHiding, useQueueOf, widgetEvent } from "./events.js";
+import { allowed, currentQueue, enqueue, flush, message, saveQueue, sendBeforeHiding, useQueueOf, widgetEvent } from "./events.js";
 import { fail, guard, guardAsync, resolved, text } from "./guards.js";
-import { load, mountFor, mounts, unmount } from "./mounts.js";
+import { request } from "./http.js";
+import { fetchLayout, load, mountFor, mounts, unmount } from "./mounts.js";
 import { setPersonalization } from "./preferences.js";
 import { paint } from "./render.js";
 import { addDefaultStylesheet } from "./styles.js";
 import { renderers } from "./widgets.js";
 
 /** @import { CairnSDK } from "./cairn" */
+/** @import { Config } from "./config.js" */
 
-/** @type {CairnSDK} */
+/**
+ * @typedef {() => [Config, typeof request, typeof currentQueue, typeof allowed, typeof saveQueue, typeof mounts, typeof fetchLayout]} PreferencesHook
+ *   Cairn._prefs: what the preference center (preferences-center.js, a bundle of its own) uses of
+ *   the SDK loaded before it: the configuration (null before init) and requests with its
+ *   credentials; the event queue, what a level allows and the queue's storage; and the mounts and
+ *   their fetch. Only the names the core bundle keeps anyway, so that its size hardly changes.
+ */
+
+/** @type {CairnSDK & {_prefs: PreferencesHook}} */
 const api = {
   version: VERSION,
 
@@ -86,6 +96,9 @@ const api = {
   }),
 
   flush: () => flush(currentQueue).catch(fail),
+
+  // For the preference center (cairn.preferences.js, loaded after either build), not a public API.
+  _prefs: () => [config, request, currentQueue, allowed, saveQueue, mounts, fetchLayout],
 };
 
 FULL: api.setPersonalization = guardAsync(setPersonalization);

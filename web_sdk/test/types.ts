@@ -1,6 +1,6 @@
 // Compiled (not run) by `make sdk-check`: the declarations in src/cairn.d.ts describe the API as
 // the README shows it.
-import type { LayoutDescriptor, Renderer, Widget } from "../src/cairn";
+import type { LayoutDescriptor, Preferences, Renderer, Widget } from "../src/cairn";
 
 declare const bundledHome: LayoutDescriptor;
 
@@ -30,6 +30,8 @@ void Cairn.identify({ company_size: 12 });
 void Cairn.identify("u2", { theme: "dark" }, { userHash: "77ab" });
 void Cairn.complete("next_activation_step");
 void Cairn.setPersonalization?.("basic");
+const center: Promise<Preferences | null> | undefined = Cairn.preferences?.("#preferences", { headingLevel: 3 });
+void center?.then((shown) => shown && shown.notifications.quiet_hours?.time_zone);
 void Cairn.flush();
 Cairn.unmount(element);
 
