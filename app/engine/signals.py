@@ -8,7 +8,7 @@ of the user (personalization off, unknown user, or the profile store is down).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -464,6 +464,16 @@ def _first_plan_with(plans: dict[str, PlanSpec], start: str | None, feature: str
         seen.add(start)
         start = plans[start].next
     return ""
+
+
+# Context roots built from a profile's recent raw events (the rest come from its aggregates).
+RECENT_ROOTS = frozenset({"friction", "upgrade"})
+
+
+def reads_recent(trie: Mapping[str, Any]) -> bool:
+    """Whether rules reading the paths of `trie` (as `build_trie` makes it) need the profile's
+    recent events."""
+    return not RECENT_ROOTS.isdisjoint(trie)
 
 
 def lifecycle_stage(context: dict[str, Any], vocab: Vocabulary) -> str:

@@ -104,7 +104,13 @@ async def _refresh_units(
     profiles = {
         (p.tenant_id, p.user_id): p
         for p in await fetch_tenant_profiles(
-            conn, layouts.vocabulary, tenants, now, users=users, command_timeout=REFRESH_TIMEOUT_S
+            conn,
+            layouts.vocabulary,
+            tenants,
+            now,
+            users=users,
+            command_timeout=REFRESH_TIMEOUT_S,
+            signals_only=layouts.vocabulary.stage_trie,  # the stage is all that is read here
         )
     }
     described = {

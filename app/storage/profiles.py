@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from app.engine.profile import ProfileData
+from app.engine.signals import reads_recent
 from app.engine.vocabulary import Vocabulary
 from app.storage.db import Conn, Pool
 
@@ -277,10 +278,16 @@ async def fetch_tenant_profiles(
     *,
     users: Sequence[tuple[str, str]] | None = None,
     command_timeout: float | None = None,
+    signals_only: Mapping[str, Any] | None = None,
 ) -> list[ProfileData]:
     """Every known user's profile in these tenants (or only `users`' of them), as
     `ProfileStore.fetch` reads one user's, in one set-based query per table (for background
-    work over many users: metrics, previews)."""
+    work over many users: metrics, previews).
+
+    `signals_only`: the paths (a trie) the caller's rules read of a context built in mode
+    `full` (a lifecycle stage, say): what only decisions read (widget history, preferences,
+    experiment assignments) is left empty, and so are recent events unless those paths need
+    them."""
     signals = vocab.signals
     tenant_steps = [s.event for s in signals.activation if s.scope == "tenant"]
     user_steps = sorted({s.event for s in signals.activation})
@@ -293,10 +300,15 @@ async def fetch_tenant_profiles(
     steps = await fetch("milestones", tenants, user_steps)
     facets = await fetch("facets", tenants)
     integrations = await fetch("integrations", tenants, narrowed=False)
-    widgets = await fetch("widgets", tenants)
-    recent = await fetch("recent", tenants, list(TRIGGER_EVENTS), horizon)
-    prefs = await fetch("prefs", tenants)
-    assigned = await fetch("assignments", tenants, narrowed=False)
+    decisions = signals_only is None
+    widgets = await fetch("widgets", tenants) if decisions else []
+    recent = (
+        await fetch("recent", tenants, list(TRIGGER_EVENTS), horizon)
+        if signals_only is None or reads_recent(signals_only)
+        else []
+    )
+    prefs = await fetch("prefs", tenants) if decisions else []
+    assigned = await fetch("assignments", tenants, narrowed=False) if decisions else []
     by_user: dict[tuple[str, str], dict[str, Any]] = {
         (r["tenant_id"], r["user_id"]): {
             "event_days": [],

@@ -9,7 +9,10 @@ import pytest
 
 from app.config.layouts import load_layouts
 from app.demo.population import PopulationSpec, generate
+from app.engine.paths import build_trie
 from app.engine.profile import ProfileData
+from app.engine.signals import build_context
+from app.engine.vocabulary import Vocabulary
 from app.ingest.segment import parse_batch, pii_key
 from app.storage.db import Pool
 from app.storage.events import store_events
@@ -61,3 +64,17 @@ async def test_bulk_profiles_equal_one_at_a_time(pool: Pool) -> None:
     assert len(narrowed) == len(some)
     assert all(_comparable(by_key[(p.tenant_id, p.user_id)]) == _comparable(p) for p in some)
     assert await fetch_tenant_profiles(pool, vocab, tenants, at, users=[]) == []
+    # What a lifecycle stage reads alone: the same stage for everyone, less read.
+    staged = await fetch_tenant_profiles(pool, vocab, tenants, at, signals_only=vocab.stage_trie)
+    stages = [_stage(p, vocab, at) for p in bulk]
+    assert [_stage(p, vocab, at) for p in staged] == stages and len(set(stages)) > 2, stages
+    assert not any(p.widgets or p.recent or p.assignments for p in staged)
+    friction = await fetch_tenant_profiles(
+        pool, vocab, tenants, at, signals_only=build_trie({"friction.repeated"})
+    )
+    assert [p.recent for p in friction] == [p.recent for p in bulk]
+
+
+def _stage(profile: ProfileData, vocab: Vocabulary, at: datetime) -> str:
+    stage: str = build_context(profile, vocab, now=at, mode="full")["user"]["stage"]
+    return stage
