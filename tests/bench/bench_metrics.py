@@ -79,7 +79,10 @@ async def _seed(dsn: str, *, tenants: int, users: int, events: int) -> float:
             while (rows := await queue.get()) is not None:
                 for attempt in range(3):  # as a sender would: a batch is stored once, by id
                     try:
-                        await store_events(pool, rows, facets=layouts.vocabulary.facets)
+                        await store_events(
+                            pool, rows, facets=layouts.vocabulary.facets,
+                            retention=layouts.retention,
+                        )  # fmt: skip
                         break
                     except TimeoutError:
                         if attempt == 2:
@@ -128,6 +131,20 @@ async def _keep_history(name: str, *, tenants: int, users: int, events: int) -> 
     return seconds
 
 
+async def _migrated(name: str) -> None:
+    import asyncpg
+
+    from app.storage.db import migrate
+
+    conn = await asyncpg.connect(with_database(server_dsn(), name))
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    if applied:
+        print(f"database {name} migrated: {', '.join(applied)}")
+
+
 async def _new_events(pool: Pool, layouts: Layouts, n: int) -> float:
     """`n` track events now, for users that already exist (a busy hour); seconds to store."""
     rows = await pool.fetch("SELECT tenant_id, user_id FROM users")
@@ -151,7 +168,9 @@ async def _new_events(pool: Pool, layouts: Layouts, n: int) -> float:
     for i in range(0, n, 500):
         body = msgspec.json.encode({"batch": batch[i : i + 500]})
         parsed = parse_batch(body, received_at=datetime.now(UTC), pii_mode="hash", pii_key=key)
-        await store_events(pool, parsed.rows, facets=layouts.vocabulary.facets)
+        await store_events(
+            pool, parsed.rows, facets=layouts.vocabulary.facets, retention=layouts.retention
+        )
     return time.perf_counter() - started
 
 
@@ -267,6 +286,8 @@ async def scale_part(args: argparse.Namespace) -> list[SummaryRow]:
     template = args.history
     if template and not await database_exists(server_dsn(), template):
         seeded = await _keep_history(template, tenants=tenants, users=users, events=events)
+    elif template:
+        await _migrated(template)  # once, not in every copy
     async with scratch_database(server_dsn(), template=template) as dsn:
         if not template:
             seeded = await _seed(dsn, tenants=tenants, users=users, events=events)

@@ -52,3 +52,6 @@ DROP TABLE events_unpartitioned;
 CREATE INDEX events_user_ts ON events (tenant_id, user_id, ts DESC);
 CREATE INDEX events_received ON events USING brin (received_at);
 CREATE INDEX events_group ON events (tenant_id, ts) WHERE type = 'group';
+
+-- Statistics for the planner at once (autovacuum analyzes partitions, never a partitioned table).
+ANALYZE events;
