@@ -12,13 +12,15 @@ from app.storage.partitions import drop_expired
 
 RETENTION_INTERVAL_S = 3600.0
 FIRST_RETENTION_S = 60.0  # after start
+ANALYZE_EVERY = 24  # runs: the events table's statistics as a whole, daily
 
 
 async def apply_retention(
-    pool: Pool, retention: Retention, now: datetime, *, dry_run: bool = False
+    pool: Pool, retention: Retention, now: datetime, *, dry_run: bool = False, analyze: bool = False
 ) -> list[str]:
-    """The partitions dropped at `now` (with `dry_run`, those that would be)."""
-    return await drop_expired(pool, now, retention.dedup_days, dry_run=dry_run)
+    """The partitions dropped at `now` (with `dry_run`, those that would be); `analyze`: the
+    events table's statistics too (see `drop_expired`)."""
+    return await drop_expired(pool, now, retention.dedup_days, dry_run=dry_run, analyze=analyze)
 
 
 def retention_entry(dropped: list[str], actor: str) -> AuditEntry | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Mapping
@@ -35,7 +36,12 @@ from app.serving.memo import DecisionMemo
 from app.serving.metrics import MetricsService
 from app.serving.metrics_refresh import refresh_metrics
 from app.serving.recommendations import Recommender
-from app.serving.retention import FIRST_RETENTION_S, RETENTION_INTERVAL_S, apply_retention
+from app.serving.retention import (
+    ANALYZE_EVERY,
+    FIRST_RETENTION_S,
+    RETENTION_INTERVAL_S,
+    apply_retention,
+)
 from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
 from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
@@ -296,9 +302,11 @@ class Runtime:
     async def _apply_retention_forever(self) -> None:
         """Drop expired partitions soon after start, then hourly (one process at a time)."""
         await asyncio.sleep(FIRST_RETENTION_S)
-        while True:
+        for run in itertools.count():
             try:
-                dropped = await apply_retention(self.pool, self.layouts.retention, self.now())
+                dropped = await apply_retention(
+                    self.pool, self.layouts.retention, self.now(), analyze=run % ANALYZE_EVERY == 0
+                )
                 if dropped:
                     self.audit.record("retention.applied", "process", {"dropped": dropped})
             except Exception as exc:  # noqa: BLE001 - the schedule must outlive any one failure

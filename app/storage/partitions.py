@@ -143,10 +143,12 @@ async def expired_partitions(conn: Conn, now: datetime, dedup_days: int) -> list
 
 
 async def drop_expired(
-    pool: Pool, now: datetime, dedup_days: int, *, dry_run: bool = False
+    pool: Pool, now: datetime, dedup_days: int, *, dry_run: bool = False, analyze: bool = False
 ) -> list[str]:
     """Drop every partition past its window at `now`; the tables dropped (or, with `dry_run`,
-    that would be). One process at a time: when another is at it, nothing is done here."""
+    that would be). One process at a time: when another is at it, nothing is done here.
+    `analyze`: then gather the statistics of the events table as a whole, which the planner
+    reads for joins over it and autovacuum never does (it analyzes partitions, not parents)."""
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK + 1):
             return []
@@ -160,6 +162,8 @@ async def drop_expired(
                 await conn.execute(f"ALTER TABLE {e.parent} DETACH PARTITION {e.table} {how}")
                 await conn.execute(f"DROP TABLE {e.table}")
                 log.info("partition %s dropped: past its window", e.table)
+            if analyze:
+                await conn.execute("ANALYZE events", timeout=3600)
             return [e.table for e in found]
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK + 1)
