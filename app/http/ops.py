@@ -38,6 +38,8 @@ async def readyz(runtime: RuntimeDep) -> Response[dict[str, object]]:
         checks["database"] = f"unavailable: {type(exc).__name__}"
         ok = False
     checks["notifications"] = "ok" if rt.listening else "reconnecting"
+    if not rt.listening:
+        ok = False  # another process's changes (keys revoked, profiles) would go unseen
     if rt.catalog is not None:
         status = rt.catalog.status
         checks["catalog"] = {

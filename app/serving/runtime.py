@@ -58,6 +58,8 @@ log = logging.getLogger("cairn.runtime")
 
 RECS_REFRESH_S = 300.0
 FLAG_COUNTS_FLUSH_S = 60.0  # evaluation counts reach flag_evaluations this often
+LISTEN_RETRY_MIN_S = 0.25  # a lost LISTEN connection: the first retries
+LISTEN_RETRY_MAX_S = 2.0  # and the longest wait between them
 FIRST_METRICS_REFRESH_S = 30.0  # after start: a demo or a new deployment fills its dashboards
 
 
@@ -83,6 +85,7 @@ class Runtime:
         self._profiles: ProfileStore | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._listener: Any = None
+        self._listener_lost = asyncio.Event()  # set when the LISTEN connection ends
         self._tasks: set[asyncio.Task[None]] = set()  # background work, while it runs
         self._dsn = ""
         self.keyring = KeyRing(settings, None)
@@ -248,6 +251,7 @@ class Runtime:
         await conn.add_listener(MODELS_CHANNEL, self._on_models)
         await conn.add_listener(METRICS_CHANNEL, self._on_metrics)
         await conn.add_listener(EXPERIMENTS_CHANNEL, self._on_experiments)
+        conn.add_termination_listener(lambda _conn: self._listener_lost.set())
         self._listener = conn
 
     @property
@@ -255,18 +259,21 @@ class Runtime:
         return self._listener is not None and not self._listener.is_closed()
 
     async def _keep_listening(self) -> None:
-        """Reconnect LISTEN after a database restart; meanwhile nothing cached can be trusted."""
-        delay = 0.5
+        """Reconnect LISTEN after a database restart (at once, then backing off to every
+        LISTEN_RETRY_MAX_S); meanwhile nothing cached can be trusted, and /readyz says so."""
+        delay = LISTEN_RETRY_MIN_S
         while True:
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):  # woken as soon as the connection ends
+                await asyncio.wait_for(self._listener_lost.wait(), timeout=delay)
             if self.listening:
-                delay = 0.5
+                delay = LISTEN_RETRY_MIN_S
                 continue
+            self._listener_lost.clear()
             try:
                 await self._listen()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("notifications lost, reconnecting: %r", exc)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, LISTEN_RETRY_MAX_S)
                 continue
             log.info("notifications restored; caches flushed")
             if self._profiles is not None:
