@@ -42,7 +42,14 @@ from app.engine.propensity import TARGETS
 from app.engine.recs import sample_feed
 from app.engine.retention import Retention
 from app.engine.signals import build_context, signal_schema
-from app.engine.specs import HelpSpec, PresetsSpec, ScreenSpec, SignalsSpec, WidgetSpec
+from app.engine.specs import (
+    HelpSpec,
+    PresetsSpec,
+    RemovedScreenSpec,
+    ScreenSpec,
+    SignalsSpec,
+    WidgetSpec,
+)
 from app.engine.templates import render
 from app.engine.vocabulary import NECESSARY, CompiledStage, Vocabulary, tracked_events
 from widgets import WIDGET_KINDS, WidgetKind
@@ -301,7 +308,8 @@ def load_layouts(root: Path) -> Layouts:
     flags = _read_flags(root, compiler, digest, problems)
     # A flags.yaml that cannot be read has its own problems: screens are not told about each flag
     compiler.schema = {**compiler.schema, "flags": None if flags is None else sample_values(flags)}
-    screens = _compile_screens(screen_sources, compiler, vocab, problems)
+    removed: set[str] = set()
+    screens = _compile_screens(screen_sources, compiler, vocab, problems, removed)
     problems.extend(compiler.problems)
     before = len(problems)
     metrics = _read_metrics(root, screens, digest, problems)
@@ -349,15 +357,27 @@ def load_layouts(root: Path) -> Layouts:
         policies=policies,
         policy_cases=tuple(policies_shape.tests) if policies_shape is not None else (),
         retention=retention,
+        removed_screens=frozenset(removed),
     )
 
 
 def _compile_screens(
-    sources: list[Source | None], compiler: _Compiler, vocab: Vocabulary, problems: list[Problem]
+    sources: list[Source | None],
+    compiler: _Compiler,
+    vocab: Vocabulary,
+    problems: list[Problem],
+    removed: set[str],
 ) -> dict[str, CompiledScreen]:
     screens: dict[str, CompiledScreen] = {}
+    tombstones: list[tuple[str, Source]] = []
     for src in sources:
         if src is None:
+            continue
+        if isinstance(src.data, dict) and "removed" in src.data:
+            tombstone = _load(src, RemovedScreenSpec, problems)
+            if tombstone is not None:
+                removed.add(tombstone.screen)
+                tombstones.append((tombstone.screen, src))
             continue
         spec = _load(src, ScreenSpec, problems)
         if spec is None:
@@ -373,6 +393,12 @@ def _compile_screens(
         screen = _compile_screen(src, spec, compiler, vocab)
         if screen is not None:
             screens[spec.screen] = screen
+    for name, src in tombstones:
+        if name in screens:
+            where = screens[name].source
+            problems.append(
+                src.at(("screen",), f"screen '{name}' is removed here but defined in {where}")
+            )
     return screens
 
 

@@ -115,6 +115,8 @@ class Layouts:
     policies: tuple[CompiledPolicy, ...] = ()  # policies.yaml's placement rules (forbid wins)
     policy_cases: tuple[PolicyCaseSpec, ...] = ()  # policies.yaml's tests (cairn policy test)
     retention: Retention = field(default_factory=Retention)  # retention.yaml's windows
+    # screens taken out of service on purpose (a `removed: true` file under screens/)
+    removed_screens: frozenset[str] = frozenset()
 
     # widget (id, type) → the placement policies that cover it, made once per widget
     covering: dict[tuple[str, str], tuple[CompiledPolicy, ...]] = field(

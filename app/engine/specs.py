@@ -193,6 +193,16 @@ class SlotSpec(Spec, frozen=True, kw_only=True):
     widgets: list[WidgetSpec] = []
 
 
+class RemovedScreenSpec(Spec, frozen=True, kw_only=True):
+    """A screen taken out of service on purpose (a file under screens/ that says only this): a
+    running server drops it on reload. Without one, a reload that would drop a screen being
+    served keeps the last good version."""
+
+    screen: str
+    removed: Literal[True]
+    note: str = ""
+
+
 class ScreenSpec(Spec, frozen=True, kw_only=True):
     screen: str
     views: list[ViewSpec]

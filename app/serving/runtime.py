@@ -441,6 +441,15 @@ class Runtime:
             self.layout_error = str(exc)
             log.error("layouts not reloaded, the last good version stays live:\n%s", exc)
             return False
+        lost = sorted(set(self.layouts.screens) - set(layouts.screens) - layouts.removed_screens)
+        if lost:
+            self.layout_error = (
+                f"layouts not reloaded: screens {', '.join(lost)} would go out of service (their"
+                " files are gone); to take a screen out of service on purpose, leave in"
+                " screens/ a file that says `screen: NAME` and `removed: true`"
+            )
+            log.error("%s; the last good version stays live", self.layout_error)
+            return False
         self.layout_error = None
         if layouts.version != self.layouts.version:
             self._audit_layouts(self.layouts, layouts)

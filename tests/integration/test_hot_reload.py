@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.config.layouts import LayoutConfigError, load_layouts
 from app.main import create_app
 from app.settings import Settings
 from app.storage.db import Pool
@@ -137,3 +138,50 @@ async def test_a_stray_byte_is_reported_and_the_watching_goes_on(
             return await shortcut_title(client) == "Café"
 
         await wait_for(fixed)
+
+
+async def test_a_screen_whose_file_is_gone_stays_served_until_it_is_removed_on_purpose(
+    settings: Settings, pool: Pool, tmp_path: Path
+) -> None:
+    """A deleted screen file would take the screen offline for everyone: the reload is refused
+    (reported, the screen still served) until a file says the screen is removed."""
+    del pool
+    layouts = tmp_path / "layouts"
+    shutil.copytree(ROOT / "layouts", layouts)
+    live = msgspec.structs.replace(settings, layouts_dir=layouts, reload_layouts=True)
+    params = {"tenant_id": "acme", "user_id": "nobody"}
+    headers = {"Authorization": "Bearer sk_test_secret"}
+    async with AsyncTestClient(app=create_app(live)) as client:
+        (layouts / "screens" / "settings.yaml").unlink()
+
+        async def reported() -> bool:
+            r = await client.get("/readyz")
+            return "settings would go out of service" in str(r.json()["checks"].get("layout_error"))
+
+        await wait_for(reported)
+        served = await client.get("/v1/layouts/settings", params=params, headers=headers)
+        assert served.status_code == 200, served.text
+        (layouts / "screens" / "settings.yaml").write_text(
+            "screen: settings\nremoved: true\nnote: moved to the account app\n"
+        )
+
+        async def gone() -> bool:
+            r = await client.get("/v1/layouts/settings", params=params, headers=headers)
+            return r.status_code == 404 and r.json()["error"]["code"] == "unknown_screen"
+
+        await wait_for(gone)
+        assert "layout_error" not in (await client.get("/readyz")).json()["checks"]
+
+
+def test_a_screen_both_defined_and_removed_is_pointed_at(tmp_path: Path) -> None:
+    layouts = tmp_path / "layouts"
+    shutil.copytree(ROOT / "layouts", layouts)
+    tombstone = layouts / "screens" / "zz_settings_removed.yaml"
+    tombstone.write_text("screen: settings\nremoved: true\n")
+    with pytest.raises(LayoutConfigError) as info:
+        load_layouts(layouts)
+    (problem,) = info.value.problems
+    assert str(problem) == (
+        "layouts/screens/zz_settings_removed.yaml:1:9: screen 'settings' is removed here but"
+        " defined in layouts/screens/settings.yaml"
+    )
