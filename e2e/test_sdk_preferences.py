@@ -107,8 +107,8 @@ def test_it_renders_the_explanation_and_the_saved_preferences_and_passes_axe(
     center = open_center(harness, who)
 
     expect(center.get_by_role("heading", name="Your preferences")).to_be_visible()
-    expect(center.locator(".cairn-prefs-summary")).to_contain_text("Cairn uses every purpose")
-    for legend in ("Personalization", "What Cairn may use", "Notifications", "Channels",
+    expect(center.locator(".cairn-prefs-summary")).to_contain_text("We use every purpose")
+    for legend in ("Personalization", "What we may use", "Notifications", "Channels",
                    "Categories", "Quiet hours"):  # fmt: skip
         expect(center.locator("legend", has_text=legend)).to_have_count(1)
     dial = center.get_by_role("radio")
@@ -224,7 +224,7 @@ def test_turning_personalization_off_shows_the_default_layout_and_stops_events(
     default = next_layout(harness.server, who)
     assert default["personalized"] is False
     assert default["layout"] != before
-    expect(center.locator(".cairn-prefs-summary")).to_contain_text("personalizes nothing")
+    expect(center.locator(".cairn-prefs-summary")).to_contain_text("personalize nothing")
     # The layout on screen was fetched again at once: the default one now.
     expect(page.locator("#cairn-root")).to_have_attribute("data-cairn-layout", default["layout"])
     # The SDK on the page follows the saved level: nothing is queued for Cairn any more.
@@ -290,7 +290,7 @@ def test_when_cairn_cannot_answer_the_element_says_so_and_nothing_throws(harness
     assert shown is None
     center = page.locator("#prefs")
     expect(center.get_by_role("alert")).to_have_text(
-        "Your preferences could not be loaded: Cairn could not be reached."
+        "Your preferences could not be loaded: the service could not be reached."
         " Please try again in a moment."
     )
     assert 503 in [e["status"] for e in harness.errors()]
@@ -304,7 +304,7 @@ def test_when_cairn_cannot_answer_the_element_says_so_and_nothing_throws(harness
     center.get_by_role("radio", name="Basic").check()
     center.get_by_role("button", name="Save preferences").click()
     expect(center.get_by_role("status")).to_have_text(
-        "Not saved: Cairn could not be reached. Please try again in a moment."
+        "Not saved: the service could not be reached. Please try again in a moment."
     )
     expect(center.get_by_role("radio", name="Basic")).to_be_checked()
     assert stored(harness.server, who)["personalization"] == "full"

@@ -166,11 +166,11 @@ async def _require_here(runtime: Runtime, tenant_id: str, user_id: str, *, writi
 
 
 _LEVELS = {
-    "full": "Cairn uses every purpose you allow below to shape your home, next steps, help and "
+    "full": "We use every purpose you allow below to shape your home, next steps, help and "
     "suggestions.",
-    "basic": "Cairn uses only what you and your team told us (your role, your plan and industry): "
+    "basic": "We use only what you and your team told us (your role, your plan and industry): "
     "no usage, no learning from other teams, no predictions.",
-    "off": "Cairn shows everyone the same default layout and personalizes nothing for you.",
+    "off": "We show everyone the same default layout and personalize nothing for you.",
 }
 _LEVEL_LABELS: dict[Personalization, str] = {"full": "Full", "basic": "Basic", "off": "Off"}
 _CHANNEL_LABELS: dict[Channel, str] = {
@@ -294,9 +294,9 @@ async def explain_preferences(
             granted=name in granted, set_by=set_by, signals=list(spec.signals), shapes=uses,
             if_off=(
                 "Cannot be turned off: the product needs it." if spec.required else
-                f"Cairn stops reading {', '.join(spec.signals) or 'anything for it'}"
-                + (f", and leaves out {len(uses)} parts of the product that rest on it."
-                   if uses else ".")
+                "We stop using it" + (
+                    f", and leave out the {len(uses)} parts of the product that rest on it."
+                    if uses else ".")
             ),
             required=spec.required, withheld=name in withheld and not spec.required,
         ))  # fmt: skip
@@ -307,14 +307,14 @@ async def explain_preferences(
         tenant_id=tenant_id,
         user_id=user_id,
         personalization=prefs.personalization,
-        summary=_LEVELS[prefs.personalization] + _withheld_sentence(withheld),
+        summary=_LEVELS[prefs.personalization]
+        + _withheld_sentence(withheld, {n: p.label for n, p in vocab.signals.purposes.items()}),
         purposes=purposes,
         controls=Controls(
             personalization=_LEVELS,
-            purposes="Turn one purpose off (or on) whatever the level: Cairn stops reading its "
-            "signals at the next decision.",
+            purposes="Turn one purpose off (or on) whatever the level: we stop using it at once.",
             notifications="Channels, categories, a digest cadence and quiet hours in your time "
-            "zone: where and when Cairn may reach you outside the product.",
+            "zone: where and when we may reach you outside the product.",
         ),
         level_grants=sorted(level),
         levels=[
@@ -335,10 +335,11 @@ async def explain_preferences(
     return json_response(body)
 
 
-def _withheld_sentence(withheld: set[str]) -> str:
+def _withheld_sentence(withheld: set[str], labels: dict[str, str]) -> str:
     if not withheld:
         return ""
-    return f" Your organization does not allow: {', '.join(sorted(withheld))}."
+    named = sorted(labels.get(name, name).lower() for name in withheld)
+    return f" Your organization does not allow: {', '.join(named)}."
 
 
 def _spoken(category: str) -> str:

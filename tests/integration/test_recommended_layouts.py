@@ -497,8 +497,8 @@ async def test_the_preference_center_explains_what_each_purpose_shapes(
     assert by_id["behavioural"]["granted"] and by_id["behavioural"]["set_by"] == "the level 'full'"
     assert "home: next_activation_step" in by_id["behavioural"]["shapes"]
     assert "home: peer_integrations" in by_id["cross_tenant"]["shapes"]
-    assert by_id["behavioural"]["if_off"].startswith("Cairn stops reading value, events")
-    assert "does not allow: cross_tenant" in body["summary"]
+    assert by_id["behavioural"]["if_off"].startswith("We stop using it, and leave out the ")
+    assert "does not allow: learning from teams like yours." in body["summary"]
     assert set(body["controls"]) == {"personalization", "purposes", "notifications"}
     other = await client.get("/v1/preferences/explain", params={**ada, "user_id": "bob"},
                              headers=browser_headers("acme", "ada"))  # fmt: skip

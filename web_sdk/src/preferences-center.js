@@ -92,7 +92,7 @@ function trouble(error, what) {
   const status = Number(error && error.status);
   return status >= 400 && status < 500 && status !== 429 && error.message
     ? what + ": " + error.message
-    : what + ": Cairn could not be reached. Please try again in a moment.";
+    : what + ": the service could not be reached. Please try again in a moment.";
 }
 
 /**
@@ -191,7 +191,7 @@ function preferenceForm(hook, explanation, saved, headingLevel) {
   // always off, and all but the required off while personalization is off.
   /** @param {string} id */
   const levelGrants = (id) => levels.some((option) => option.id === level && list(option.purposes).indexOf(id) >= 0);
-  const offNote = h("p", { class: "cairn-prefs-hint" }, "Personalization is off: Cairn uses only what the product needs.");
+  const offNote = h("p", { class: "cairn-prefs-hint" }, "Personalization is off: we use only what the product needs.");
   const purposeRows = list(explanation.purposes).map((purpose) => {
     const id = text(purpose.id);
     const row = choice("checkbox", {
@@ -258,7 +258,7 @@ function preferenceForm(hook, explanation, saved, headingLevel) {
   h("h" + headingLevel, { id: headingId }, "Your preferences"),
   summary,
   dial,
-  h("fieldset", null, h("legend", null, "What Cairn may use"),
+  h("fieldset", null, h("legend", null, "What we may use"),
     h("p", { class: "cairn-prefs-hint" }, text(controls.purposes)), offNote, purposeRows.map((row) => row.row)),
   h("fieldset", null, h("legend", null, "Notifications"),
     h("p", { class: "cairn-prefs-hint" }, text(controls.notifications)),
