@@ -7,7 +7,8 @@ A batch costs two statements and a commit, whatever its size:
    known exactly and a retried batch is never counted twice; the new rows into `events`, each in
    the partition of its retention window and month (`app.storage.partitions` makes a missing one
    first), unless it arrived already older than its window: such a row counts in the aggregates
-   but is not stored raw;
+   but is not stored raw; and which windows hold which events (`event_windows`), so that readers
+   of a few event names read only those windows' partitions;
 2. from the new rows only, pre-aggregated here so that each upsert touches a key once: the
    aggregates the profile reads (tenants, aliases, widget history, facets, integrations, tenant
    traits, daily event counts, users), as chained upserts of one statement, which ends with one
@@ -86,7 +87,15 @@ stored AS (
     SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->5, r->6, r->7, (r->>8)::timestamptz,
            (r->>9)::integer
       FROM batch JOIN fresh ON fresh.tenant_id = r->>0 AND fresh.message_id = r->>1
-     WHERE (r->>10)::boolean)
+     WHERE (r->>10)::boolean),
+windows AS (
+    INSERT INTO event_windows (keep_days, type, event)
+    SELECT DISTINCT (r->>9)::integer, r->>3,
+           CASE WHEN r->>3 = 'track' THEN coalesce(r->>4, '') ELSE '' END
+      FROM batch JOIN fresh ON fresh.tenant_id = r->>0 AND fresh.message_id = r->>1
+     WHERE (r->>10)::boolean
+     ORDER BY 2, 3, 1
+    ON CONFLICT DO NOTHING)
 SELECT tenant_id, message_id FROM fresh
 """
 

@@ -536,6 +536,19 @@ ANALYZE {CHUNK_EVENTS}""",
     )
 
 
+async def windows_holding(conn: Conn, names: Sequence[str]) -> list[int]:
+    """The retention windows (keep_days) whose partitions hold group calls or track events named
+    `names`: reads of those events say `keep_days = ANY(...)`, and PostgreSQL reads no other
+    window's partitions (page views, say)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT keep_days FROM event_windows"
+        " WHERE type = 'group' OR (type = 'track' AND event = ANY($1::text[]))",
+        list(names),
+        timeout=REFRESH_TIMEOUT_S,
+    )
+    return sorted(r["keep_days"] for r in rows)
+
+
 async def copy_chunk(conn: Conn, tenants: list[str], names: Sequence[str]) -> None:
     """Copy the group calls of these tenants and their track events named `names` (what the
     metrics read, `event_names`) into CHUNK_EVENTS (within the caller's transaction), indexed for
@@ -544,10 +557,11 @@ async def copy_chunk(conn: Conn, tenants: list[str], names: Sequence[str]) -> No
     await _create_chunk_table(conn)
     await conn.execute(
         f"INSERT INTO {CHUNK_EVENTS} SELECT tenant_id, user_id, type, event, properties, traits,"
-        " ts FROM events WHERE tenant_id = ANY($1::text[])"
+        " ts FROM events WHERE tenant_id = ANY($1::text[]) AND keep_days = ANY($3::int[])"
         " AND (type = 'group' OR (type = 'track' AND event = ANY($2::text[])))",
         tenants,
         list(names),
+        await windows_holding(conn, names),
         timeout=REFRESH_TIMEOUT_S,
     )
     await _index_chunk(conn)
@@ -810,12 +824,15 @@ ANALYZE metric_marked_users""",
         timeout=REFRESH_TIMEOUT_S,
     )
     columns = "e.tenant_id, e.user_id, e.type, e.event, e.properties, e.traits, e.ts"
+    windows = await windows_holding(conn, [*names, *tenant_names])
     await conn.execute(
         f"""
 INSERT INTO {CHUNK_EVENTS} SELECT {columns}
   FROM metric_marked_users m JOIN events e ON e.tenant_id = m.tenant_id AND e.user_id = m.user_id
- WHERE e.type = 'group' OR (e.type = 'track' AND e.event = ANY($1::text[]))""",
+ WHERE e.keep_days = ANY($2::int[])
+   AND (e.type = 'group' OR (e.type = 'track' AND e.event = ANY($1::text[])))""",
         list(names),
+        windows,
         timeout=REFRESH_TIMEOUT_S,
     )
     tenants = [
@@ -830,8 +847,10 @@ INSERT INTO {CHUNK_EVENTS} SELECT {columns}
     )
     await conn.execute(
         f"INSERT INTO {CHUNK_EVENTS} SELECT {columns} FROM events e"
-        f" WHERE e.tenant_id = ANY($1::text[]) AND e.type = 'group' AND {others}",
+        " WHERE e.tenant_id = ANY($1::text[]) AND e.keep_days = ANY($2::int[])"
+        f" AND e.type = 'group' AND {others}",
         tenants,
+        windows,
         timeout=REFRESH_TIMEOUT_S,
     )
     if tenant_names:
@@ -842,10 +861,11 @@ INSERT INTO {CHUNK_EVENTS} SELECT {columns}
   JOIN events e ON e.tenant_id = d.tenant_id AND e.user_id = d.user_id
    AND e.ts >= d.day::timestamp AT TIME ZONE 'UTC'
    AND e.ts < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
-   AND e.type = 'track' AND e.event = d.event
+   AND e.type = 'track' AND e.event = d.event AND e.keep_days = ANY($3::int[])
  WHERE d.tenant_id = ANY($1::text[]) AND d.event = ANY($2::text[]) AND {others}""",
             tenants,
             list(tenant_names),
+            windows,
             timeout=REFRESH_TIMEOUT_S,
         )
     await _index_chunk(conn)
@@ -875,7 +895,8 @@ SELECT u.tenant_id, u.user_id, u.first_seen,
                    JOIN events s ON s.tenant_id = u.tenant_id AND s.user_id = u.user_id
                     AND s.ts >= d.day::timestamp AT TIME ZONE 'UTC'
                     AND s.ts < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
-                    AND s.type = 'track' AND s.event = 'signed_up'),
+                    AND s.type = 'track' AND s.event = 'signed_up'
+                    AND s.keep_days = ANY('{{{windows}}}'::int[])),
                 u.first_seen) AS signup_at,
        coalesce(u.traits->>'role', '') AS role
   FROM users u WHERE {which}
@@ -894,14 +915,15 @@ async def unit_facts(
     conn: Conn, tenants: list[str], users: Sequence[tuple[str, str]] | None = None
 ) -> list[UnitFacts]:
     """The users of these tenants (or only `users`), for their metric_units rows."""
+    windows = ",".join(str(int(w)) for w in await windows_holding(conn, ["signed_up"]))
     if users is None:
-        rows = await conn.fetch(
-            _UNIT_FACTS.format(which=f"u.{_OF_TENANTS}"), tenants, timeout=REFRESH_TIMEOUT_S
-        )
+        sql = _UNIT_FACTS.format(which=f"u.{_OF_TENANTS}", windows=windows)
+        rows = await conn.fetch(sql, tenants, timeout=REFRESH_TIMEOUT_S)
     else:
         pairs = [[t for t, _ in users], [u for _, u in users]]
         which = "(u.tenant_id, u.user_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
-        rows = await conn.fetch(_UNIT_FACTS.format(which=which), *pairs, timeout=REFRESH_TIMEOUT_S)
+        sql = _UNIT_FACTS.format(which=which, windows=windows)
+        rows = await conn.fetch(sql, *pairs, timeout=REFRESH_TIMEOUT_S)
     return [
         UnitFacts(r["tenant_id"], r["user_id"], r["first_seen"], r["signup_at"], r["role"])
         for r in rows
@@ -1122,17 +1144,21 @@ def _slice_sql(s: Slice, params: _Params, now: datetime | None = None) -> _Slice
     return _SliceSql(joins, " AND ".join(where), keys, names)
 
 
-async def _fetch_slice(db: Pool | Conn, sql: str, values: list[Any]) -> list[Any]:
+async def _fetch_slice(
+    db: Pool | Conn, sql: str, values: list[Any], *, hashed: bool = False
+) -> list[Any]:
     """Rows of a query over a slice, planned for its own parameters each time: the generic
     plan PostgreSQL moves a prepared statement to after five runs cannot see how few rows a
-    date range or a metric selects, and is several times slower here."""
+    date range or a metric selects, and is several times slower here. `hashed`: group by
+    hashing, never by sorting (the planner underestimates the cost of sorting jsonb keys)."""
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
-            return await _fetch_slice(conn, sql, values)
+            return await _fetch_slice(conn, sql, values, hashed=hashed)
     async with db.transaction():
         # Memory to group a slice's units in (a few MB per 100,000), not on disk.
         await db.execute(
             "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
+            + ("; SET LOCAL enable_sort = off" if hashed else "")
         )
         return list(await db.fetch(sql, *values))
 
@@ -1227,7 +1253,9 @@ async def retention_weeks(
         f" WHERE {q.where}{q.group_by('weeks_over', 'weeks_active')}"
         f") g{' GROUP BY ' + inner if inner else ''}"
     )
-    rows = await _fetch_slice(db, sql, params.values)
+    # grouped by the weeks active (a jsonb array) of every unit: hashing them is about a third
+    # faster than sorting them (measured on 100,000 units)
+    rows = await _fetch_slice(db, sql, params.values, hashed=True)
     return [
         (q.key_of(r), n, int(r[f"n{n}"]), int(r[f"a{n}"]))
         for r in rows

@@ -36,8 +36,9 @@ TENANT_TABLES: tuple[str, ...] = (
 )  # fmt: skip
 # Tables that hold nobody's data (or only pseudonyms and counts): left as they are.
 NOT_PERSONAL: tuple[str, ...] = (
-    "audit_log", "catalog_items", "experiment_latency", "experiment_state", "flag_evaluations",
-    "metric_definitions", "metric_refresh", "models", "schema_migrations", "suppressions",
+    "audit_log", "catalog_items", "event_windows", "experiment_latency", "experiment_state",
+    "flag_evaluations", "metric_definitions", "metric_refresh", "models", "schema_migrations",
+    "suppressions",
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from app.config.layouts import load_layouts
 from app.engine.retention import Retention
 from app.storage.db import Pool
 from app.storage.events import EventRow, store_events
+from app.storage.metrics import windows_holding
 from app.storage.partitions import drop_expired, list_partitions, partitions
 from tests.conftest import LAYOUTS_DIR
 
@@ -167,3 +168,25 @@ async def test_cairn_retention_lists_and_applies_the_shipped_windows(
     entry = await pool.fetchrow("SELECT actor, detail FROM audit_log WHERE action = $1",
                                 "retention.applied")  # fmt: skip
     assert entry is not None and "events_k395_202601" in entry["detail"]["dropped"]
+
+
+async def test_readers_of_some_events_know_every_window_that_holds_them(pool: Pool) -> None:
+    """A window changed over time: the events of one name sit in two windows' partitions, and a
+    reader of that name (the metrics' refresh) is told both; of other names, only theirs."""
+    ts = NOW - timedelta(days=2)
+    await store_events(pool, [event("kept", ts, name="feature_used")], facets=FACETS, now=NOW)
+    longer = Retention(by_event={"feature_used": 400, "page": 60})
+    await store_events(
+        pool,
+        [event("windowed", ts, name="feature_used"), event("p", ts, name="Home", kind="page")],
+        facets=FACETS, retention=longer, now=NOW,
+    )  # fmt: skip
+    async with pool.acquire() as conn:
+        assert await windows_holding(conn, ["feature_used"]) == [0, 400]
+        assert await windows_holding(conn, ["widget_viewed"]) == []  # none stored yet
+        copied = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE event = 'feature_used'"
+            " AND keep_days = ANY($1::int[])",
+            await windows_holding(conn, ["feature_used"]),
+        )
+    assert copied == 2
