@@ -7,8 +7,9 @@ kept at least its window and at most a month longer. An event that arrives alrea
 window still counts in the aggregates profiles read (daily counts, facets, traits, integrations),
 which are kept whatever the windows say; only its raw row is not stored.
 
-A retried message is recognised by its messageId for `dedup_days` days after it was first
-received (Segment deduplicates within a window too).
+A retried message is recognised by its messageId for at least `dedup_days` days after it was
+first received (Segment deduplicates within a window too): messageIds are kept by the week
+received, for as many whole weeks before the current one as cover `dedup_days`.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ def stored(keep_days: int, ts: datetime, now: datetime) -> bool:
     return not expired(keep_days, month_start(ts), now)
 
 
+def week_start(day: date) -> date:
+    """The Monday of `day`'s week: messageIds are remembered by the week they were received."""
+    return day - timedelta(days=day.weekday())
+
+
 def dedup_horizon(dedup_days: int, today: date) -> date:
-    """The first day whose received messageIds still drop a retry."""
-    return today - timedelta(days=dedup_days)
+    """The first week (its Monday) whose received messageIds still drop a retry: enough whole
+    weeks before this one to cover `dedup_days` (so a retry is told within 7 to 13 days more)."""
+    weeks = -(-dedup_days // 7)
+    return week_start(today) - timedelta(days=7 * weeks)

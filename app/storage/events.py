@@ -31,7 +31,7 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from app.engine.retention import Retention, dedup_horizon, month_start, stored
+from app.engine.retention import Retention, dedup_horizon, expired, month_start, week_start
 from app.storage.db import Conn, Pool
 from app.storage.partitions import partitions
 from app.storage.suppressions import count_dropped, lock_for_ingest, suppressed_among
@@ -90,11 +90,7 @@ stored AS (
      WHERE (r->>10)::boolean),
 windows AS (
     INSERT INTO event_windows (keep_days, type, event)
-    SELECT DISTINCT (r->>9)::integer, r->>3,
-           CASE WHEN r->>3 = 'track' THEN coalesce(r->>4, '') ELSE '' END
-      FROM batch JOIN fresh ON fresh.tenant_id = r->>0 AND fresh.message_id = r->>1
-     WHERE (r->>10)::boolean
-     ORDER BY 2, 3, 1
+    SELECT (w->>0)::integer, w->>1, w->>2 FROM jsonb_array_elements($4::text::jsonb) AS b(w)
     ON CONFLICT DO NOTHING)
 SELECT tenant_id, message_id FROM fresh
 """
@@ -279,10 +275,21 @@ async def _store(
     at: datetime,
 ) -> StoreResult:
     unique = dict(batch)
-    windows = {key: retention.days_for(r.type, r.event) for key, r in unique.items()}
-    raw = {key for key, r in unique.items() if stored(windows[key], r.ts, at)}
+    windows: dict[tuple[str, str], int] = {}
+    raw: set[tuple[str, str]] = set()  # stored raw: kept, or not yet past their window
+    months: set[tuple[int, datetime]] = set()  # the windowed partitions they go to
+    for key, r in unique.items():
+        days = windows[key] = retention.days_for(r.type, r.event)
+        if days == 0:
+            raw.add(key)
+            continue
+        month = month_start(r.ts)
+        if not expired(days, month, at):
+            raw.add(key)
+            months.add((days, month))
     today = at.astimezone(UTC).date()
-    await partitions.ensure(pool, {(windows[k], month_start(unique[k].ts)) for k in raw}, [today])
+    week = week_start(today)
+    await partitions.ensure(pool, months, [week])
     async with pool.acquire() as conn, conn.transaction():
         await lock_for_ingest(conn, (r.tenant_id for r in unique.values()))
         erased = await suppressed_among(conn, {(r.tenant_id, r.user_id) for r in unique.values()})
@@ -301,8 +308,10 @@ async def _store(
             await conn.fetch(
                 _INSERT_EVENTS,
                 _json(values),
-                today,
+                week,
                 dedup_horizon(retention.dedup_days, today),
+                # every (window, type, name) to be stored, duplicates' too: a superset is harmless
+                _json(sorted({(windows[k], batch[k].type, _name(batch[k])) for k in raw})),
             )
             if ordered
             else []
@@ -344,6 +353,11 @@ def _aggregate_parameters(
     changed |= {row.tenant_id for row in rows if row.event in tenant_wide}
     notices = aggregates.notices(changed)
     return [_json(by_name[name]) for name, _, _ in _AGGREGATES] + [_json(notices)]
+
+
+def _name(row: EventRow) -> str:
+    """A track event's name; '' for other calls (event_windows' key)."""
+    return (row.event or "") if row.type == "track" else ""
 
 
 def _json(values: Sequence[tuple[Any, ...]]) -> str:

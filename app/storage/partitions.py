@@ -4,7 +4,7 @@ them are written, dropped whole when their retention window (or the dedup window
 Names say what a partition holds, and are all that dropping reads:
 - `events_keep`: events kept (window 0), one table;
 - `events_k{days}`: events of a `days` window, partitioned by month: `events_k{days}_{YYYYMM}`;
-- `event_ids_{YYYYMMDD}`: messageIds received that day (UTC).
+- `event_ids_{YYYYMMDD}`: messageIds received in the week (UTC) starting that Monday.
 
 A partition is made as a table of its own and then attached, and dropped after being detached
 `CONCURRENTLY`: either way the parent table is never locked against reads or writes, so ingestion
@@ -40,8 +40,8 @@ def month_table(keep_days: int, month: datetime) -> str:
     return window_table(keep_days) if keep_days == 0 else f"events_k{keep_days}_{month:%Y%m}"
 
 
-def ids_table(day: date) -> str:
-    return f"event_ids_{day:%Y%m%d}"
+def ids_table(week: date) -> str:
+    return f"event_ids_{week:%Y%m%d}"
 
 
 @dataclass(slots=True)
@@ -54,19 +54,21 @@ class Partitions:
         self.known.clear()
 
     async def ensure(
-        self, pool: Pool, months: Iterable[tuple[int, datetime]], days: Iterable[date]
+        self, pool: Pool, months: Iterable[tuple[int, datetime]], weeks: Iterable[date]
     ) -> None:
-        """Make the partitions for these (window, month start) and receive days, if missing."""
+        """Make the partitions for these (window, month start) and receive weeks (their
+        Mondays), if missing."""
         wanted: dict[str, tuple[str, str, str, str]] = {}
         for keep_days, month in months:
             name = month_table(keep_days, month)
             if keep_days and name not in self.known:
                 bounds = (month.isoformat(), next_month(month).isoformat())
                 wanted[name] = (window_table(keep_days), str(keep_days), *bounds)
-        for day in days:
-            name = ids_table(day)
+        for week in weeks:
+            name = ids_table(week)
             if name not in self.known:
-                wanted[name] = ("event_ids", "", day.isoformat(), (day + timedelta(1)).isoformat())
+                end = (week + timedelta(days=7)).isoformat()
+                wanted[name] = ("event_ids", "", week.isoformat(), end)
         if not wanted:
             return
         async with pool.acquire() as conn, conn.transaction():
@@ -127,7 +129,7 @@ async def expired_partitions(conn: Conn, now: datetime, dedup_days: int) -> list
             ORDER BY c.relname"""
     )
     horizon = now - MARGIN
-    first_day = dedup_horizon(dedup_days, horizon.astimezone(UTC).date())
+    first_week = dedup_horizon(dedup_days, horizon.astimezone(UTC).date())
     out = []
     for r in rows:
         leaf = _LEAF.match(r["table"])
@@ -137,7 +139,7 @@ async def expired_partitions(conn: Conn, now: datetime, dedup_days: int) -> list
                 out.append(Expired(r["table"], r["parent"], r["pending"]))
             continue
         ids = _IDS.match(r["table"])
-        if ids and date(*(int(g) for g in ids.groups())) < first_day:
+        if ids and date(*(int(g) for g in ids.groups())) < first_week:
             out.append(Expired(r["table"], r["parent"], r["pending"]))
     return out
 

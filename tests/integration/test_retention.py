@@ -83,7 +83,7 @@ async def test_expired_months_are_dropped_as_the_clock_moves_and_aggregates_stay
     assert [t for t in dropped if t.startswith("events")] == ["events_k30_202605"]
     assert "events_k30_202605" not in await _tables(pool, "events_k30")
     assert set(await _events(pool)) == {"viewed-june", "page-june", "used-2025"}
-    # messageIds received on the first day are past the 7-day dedup window too
+    # messageIds received that week are past the dedup window (a week, in whole weeks) too
     assert "event_ids_20260615" in dropped
 
     # Three months on: June's page views (60 days) go, kept events never do.
@@ -107,17 +107,28 @@ async def test_expired_months_are_dropped_as_the_clock_moves_and_aggregates_stay
 
 
 async def test_a_retry_is_a_duplicate_within_the_dedup_window_across_days(pool: Pool) -> None:
-    ts = NOW - timedelta(hours=1)
-    first = await store_events(pool, [event("m1", ts)], facets=FACETS, retention=WINDOWS, now=NOW)
+    """Received on a Wednesday: a retry that week (a day later) and the next (11 days later, at
+    the end of a 7-day window rounded up to whole weeks) is a duplicate; three weeks on, past the
+    window, the same messageId is a new event, as Segment's window has it."""
+    received = NOW + timedelta(days=2)  # a Wednesday
+    ts = received - timedelta(hours=1)
+    first = await store_events(
+        pool, [event("m1", ts)], facets=FACETS, retention=WINDOWS, now=received
+    )
     assert (first.accepted, first.duplicates) == (1, 0)
-    for days in (0, 1, 6):  # the same messageId, the clock skew corrected differently
+    for days in (0, 1, 4, 11):  # the same messageId, the clock skew corrected differently
         retry = event("m1", ts + timedelta(seconds=days + 1))
         again = await store_events(
-            pool, [retry], facets=FACETS, retention=WINDOWS, now=NOW + timedelta(days=days)
+            pool, [retry], facets=FACETS, retention=WINDOWS, now=received + timedelta(days=days)
         )
         assert (again.accepted, again.duplicates) == (0, 1), days
     assert await _daily(pool) == {"widget_viewed": 1}
     assert len(await _events(pool)) == 1
+    late = await store_events(
+        pool, [event("m1", ts)], facets=FACETS, retention=WINDOWS,
+        now=received + timedelta(days=19),
+    )  # fmt: skip
+    assert (late.accepted, late.duplicates) == (1, 0)
 
 
 async def test_a_partition_dropped_behind_this_process_is_made_again(pool: Pool) -> None:

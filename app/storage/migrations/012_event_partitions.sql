@@ -1,7 +1,7 @@
 -- Retention windows (layouts/retention.yaml): events are partitioned by their window in days
 -- (keep_days, 0: kept) and windowed events further by calendar month (UTC) of their time, so an
 -- expired month is a table dropped, never rows deleted (app.storage.partitions makes and drops
--- the partitions). A retry is told by its messageId in event_ids, partitioned by the day it was
+-- the partitions). A retry is told by its messageId in event_ids, partitioned by the week it was
 -- received and kept for the dedup window. Events stored before this are kept (keep_days 0).
 ALTER TABLE events RENAME TO events_unpartitioned;
 
@@ -32,20 +32,25 @@ CREATE TABLE event_ids (
     PRIMARY KEY (tenant_id, message_id, received)
 ) PARTITION BY RANGE (received);
 
+-- One partition per week received (from its Monday, UTC): this week's and the two before.
 DO $$
 DECLARE
-    day date;
+    monday date;
 BEGIN
-    FOR day IN SELECT generate_series(current_date - 8, current_date + 1, interval '1 day')::date
+    FOR monday IN SELECT generate_series(date_trunc('week', now() AT TIME ZONE 'UTC')::date - 14,
+                                         date_trunc('week', now() AT TIME ZONE 'UTC')::date,
+                                         interval '7 days')::date
     LOOP
         EXECUTE format('CREATE TABLE %I PARTITION OF event_ids FOR VALUES FROM (%L) TO (%L)',
-                       'event_ids_' || to_char(day, 'YYYYMMDD'), day, day + 1);
+                       'event_ids_' || to_char(monday, 'YYYYMMDD'), monday, monday + 7);
     END LOOP;
 END $$;
 
 INSERT INTO event_ids (tenant_id, message_id, received)
-SELECT tenant_id, message_id, received_at::date FROM events_unpartitioned
- WHERE received_at >= current_date - 8 AND received_at < current_date + 2;
+SELECT tenant_id, message_id, date_trunc('week', received_at AT TIME ZONE 'UTC')::date
+  FROM events_unpartitioned
+ WHERE received_at >= date_trunc('week', now() AT TIME ZONE 'UTC') - interval '14 days'
+ON CONFLICT DO NOTHING;
 
 DROP TABLE events_unpartitioned;
 
