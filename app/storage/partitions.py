@@ -180,14 +180,14 @@ class EventPartition:
     table: str
     keep_days: int
     month: datetime | None  # None: the kept events' one table
-    rows: int  # the planner's estimate once analyzed; counted before
+    rows: int
     drops_after: datetime | None  # from when it is dropped; None: never
 
 
 async def list_partitions(pool: Pool) -> list[EventPartition]:
     """The events' partitions that hold rows, and when each is dropped."""
     rows = await pool.fetch(
-        """SELECT c.relname AS table, c.reltuples::bigint AS rows
+        """SELECT c.relname AS table
              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
              JOIN pg_class p ON p.oid = i.inhparent
             WHERE p.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
@@ -196,9 +196,8 @@ async def list_partitions(pool: Pool) -> list[EventPartition]:
     )
     out = []
     for r in rows:
-        n = r["rows"]
-        if n < 0:  # never analyzed
-            n = await pool.fetchval(f'SELECT count(*) FROM "{r["table"]}"')
+        # counted (an estimate can be far off: a partition analyzed empty and filled since)
+        n = await pool.fetchval(f'SELECT count(*) FROM "{r["table"]}"', timeout=3600)
         leaf = _LEAF.match(r["table"])
         if leaf is None:
             out.append(EventPartition(r["table"], 0, None, n, None))
