@@ -8,10 +8,8 @@ import logging
 from collections.abc import Iterable
 from datetime import date
 
-import asyncpg
-
 from app.engine.experiments import Enrolment
-from app.storage.db import Pool
+from app.storage.db import DATABASE_ERRORS, Pool
 from app.storage.experiments import add_latency
 
 log = logging.getLogger("cairn.experiments")
@@ -35,7 +33,7 @@ class LatencyTally:
         rows = [(e, a, int(s[0]), s[1], s[2]) for (e, a), s in taken.items()]
         try:
             await add_latency(pool, day, rows)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             for key, sums in taken.items():  # kept for the next flush
                 mine = self._sums.setdefault(key, [0.0, 0.0, 0.0])
                 for i in range(3):

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
 import msgspec
 
 from app.engine.decide import Decision, DecisionInput, decide, decision_id, negotiate
@@ -25,6 +24,7 @@ from app.errors import InvalidInputError, NotFoundError, wrong_region
 from app.serving.flag_events import record_evaluations
 from app.serving.memo import MemoKey
 from app.serving.runtime import Runtime
+from app.storage.db import DATABASE_ERRORS
 from app.storage.experiments import NewAssignment, store_assignments, store_exposures
 from app.telemetry import tracer
 from widgets import SCHEMA_VERSION, LayoutDescriptor
@@ -94,6 +94,10 @@ def _reuse(key: MemoKey, profile: ProfileData, rt: Runtime, now: datetime) -> Se
     return Served(descriptor, _ENCODER.encode(descriptor), memo.etag, memo.trace)
 
 
+# RuntimeError: the pool is not started
+_PROFILE_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, RuntimeError)
+
+
 async def read_profile(
     rt: Runtime, tenant_id: str, user_id: str, now: datetime
 ) -> ProfileData | None:
@@ -106,13 +110,7 @@ async def read_profile(
             return await asyncio.wait_for(
                 rt.profiles.load(tenant_id, user_id, now), PROFILE_BUDGET_S
             )
-    except (
-        OSError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        TimeoutError,
-        RuntimeError,
-    ) as exc:
+    except _PROFILE_ERRORS as exc:
         log.warning("profile store unavailable, serving the default layout: %r", exc)
         return None
 
@@ -209,7 +207,7 @@ async def _store(
         await store_assignments(rt.pool, rows)
         if exposed:
             await store_exposures(rt.pool, tenant_id, exposed, now)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         log.warning("experiment assignments not stored (the next decision tries again): %r", exc)
         return
     rt.forget({(tenant_id, user_id)})

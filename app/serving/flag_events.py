@@ -12,11 +12,10 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-import asyncpg
 from opentelemetry import trace
 
 from app.engine.flags import FlagReason, FlagResult
-from app.storage.db import Pool
+from app.storage.db import DATABASE_ERRORS, Pool
 from app.storage.flags import Count, add_evaluations
 
 log = logging.getLogger("cairn.flags")
@@ -44,7 +43,7 @@ class FlagTally:
         taken = self.take(day)
         try:
             await add_evaluations(pool, taken)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             for flag, _, variant, source, n in taken:  # kept for the next flush
                 self._counts[(flag, variant, source)] += n
             log.warning("flag evaluation counts not saved: %r", exc)

@@ -44,7 +44,7 @@ from app.serving.retention import (
 )
 from app.settings import Settings
 from app.storage.catalog import CATALOG_CHANNEL
-from app.storage.db import EmbeddedPostgres, Pool, create_pool, migrate
+from app.storage.db import DATABASE_ERRORS, EmbeddedPostgres, Pool, create_pool, migrate
 from app.storage.events import PROFILE_CHANNEL
 from app.storage.experiments import EXPERIMENTS_CHANNEL, ExperimentState, load_states
 from app.storage.keys import KEYS_CHANNEL, KeyRing
@@ -271,7 +271,7 @@ class Runtime:
             self._listener_lost.clear()
             try:
                 await self._listen()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("notifications lost, reconnecting: %r", exc)
                 delay = min(delay * 2, LISTEN_RETRY_MAX_S)
                 continue
@@ -347,7 +347,7 @@ class Runtime:
         async with self._states_lock:  # in order: a later read never loses to an earlier one
             try:
                 self.experiment_states = await load_states(self.pool)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("experiment states not loaded: %r", exc)
                 return
         for state in self.experiment_states.values():  # each change on record once
@@ -386,7 +386,7 @@ class Runtime:
         """Load the propensity models that `cairn models train` saved (none is fine)."""
         try:
             self.propensity = await load_models(self.pool)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("propensity models not loaded: %r", exc)
 
     def _on_keys(self, _conn: Any, _pid: int, _channel: str, _payload: object) -> None:
@@ -407,7 +407,7 @@ class Runtime:
     async def refresh_peers(self) -> None:
         try:
             self.peers = await load_peer_stats(self.pool, self.settings.peer_min_tenants)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("peer statistics not refreshed: %s", exc)
 
     async def _refresh_peers_forever(self) -> None:
@@ -421,7 +421,7 @@ class Runtime:
             return
         try:
             await self.recommender.rebuild(self.pool, self.vocabulary, self.now())
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             self.recommender.last_error = repr(exc)
             log.warning("recommender not rebuilt: %r", exc)
 

@@ -133,10 +133,23 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     TimeoutError,  # command or acquire timeout
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # connection lost or pool closing
+    asyncpg.InternalClientError,  # a connection torn down mid-operation (a server shutting down)
     asyncpg.exceptions.OperatorInterventionError,  # shutdown, query cancelled, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby after failover
+)
+
+
+# What talking to PostgreSQL can raise when it is away, going away or coming back: background work
+# that catches these carries on (and a request degrades or answers 503) instead of stopping.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # a connection torn down in the middle of an operation (the server shutting down)
+    asyncpg.InternalClientError,
 )
 
 

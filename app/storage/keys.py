@@ -15,12 +15,11 @@ import time
 from datetime import datetime
 from typing import Literal
 
-import asyncpg
 import msgspec
 
 from app.errors import NotAllowedError, NotFoundError, UnavailableError
 from app.settings import Settings
-from app.storage.db import Pool
+from app.storage.db import DATABASE_ERRORS, Pool
 
 KeyKind = Literal["secret", "publishable"]
 KEYS_CHANNEL = "cairn_keys"  # NOTIFY here when tenant-scoped keys change
@@ -97,7 +96,7 @@ class KeyRing:
                 ),
                 self.LOOKUP_BUDGET_S,
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             raise UnavailableError(
                 "unavailable", "Cairn cannot check this key right now; try again shortly."
             ) from exc
