@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import MediaType, Request, Response, get, put
 
-from app.errors import InvalidInputError, NotAllowedError, NotFoundError
-from app.http.auth import Caller
+from app.errors import InvalidInputError, NotFoundError
+from app.http.auth import Caller, require_deployment_key
 from app.http.dependencies import RuntimeDep
 from app.storage.catalog import get_item, list_items, put_items
 from app.storage.keys import Principal
@@ -37,12 +37,7 @@ class CatalogItemBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _require_deployment_key(principal: Principal) -> None:
-    principal.require_secret()
-    if principal.tenant_id is not None:
-        raise NotAllowedError(
-            "deployment_key_required",
-            "The catalog is shared by every tenant: use the deployment's secret key.",
-        )
+    require_deployment_key(principal, "The catalog is shared by every tenant")
 
 
 def _safe_href(href: str) -> bool:

@@ -12,6 +12,7 @@ retry safe).
 
 from __future__ import annotations
 
+import time
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -63,7 +64,20 @@ async def post_events(
         pii_key=pii_key(settings.identity_secret),
     )
     authorize(request, principal, settings, batch, tenant_wide_events(runtime.vocabulary))
-    return await accept(runtime, batch)
+    started = time.perf_counter()
+    try:
+        answer = await accept(runtime, batch)
+    except Exception:
+        runtime.ops.ingested((time.perf_counter() - started) * 1000)
+        raise
+    runtime.ops.ingested(
+        (time.perf_counter() - started) * 1000,
+        stored=answer.accepted - (answer.expired or 0),
+        duplicates=answer.duplicates,
+        suppressed=answer.suppressed or 0,
+        expired=answer.expired or 0,
+    )
+    return answer
 
 
 ROUTES = [post_events]

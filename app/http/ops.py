@@ -1,4 +1,5 @@
-"""Operations: liveness, readiness, and the web SDK served with caching that outlives outages."""
+"""Operations: liveness, readiness, the process's metrics for Prometheus, and the web SDK served
+with caching that outlives outages."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from importlib.abc import Traversable
 
 from litestar import MediaType, Response, get
 
+from app.http.auth import Caller, require_deployment_key
 from app.http.dependencies import RuntimeDep
+from app.serving.ops_metrics import CONTENT_TYPE
 from app.storage.db import ping
 
 # The built web SDK (web_sdk/dist, committed and checked against a fresh build), packaged with
@@ -21,6 +24,18 @@ SDK_CACHE = "public, max-age=3600, stale-while-revalidate=86400, stale-if-error=
 @get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@get("/metrics")
+async def metrics(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
+    """This process's operational metrics in Prometheus's text format (the deployment's secret
+    key: a scraper's bearer token)."""
+    require_deployment_key(principal, "Metrics cover every tenant")
+    return Response(
+        runtime.ops.exposition(),
+        media_type=CONTENT_TYPE,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @get("/readyz")
@@ -114,6 +129,7 @@ async def sdk_types() -> Response[bytes]:
 ROUTES = [
     healthz,
     readyz,
+    metrics,
     sdk_script,
     sdk_core_script,
     sdk_preferences_script,

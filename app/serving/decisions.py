@@ -103,6 +103,7 @@ async def read_profile(
 ) -> ProfileData | None:
     """The user's profile within budget, or None when the profile store cannot answer."""
     hit = rt.profiles.cached(tenant_id, user_id, now)
+    rt.ops.profile_read(hit=hit is not None)
     if hit is not None:
         return hit
     try:
@@ -247,6 +248,24 @@ async def decide_layout(
     view: str | None = None,
     caps: ClientCaps = ClientCaps(),
 ) -> Served:
+    """The layout of `screen` for the user, as served (see `_decide_layout`), on the process's
+    operational metrics."""
+    started = time.perf_counter()
+    served, over_budget = await _decide_layout(rt, screen, tenant_id, user_id, view, caps)
+    rt.ops.decided((time.perf_counter() - started) * 1000, screen,
+                   degraded=served.descriptor.degraded, over_budget=over_budget)  # fmt: skip
+    return served
+
+
+async def _decide_layout(
+    rt: Runtime,
+    screen: str,
+    tenant_id: str,
+    user_id: str,
+    view: str | None,
+    caps: ClientCaps,
+) -> tuple[Served, bool]:
+    """The layout as served, and whether the recommender's budget ran out for it."""
     layouts = rt.layouts
     require_screen(layouts, screen)
     if caps.schema < 1:
@@ -264,7 +283,7 @@ async def decide_layout(
     if not degraded:
         reused = _reuse(key, profile, rt, now)
         if reused is not None:
-            return reused
+            return reused, False
     holdout = in_holdout(layouts.experiments.holdout, tenant_id, user_id)
     mode = mode_for(profile, degraded=degraded, holdout=holdout)
     recs = await _recs(rt, profile, mode, now)
@@ -298,12 +317,13 @@ async def decide_layout(
         rt.decisions.put(key, profile, layouts, now, descriptor, etag, decision.trace)
     if rt.audit.sample():
         _audit_decision(rt, layouts, descriptor, decision.trace, tenant_id, user_id, now)
-    return Served(
+    served = Served(
         descriptor=descriptor,
         body=_ENCODER.encode(descriptor),
         etag=etag,
         trace=decision.trace,
     )
+    return served, recs is not None and recs.status == "over_budget"
 
 
 def _audit_decision(

@@ -35,6 +35,7 @@ from app.serving.hub import Hub
 from app.serving.memo import DecisionMemo
 from app.serving.metrics import MetricsService
 from app.serving.metrics_refresh import refresh_metrics
+from app.serving.ops_metrics import OpsMetrics
 from app.serving.recommendations import Recommender
 from app.serving.retention import (
     ANALYZE_EVERY,
@@ -99,6 +100,7 @@ class Runtime:
         self.flag_tally = FlagTally()  # what flags served, until flushed to the database
         self.experiment_results = ResultsCache()
         self.arm_latency = LatencyTally()  # decision time per experiment arm, until flushed
+        self.ops = OpsMetrics(lambda: self.listening)  # served at /metrics
         self.guardrail_error: str | None = None  # the last guardrail check's failure
         self._states_lock = asyncio.Lock()  # reloads of experiment states, one at a time
         self.audit = Auditor(settings.identity_secret, settings.audit_decision_sample)
@@ -204,6 +206,7 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
+        self.ops.shutdown()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -24,6 +24,7 @@ from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.events import ROUTES
 from app.serving.identity import user_hash
+from app.serving.ops_metrics import OpsMetrics
 from app.settings import Settings
 from app.storage.db import Pool
 from app.storage.events import PROFILE_CHANNEL, EventRow, StoreResult, store_events
@@ -459,6 +460,7 @@ class _Runtime:
         self.forgotten_tenants: list[set[str]] = []
         self.region: str | None = None  # no residency checks
         self.retention = Retention()  # every event kept
+        self.ops = OpsMetrics(lambda: True)
 
     def prepare_help(self, errors: Iterable[Mapping[str, Any]]) -> None:
         list(errors)  # friction queries are not embedded ahead here
