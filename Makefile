@@ -22,11 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian's Chromium drives the end-to-end tests (never a downloaded browser build).
+# Debian's Chromium drives the end-to-end tests (never a downloaded browser build), and Debian's
+# HAProxy balances the scale-out test's processes.
 browser: node
 	@command -v chromium >/dev/null || { \
 	  echo "installing Debian's chromium for the end-to-end tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { \
+	  echo "installing Debian's haproxy for the scale-out test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 
 lint: setup sdk-check
 	$(BIN)/ruff check .
