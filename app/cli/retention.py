@@ -44,7 +44,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     at = args.at or datetime.now(UTC)
     dropped = with_pool(
         "retention apply",
-        lambda pool: apply_retention(pool, layouts.retention, at, dry_run=args.dry_run),
+        lambda pool: apply_retention(
+            pool, layouts.retention, at, dry_run=args.dry_run, prepare=args.at is None
+        ),
         None if args.dry_run else (lambda done: retention_entry(done, cli_actor())),
     )
     if dropped is None:

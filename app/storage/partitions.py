@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from app.engine.retention import dedup_horizon, expired, next_month
+from app.engine.retention import dedup_horizon, expired, month_start, next_month, week_start
 from app.storage.db import Conn, Pool
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,17 @@ async def drop_expired(
             return [e.table for e in found]
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK + 1)
+
+
+async def prepare_ahead(pool: Pool, now: datetime) -> None:
+    """Make this and next week's messageId partitions, and this and next month's partitions of
+    every window in use, ahead of the batches that need them: a batch then never waits to attach
+    one behind a drop that waits for a long transaction (a metrics refresh) to end."""
+    rows = await pool.fetch("SELECT DISTINCT keep_days FROM event_windows WHERE keep_days > 0")
+    this_month = month_start(now)
+    months = {(r["keep_days"], m) for r in rows for m in (this_month, next_month(this_month))}
+    week = week_start(now.astimezone(UTC).date())
+    await partitions.ensure(pool, months, [week, week + timedelta(days=7)])
 
 
 # The partitions this process knows of (a process writes to one database).

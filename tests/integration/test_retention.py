@@ -12,6 +12,7 @@ import pytest
 from app.cli import main as cairn
 from app.config.layouts import load_layouts
 from app.engine.retention import Retention
+from app.serving.retention import apply_retention
 from app.storage.db import Pool
 from app.storage.events import EventRow, store_events
 from app.storage.metrics import windows_holding
@@ -129,6 +130,16 @@ async def test_a_retry_is_a_duplicate_within_the_dedup_window_across_days(pool: 
         now=received + timedelta(days=19),
     )  # fmt: skip
     assert (late.accepted, late.duplicates) == (1, 0)
+
+
+async def test_the_partitions_coming_batches_need_are_made_ahead(pool: Pool) -> None:
+    """This and next month's partitions of every window in use, this and next week's messageId
+    partitions: a batch at a boundary never waits to attach one."""
+    ts = datetime(2026, 6, 10, tzinfo=UTC)
+    await store_events(pool, [event("w", ts)], facets=FACETS, retention=WINDOWS, now=NOW)
+    await apply_retention(pool, WINDOWS, NOW)
+    assert {"events_k30_202606", "events_k30_202607"} <= await _tables(pool, "events_k30_")
+    assert {"event_ids_20260615", "event_ids_20260622"} <= await _tables(pool, "event_ids_")
 
 
 async def test_a_partition_dropped_behind_this_process_is_made_again(pool: Pool) -> None:
