@@ -116,6 +116,8 @@ def read_source(path: Path, *, display: str | None = None) -> Source:
     src = Source(name, None)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        # values are made here too: a tag YAML knows no constructor for (`!!strx`) fails now
+        src.data = {} if node is None else _build(node, (), src)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -127,7 +129,6 @@ def read_source(path: Path, *, display: str | None = None) -> Source:
         code = ord(character) if isinstance(character, str) and character else character
         what = f"character {code:#06x}" if isinstance(code, int) else "a character"
         raise SourceError(Problem(name, line, col, f"YAML: {what} is not allowed here")) from exc
-    src.data = {} if node is None else _build(node, (), src)
     return src
 
 

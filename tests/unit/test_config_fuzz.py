@@ -97,3 +97,20 @@ def test_any_rule_compiles_or_is_located(folder: Path, rule: list[str]) -> None:
         _loads_or_locates(folder)
     finally:
         path.write_text(original)
+
+
+def test_a_tag_yaml_cannot_make_is_located(folder: Path) -> None:
+    """Found by the long run: `!!strtemplates` (a tag with no constructor) raised from PyYAML."""
+    path = folder / "signals.yaml"
+    original = path.read_text()
+    edited = original.replace("features: [reports, ", "features: [reports, !!strx ", 1)
+    assert edited != original
+    try:
+        path.write_text(edited)
+        with pytest.raises(LayoutConfigError) as info:
+            load_layouts(folder)
+    finally:
+        path.write_text(original)
+    (problem,) = [str(p) for p in info.value.problems]
+    line = next(i for i, text in enumerate(edited.splitlines(), 1) if "!!strx" in text)
+    assert problem.startswith(f"layouts/signals.yaml:{line}:25: YAML: could not determine a")
