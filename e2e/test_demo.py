@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import Server
+from e2e.page_helpers import axe
 
 pytestmark = pytest.mark.e2e
 
@@ -96,3 +98,13 @@ def test_friction_brings_help_found_by_the_recommender(page: Page, server: Serve
     why.click()
     expect(tip).to_contain_text("Trigger failed", timeout=15_000)
     expect(tip).to_contain_text("times just now")
+
+
+def test_the_settings_screen_has_the_preference_center(
+    page: Page, server: Server, axe_script: Path
+) -> None:
+    open_demo(page, server, persona_index(server, r"new admin"), screen="settings")
+    center = page.locator("#cairn-preferences")
+    expect(center.get_by_role("radio", name="Full")).to_be_checked()
+    expect(center.get_by_role("button", name="Save preferences")).to_be_visible()
+    assert axe(page, axe_script) == []
