@@ -23,6 +23,7 @@ import pytest
 
 from app.serving.identity import user_hash
 from e2e.conftest import ROOT, _free_port, _wait_ready
+from e2e.test_live_api import next_step_title
 
 pytestmark = pytest.mark.e2e
 
@@ -110,15 +111,6 @@ def _secret() -> dict[str, str]:
     return {"Authorization": f"Bearer {SECRET}"}
 
 
-def _next_step(descriptor: dict[str, Any]) -> str | None:
-    for slot in descriptor["slots"]:
-        for widget in slot["widgets"]:
-            if widget["type"] == "next_step_card":
-                title: str = widget["props"]["title"]
-                return title
-    return None
-
-
 def _new_admin(base: str) -> tuple[str, str]:
     """An admin of a new trial tenant: their next step is to invite a teammate."""
     tenant, user = f"t-{uuid.uuid4().hex[:8]}", "u1"
@@ -152,16 +144,16 @@ def test_an_event_through_one_process_changes_what_every_other_serves(cluster: _
     first, second = cluster.bases
     tenant, user = _new_admin(cluster.balancer)
     for base in (first, second, second, cluster.balancer, cluster.balancer):  # cached everywhere
-        assert _next_step(_layout(base, tenant, user).json()) == "Invite a teammate"
+        assert next_step_title(_layout(base, tenant, user).json()) == "Invite a teammate"
     invited = {"type": "track", "messageId": f"{tenant}-3", "tenantId": tenant, "userId": user,
                "event": "teammate_invited", "properties": {"count": 1}}  # fmt: skip
     r = httpx.post(f"{first}/v1/events", json={"batch": [invited]}, headers=_secret())
     assert r.status_code == 200, r.text
     changed = "Connect your first integration"
-    _within(0.5, lambda: _next_step(_layout(second, tenant, user).json()) == changed)
+    _within(0.5, lambda: next_step_title(_layout(second, tenant, user).json()) == changed)
     # both workers of the second process, and both processes behind the balancer, alike
     for base in (second, second, second, cluster.balancer, cluster.balancer, cluster.balancer):
-        assert _next_step(_layout(base, tenant, user).json()) == changed
+        assert next_step_title(_layout(base, tenant, user).json()) == changed
 
 
 def test_a_layout_edit_reaches_live_streams_on_every_process_within_a_second(

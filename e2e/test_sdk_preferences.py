@@ -49,26 +49,24 @@ def secret(server: Server) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.settings.secret_key}"}
 
 
-def stored(server: Server, who: SdkUser) -> dict[str, Any]:
+def _read(server: Server, path: str, who: SdkUser) -> dict[str, Any]:
+    """What the server says of the user at `path`, asked with the secret key."""
     r = httpx.get(
-        f"{server.base}/v1/preferences",
+        f"{server.base}{path}",
         params={"tenant_id": who.tenant, "user_id": who.user},
         headers=secret(server),
     )
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+def stored(server: Server, who: SdkUser) -> dict[str, Any]:
+    return _read(server, "/v1/preferences", who)
 
 
 def next_layout(server: Server, who: SdkUser) -> dict[str, Any]:
-    r = httpx.get(
-        f"{server.base}/v1/layouts/home",
-        params={"tenant_id": who.tenant, "user_id": who.user},
-        headers=secret(server),
-    )
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
+    return _read(server, "/v1/layouts/home", who)
 
 
 def widget_ids(layout: dict[str, Any]) -> set[str]:

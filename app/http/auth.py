@@ -129,13 +129,6 @@ async def _resolve(
     return msgspec.structs.replace(principal, body_user_hash=body.user_hash or "")
 
 
-def require_deployment_key(principal: Principal, why: str) -> None:
-    """The deployment's secret key, not a tenant's: what is asked for covers every tenant."""
-    principal.require_secret()
-    if principal.tenant_id is not None:
-        raise NotAllowedError("deployment_key_required", f"{why}: use the deployment's secret key.")
-
-
 def caller_name(request: Request[Any, Any, Any]) -> str:
     """Who called, for the audit log: their key by its fingerprint (never the key)."""
     key = bearer_key(request.headers.get("authorization", "")) or ""

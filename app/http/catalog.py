@@ -12,7 +12,7 @@ import msgspec
 from litestar import MediaType, Request, Response, get, put
 
 from app.errors import InvalidInputError, NotFoundError
-from app.http.auth import Caller, require_deployment_key
+from app.http.auth import Caller
 from app.http.dependencies import RuntimeDep
 from app.storage.catalog import get_item, list_items, put_items
 from app.storage.keys import Principal
@@ -37,7 +37,7 @@ class CatalogItemBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _require_deployment_key(principal: Principal) -> None:
-    require_deployment_key(principal, "The catalog is shared by every tenant")
+    principal.require_deployment("The catalog is shared by every tenant")
 
 
 def _safe_href(href: str) -> bool:

@@ -8,7 +8,7 @@ from importlib.abc import Traversable
 
 from litestar import MediaType, Response, get
 
-from app.http.auth import Caller, require_deployment_key
+from app.http.auth import Caller
 from app.http.dependencies import RuntimeDep
 from app.serving.ops_metrics import CONTENT_TYPE
 from app.storage.db import ping
@@ -30,7 +30,7 @@ async def healthz() -> dict[str, str]:
 async def metrics(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     """This process's operational metrics in Prometheus's text format (the deployment's secret
     key: a scraper's bearer token)."""
-    require_deployment_key(principal, "Metrics cover every tenant")
+    principal.require_deployment("Metrics cover every tenant")
     return Response(
         runtime.ops.exposition(),
         media_type=CONTENT_TYPE,

@@ -38,13 +38,13 @@ class Principal(msgspec.Struct, frozen=True):
         if self.kind != "secret":
             raise NotAllowedError("secret_key_required", "This endpoint needs the secret key.")
 
-    def require_deployment(self) -> None:
-        """The deployment's own secret key: for what spans every tenant (flags, experiments)."""
+    def require_deployment(self, why: str = "This spans every tenant") -> None:
+        """The deployment's own secret key: for what spans every tenant (flags, experiments,
+        the catalog, metrics); `why` starts the refusal's message."""
         self.require_secret()
         if self.tenant_id is not None:
             raise NotAllowedError(
-                "deployment_key_required",
-                "This spans every tenant: use the deployment's secret key.",
+                "deployment_key_required", f"{why}: use the deployment's secret key."
             )
 
     def require_tenant(self, tenant_id: str) -> None:
