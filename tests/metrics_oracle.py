@@ -89,15 +89,21 @@ class History:
         return role if isinstance(role, str) else arrow_text(role) or ""
 
     def first_seen(self, tenant_id: str, user_id: str) -> datetime:
-        return self.users[(tenant_id, user_id)][0].ts
+        return first_seen(self.users[(tenant_id, user_id)])
 
     def signup(self, tenant_id: str, user_id: str) -> datetime:
         own = self.users[(tenant_id, user_id)]
         signed = [e.ts for e in own if e.type == "track" and e.event == "signed_up"]
-        return min(signed) if signed else own[0].ts
+        return min(signed) if signed else first_seen(own)
 
     def users_of(self, tenant_id: str) -> list[str]:
         return sorted(u for t, u in self.users if t == tenant_id)
+
+
+def first_seen(events: list[EventRow]) -> datetime:
+    """A user's first event (events in time order): the first sent with a userId, when any was;
+    an anonymous history merged into the user comes before it and does not count."""
+    return next((e.ts for e in events if not e.anonymous), events[0].ts)
 
 
 @dataclass(frozen=True)

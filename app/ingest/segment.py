@@ -233,7 +233,9 @@ class _Normalizer:
         if self.may_hold_nul and _has_nul(msgspec.structs.asdict(call)):
             raise InvalidInputError("invalid_event", _NUL_MESSAGE, prefix or None)
 
-        user_id = _text(call.user_id) or _text(call.anonymous_id)
+        identified = _text(call.user_id)
+        anonymous_id = _text(call.anonymous_id)
+        user_id = identified or anonymous_id
         if user_id is None:
             raise InvalidInputError(
                 "invalid_event",
@@ -254,7 +256,13 @@ class _Normalizer:
                 _at(prefix, "tenantId"),
             )
         _check_key_bytes(
-            prefix, tenantId=tenant_id, messageId=call.message_id, userId=user_id, event=event
+            prefix,
+            tenantId=tenant_id,
+            messageId=call.message_id,
+            userId=user_id,
+            anonymousId=anonymous_id,
+            previousId=previous_id,
+            event=event,
         )
         return EventRow(
             tenant_id=tenant_id,
@@ -268,6 +276,11 @@ class _Normalizer:
             ts=self._event_time(call, prefix, batch_sent_at),
             previous_id=previous_id,
             group_id=group_id,
+            anonymous=identified is None,
+            # an identify call that carries both ids links the anonymous one to the user
+            anonymous_id=anonymous_id
+            if identified is not None and anonymous_id != identified and isinstance(call, _Identify)
+            else None,
         )
 
     def _context_group(self, context: dict[str, Any], prefix: str) -> str | None:

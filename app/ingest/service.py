@@ -15,10 +15,11 @@ import msgspec
 
 from app.engine.retention import Retention
 from app.engine.vocabulary import Vocabulary
-from app.errors import UnavailableError, wrong_region
+from app.errors import NotAllowedError, UnavailableError, wrong_region
 from app.ingest.segment import ParsedBatch
 from app.storage.db import Pool, is_unavailable
 from app.storage.events import EventRow, store_events, tenants_elsewhere
+from app.storage.identity import LinkRefusedError
 from app.storage.preferences import merge_purposes
 
 log = logging.getLogger("cairn.ingest")
@@ -99,8 +100,10 @@ def tenant_wide(rows: list[EventRow], events: frozenset[str] = TENANT_EVENTS) ->
     return {r.tenant_id for r in rows if r.type == "group" or r.event in events}
 
 
-async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
-    """Store an authorized batch, then drop what this process has cached of the users it changes."""
+async def accept(target: IngestTarget, batch: ParsedBatch, *, trusted: bool = True) -> IngestAnswer:
+    """Store an authorized batch, then drop what this process has cached of the users it changes.
+    A batch that is not `trusted` (sent with a publishable key) may link only an anonymous id
+    to its user (403 `link_not_allowed` otherwise, and nothing is stored)."""
     try:
         pool = target.pool
     except RuntimeError:  # the database has not started (yet)
@@ -116,13 +119,19 @@ async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
             facets=vocab.facets,
             tenant_wide=wide_events,
             retention=target.retention,
+            trusted=trusted,
         )
+    except LinkRefusedError as exc:
+        raise _link_refused(batch, exc) from None
     except Exception as exc:
         if not is_unavailable(exc):
             raise  # a bug, not an outage: the error handler logs it
         log.warning("events not stored, the database is unavailable: %r", exc)
         raise _unavailable() from None
-    choices = consent_choices(batch.rows, vocab, result.touched)
+    rows = batch.rows
+    if result.resolved:  # ids merged into a user: their choices are the user's
+        rows = [resolved_row(r, result.resolved) for r in rows]
+    choices = consent_choices(rows, vocab, result.touched)
     if choices:
         try:
             await merge_purposes(pool, choices)
@@ -139,6 +148,27 @@ async def accept(target: IngestTarget, batch: ParsedBatch) -> IngestAnswer:
         duplicates=batch.duplicates + result.duplicates,
         suppressed=result.suppressed or None,
         expired=result.expired or None,
+    )
+
+
+def resolved_row(row: EventRow, resolved: Mapping[tuple[str, str], str]) -> EventRow:
+    """The row as stored: its user resolved through the identity links."""
+    user_id = resolved.get((row.tenant_id, row.user_id))
+    return row if user_id is None else msgspec.structs.replace(row, user_id=user_id)
+
+
+def _link_refused(batch: ParsedBatch, exc: LinkRefusedError) -> NotAllowedError:
+    index = next(
+        i
+        for i, r in enumerate(batch.rows)
+        if (r.tenant_id, r.message_id) == (exc.tenant_id, exc.message_id)
+    )
+    field = "previousId" if batch.rows[index].type == "alias" else "anonymousId"
+    return NotAllowedError(
+        "link_not_allowed",
+        f"'{exc.source}' is a signed-in user: only your server (the secret key) may merge two "
+        "users; a browser may link only its anonymous id.",
+        batch.field(index, field),
     )
 
 

@@ -24,6 +24,7 @@ import msgspec
 from app.engine.model import Layouts
 from app.engine.signals import build_context
 from app.storage.db import Conn, Pool
+from app.storage.identity import purge_merged
 from app.storage.metrics import (
     CHUNK_EVENTS,
     REFRESH_TIMEOUT_S,
@@ -255,6 +256,7 @@ async def refresh_metrics(
                 )
             async with lock.transaction():
                 await purge_suppressed(lock)  # what was read before an erasure committed
+                await purge_merged(lock, watermark)  # or before an id was merged into a user
                 await forget_metrics(lock, list(layouts.metrics))
                 for name in redefined:
                     await save_definition(lock, name, digests[name], now)

@@ -1,6 +1,9 @@
 """The event store: one transaction per batch, idempotent per (tenant, messageId).
 
-A batch costs two statements and a commit, whatever its size:
+A batch costs a few statements and a commit, whatever its size. Under its tenants' lock stripes
+(shared; exclusive for a batch that links two identities), every row's user is first resolved
+through `aliases` (identity stitching, `app.storage.identity`: an id merged into a user stands
+for that user) and rows of erased users are dropped. Then:
 
 1. the events, in one statement: their messageIds into `event_ids` (`ON CONFLICT DO NOTHING
    RETURNING`, and not already received within the dedup window), so the rows that were new are
@@ -10,10 +13,12 @@ A batch costs two statements and a commit, whatever its size:
    but is not stored raw; and which windows hold which events (`event_windows`), so that readers
    of a few event names read only those windows' partitions;
 2. from the new rows only, pre-aggregated here so that each upsert touches a key once: the
-   aggregates the profile reads (tenants, aliases, widget history, facets, integrations, tenant
+   aggregates the profile reads (tenants, widget history, facets, integrations, tenant
    traits, daily event counts, users), as chained upserts of one statement, which ends with one
    `pg_notify('cairn_profile', '{"t": tenant, "u": user}')` per touched user and
-   `'{"t": tenant}'` per tenant whose traits or integrations changed (delivered after commit).
+   `'{"t": tenant}'` per tenant whose traits or integrations changed (delivered after commit);
+3. rarely, for each link the batch makes (an alias call, an identify call with both ids), the
+   merge of the linked id's history into the user's.
 
 Rows travel as one JSON array of arrays per table (`jsonb_array_elements($n)`): for a 500-event
 batch that costs a third of the client CPU of binding `unnest` arrays, and less server time too.
@@ -24,7 +29,7 @@ counts) come last, and with no round trip between the upserts their row locks ar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -33,6 +38,14 @@ import msgspec
 
 from app.engine.retention import Retention, dedup_horizon, expired, month_start, week_start
 from app.storage.db import Conn, Pool
+from app.storage.identity import (
+    Link,
+    LinkRefusedError,
+    identified_among,
+    known_links,
+    merge,
+    resolve,
+)
 from app.storage.partitions import partitions
 from app.storage.suppressions import count_dropped, lock_for_ingest, suppressed_among
 
@@ -54,6 +67,8 @@ class EventRow(msgspec.Struct, frozen=True, kw_only=True):
     ts: datetime  # UTC, corrected for client clock skew, never after the receive time
     previous_id: str | None = None  # alias calls
     group_id: str | None = None  # group calls
+    anonymous: bool = False  # sent with an anonymousId only (no userId)
+    anonymous_id: str | None = None  # identify calls with both ids: the anonymousId
 
 
 _KEPT = Retention()  # no windows: every event kept
@@ -69,6 +84,8 @@ class StoreResult(msgspec.Struct, frozen=True):
     touched: set[UserKey]  # (tenant_id, user_id) whose profile changed
     suppressed: int = 0  # rows of erased users (or tenants) dropped, never stored
     expired: int = 0  # new rows older than their retention window: aggregated, not stored raw
+    # ids sent that stand for another user (merged into it): id sent → the user's id
+    resolved: dict[UserKey, str] = {}
 
 
 _INSERT_EVENTS = """
@@ -107,12 +124,6 @@ _AGGREGATES: list[tuple[str, str, str]] = [
         "tenants_created",
         "tenants (tenant_id, traits) SELECT r->>0, r->1",
         "(tenant_id) DO NOTHING",
-    ),
-    (
-        "aliases_set",
-        "aliases AS x (tenant_id, previous_id, user_id) SELECT r->>0, r->>1, r->>2",
-        """(tenant_id, previous_id) DO UPDATE SET user_id = EXCLUDED.user_id
-        WHERE x.user_id <> EXCLUDED.user_id""",
     ),
     (
         "widgets_seen",
@@ -157,15 +168,19 @@ _AGGREGATES: list[tuple[str, str, str]] = [
     ),
     (
         "users_seen",
-        """users AS x (tenant_id, user_id, traits, first_seen, last_seen)
-        SELECT r->>0, r->>1, r->2, (r->>3)::timestamptz, (r->>4)::timestamptz""",
+        """users AS x (tenant_id, user_id, traits, first_seen, last_seen, identified)
+        SELECT r->>0, r->>1, r->2, (r->>3)::timestamptz, (r->>4)::timestamptz, (r->>5)::boolean""",
+        # an identified user's first_seen is not moved back by their anonymous history
         """(tenant_id, user_id) DO UPDATE SET
             traits = x.traits || EXCLUDED.traits,
-            first_seen = LEAST(x.first_seen, EXCLUDED.first_seen),
-            last_seen = GREATEST(x.last_seen, EXCLUDED.last_seen)
+            first_seen = CASE WHEN x.identified AND NOT EXCLUDED.identified THEN x.first_seen
+                              ELSE LEAST(x.first_seen, EXCLUDED.first_seen) END,
+            last_seen = GREATEST(x.last_seen, EXCLUDED.last_seen),
+            identified = x.identified OR EXCLUDED.identified
         WHERE EXCLUDED.traits <> '{}'::jsonb
-           OR EXCLUDED.first_seen < x.first_seen
-           OR EXCLUDED.last_seen > x.last_seen""",
+           OR (EXCLUDED.first_seen < x.first_seen AND (EXCLUDED.identified OR NOT x.identified))
+           OR EXCLUDED.last_seen > x.last_seen
+           OR (EXCLUDED.identified AND NOT x.identified)""",
     ),
 ]
 
@@ -239,6 +254,7 @@ async def store_events(
     tenant_wide: Collection[str] = (),
     retention: Retention = _KEPT,
     now: datetime | None = None,
+    trusted: bool = True,
 ) -> StoreResult:
     """Store a batch atomically and update the aggregates from the rows that were new.
 
@@ -248,6 +264,8 @@ async def store_events(
     dedup window count as duplicates. `tenant_wide` names track events that change every profile
     of the tenant (milestones reached by anyone): other processes are told the whole tenant
     changed. `retention` gives each row its window; `now` is the time received (the clock's).
+    A batch that is not `trusted` (a browser's) may link only anonymous ids to its user:
+    `LinkRefusedError` otherwise, and nothing is stored.
     """
     at = now or datetime.now(UTC)
     unique: dict[tuple[str, str], EventRow] = {}
@@ -255,7 +273,7 @@ async def store_events(
         unique.setdefault((row.tenant_id, row.message_id), row)
     for attempt in (1, 2):
         try:
-            return await _store(pool, rows, unique, facets, tenant_wide, retention, at)
+            return await _store(pool, rows, unique, facets, tenant_wide, retention, at, trusted)
         except asyncpg.CheckViolationError as exc:
             # a partition this process knew of was dropped (a test's database, a clock far
             # behind): learn again which exist
@@ -273,6 +291,7 @@ async def _store(
     tenant_wide: Collection[str],
     retention: Retention,
     at: datetime,
+    trusted: bool,
 ) -> StoreResult:
     unique = dict(batch)
     windows: dict[tuple[str, str], int] = {}
@@ -290,9 +309,12 @@ async def _store(
     today = at.astimezone(UTC).date()
     week = week_start(today)
     await partitions.ensure(pool, months, [week])
+    proposed = proposed_links(unique.values())
+    exclusive = await _linking_tenants(pool, proposed) if proposed else set()
     async with pool.acquire() as conn, conn.transaction():
-        await lock_for_ingest(conn, (r.tenant_id for r in unique.values()))
-        erased = await suppressed_among(conn, {(r.tenant_id, r.user_id) for r in unique.values()})
+        await lock_for_ingest(conn, (r.tenant_id for r in unique.values()), exclusive)
+        stitched = await _stitch(conn, unique, proposed, trusted=trusted)
+        erased = stitched.erased
         dropped: dict[tuple[str, str], int] = {}
         if erased:
             for key, row in list(unique.items()):
@@ -324,13 +346,90 @@ async def _store(
         # In event time, ties in the order sent: traits merge and "latest wins" in that order.
         new = sorted((row for key, row in unique.items() if key in fresh), key=event_time)
         await conn.execute(_AGGREGATE, *_aggregate_parameters(new, facets, tenant_wide))
+        touched = {(row.tenant_id, row.user_id) for row in new}
+        merged: set[UserKey] = set()
+        for link in stitched.links:  # each made once: by the call that was stored now
+            if (link.tenant_id, link.message_id) in fresh:
+                await merge(conn, link)
+                merged |= {(link.tenant_id, link.source), (link.tenant_id, link.target)}
+        if merged:
+            await conn.execute(
+                f"SELECT count(pg_notify('{PROFILE_CHANNEL}', p)) FROM unnest($1::text[]) AS p",
+                [msgspec.json.encode({"t": t, "u": u}).decode() for t, u in sorted(merged)],
+            )
+            touched |= merged
     return StoreResult(
         accepted=len(new),
         duplicates=len(rows) - len(new) - suppressed,
-        touched={(row.tenant_id, row.user_id) for row in new},
+        touched=touched,
         suppressed=suppressed,
         expired=len(fresh - raw),
+        resolved=stitched.resolved,
     )
+
+
+def proposed_links(rows: Iterable[EventRow]) -> list[tuple[str, str, str, str]]:
+    """The identity links these calls ask for, in event-time order: (tenant, source id, user id,
+    messageId), from alias calls (previousId) and identify calls with both ids (anonymousId)."""
+    links = []
+    for row in sorted(rows, key=event_time):
+        source = row.previous_id if row.type == "alias" else row.anonymous_id
+        if source and source != row.user_id and row.type in ("alias", "identify"):
+            links.append((row.tenant_id, source, row.user_id, row.message_id))
+    return links
+
+
+async def _linking_tenants(pool: Pool, proposed: list[tuple[str, str, str, str]]) -> set[str]:
+    """Tenants for which the batch would make a link not made yet: their stripes are taken
+    exclusively. Read before the lock; `_stitch` reads again once it is held."""
+    known = await known_links(pool, [k for t, s, u, _ in proposed for k in ((t, s), (t, u))])
+    return {t for t, s, u, _ in proposed if resolve((t, s), known) != resolve((t, u), known) != s}
+
+
+class _Stitched(msgspec.Struct):
+    links: list[Link]  # new links, in the order they are made
+    resolved: dict[UserKey, str]  # ids sent → the user they stand for (only those that differ)
+    erased: set[UserKey]  # suppressed users among the batch's (resolved) ids
+
+
+async def _stitch(
+    conn: Conn,
+    unique: dict[tuple[str, str], EventRow],
+    proposed: list[tuple[str, str, str, str]],
+    *,
+    trusted: bool,
+) -> _Stitched:
+    """Resolve every row's user through the links (stored, and the batch's own), in place; the
+    new links to make. A browser's batch (`trusted` false) may link only an anonymous id."""
+    sent = {(r.tenant_id, r.user_id) for r in unique.values()}
+    linked = {k for t, s, u, _ in proposed for k in ((t, s), (t, u))}
+    mapping = await known_links(conn, sent | linked)
+    links: dict[UserKey, Link] = {}
+    for tenant_id, source, user_id, message_id in proposed:
+        target = resolve((tenant_id, user_id), mapping)
+        if target == source or resolve((tenant_id, source), mapping) == target:
+            continue  # made already (or it would close a loop)
+        mapping[(tenant_id, source)] = target
+        links[(tenant_id, source)] = Link(tenant_id, source, target, message_id)
+    ids = {(t, resolve((t, u), mapping)) for t, u in sent} | set(links)
+    ids |= {(link.tenant_id, link.target) for link in links.values()}
+    erased = await suppressed_among(conn, ids)
+    if erased:  # an erased id is never linked: its later events stay dropped
+        for key, link in list(links.items()):
+            if key in erased or (link.tenant_id, link.target) in erased:
+                del links[key], mapping[key]
+    if links and not trusted:
+        named = await identified_among(conn, links)
+        if named:
+            refused = links[min(named)]
+            raise LinkRefusedError(refused.tenant_id, refused.message_id, refused.source)
+    resolved: dict[UserKey, str] = {}
+    for key, row in unique.items():
+        user_id = resolve((row.tenant_id, row.user_id), mapping)
+        if user_id != row.user_id:
+            resolved[(row.tenant_id, row.user_id)] = user_id
+            unique[key] = msgspec.structs.replace(row, user_id=user_id)
+    return _Stitched(links=list(links.values()), resolved=resolved, erased=erased)
 
 
 def _aggregate_parameters(
@@ -340,7 +439,6 @@ def _aggregate_parameters(
     aggregates = _Aggregates(rows, facets)
     by_name = {
         "tenants_created": aggregates.tenants(),
-        "aliases_set": aggregates.aliases(),
         "widgets_seen": aggregates.widgets(),
         "facets_counted": aggregates.facets(),
         "integrations_set": aggregates.integrations(),
@@ -389,14 +487,22 @@ class _Aggregates:
         self.facet_of = facets
 
     def users(self) -> list[tuple[Any, ...]]:
-        seen: dict[UserKey, tuple[datetime, datetime, dict[str, Any]]] = {}
+        """Per user: traits, first and last seen, identified. An identified user's first_seen
+        is their first event sent with a userId: anonymous events (resolved to them) before
+        it do not move it."""
+        seen: dict[UserKey, tuple[datetime | None, datetime, datetime, dict[str, Any]]] = {}
         for row in self.rows:
             key = (row.tenant_id, row.user_id)
-            first, _, traits = seen.get(key, (row.ts, row.ts, {}))
+            named, first, _, traits = seen.get(key, (None, row.ts, row.ts, {}))
+            if named is None and not row.anonymous:
+                named = row.ts
             if row.type == "identify" and row.traits:
                 traits = {**traits, **row.traits}
-            seen[key] = (first, row.ts, traits)
-        return [(*key, traits, first, last) for key, (first, last, traits) in sorted(seen.items())]
+            seen[key] = (named, first, row.ts, traits)
+        return [
+            (*key, traits, named or first, last, named is not None)
+            for key, (named, first, last, traits) in sorted(seen.items())
+        ]
 
     def tenants(self) -> list[tuple[Any, ...]]:
         """Every tenant of the batch, with the traits a new tenant starts with."""
@@ -415,13 +521,6 @@ class _Aggregates:
                     "plan": row.properties["plan"],
                 }
         return sorted(merged.items())
-
-    def aliases(self) -> list[tuple[Any, ...]]:
-        latest: dict[tuple[str, str], str] = {}
-        for row in self.rows:
-            if row.type == "alias" and row.previous_id and row.previous_id != row.user_id:
-                latest[(row.tenant_id, row.previous_id)] = row.user_id
-        return [(*key, user_id) for key, user_id in sorted(latest.items())]
 
     def event_days(self) -> list[tuple[Any, ...]]:
         counts: dict[tuple[str, str, date, str], int] = {}

@@ -12,6 +12,7 @@ import msgspec
 
 from app.storage.db import Conn, Pool
 from app.storage.events import PROFILE_CHANNEL
+from app.storage.identity import merged_into
 from app.storage.keys import KEYS_CHANNEL
 from app.storage.suppressions import lock_for_erasure
 
@@ -43,19 +44,22 @@ NOT_PERSONAL: tuple[str, ...] = (
 
 
 async def erase_user(pool: Pool, tenant_id: str, user_id: str) -> dict[str, int]:
-    """Delete everything held about the user and suppress their later events, in one
-    transaction; every process drops what it cached of them (NOTIFY). Rows deleted, by table."""
+    """Delete everything held about the user (and the ids merged into them) and suppress their
+    later events, in one transaction; every process drops what it cached of them (NOTIFY). Rows
+    deleted, by table."""
     async with pool.acquire() as conn, conn.transaction():
         await lock_for_erasure(conn, tenant_id)
-        counts = {}
-        for table, where in USER_TABLES.items():
-            status = await conn.execute(
-                f"DELETE FROM {table} WHERE {where}", tenant_id, user_id, timeout=ERASE_TIMEOUT_S
-            )
-            counts[table] = int(status.split()[-1])
-        await _suppress(conn, tenant_id, user_id)
-        payload = msgspec.json.encode({"t": tenant_id, "u": user_id}).decode()
-        await conn.execute("SELECT pg_notify($1, $2)", PROFILE_CHANNEL, payload)
+        counts = dict.fromkeys(USER_TABLES, 0)
+        # the ids merged into the user (their anonymous visits) are theirs too, and go with them
+        for who in [user_id, *await merged_into(conn, tenant_id, user_id)]:
+            for table, where in USER_TABLES.items():
+                status = await conn.execute(
+                    f"DELETE FROM {table} WHERE {where}", tenant_id, who, timeout=ERASE_TIMEOUT_S
+                )
+                counts[table] += int(status.split()[-1])
+            await _suppress(conn, tenant_id, who)
+            payload = msgspec.json.encode({"t": tenant_id, "u": who}).decode()
+            await conn.execute("SELECT pg_notify($1, $2)", PROFILE_CHANNEL, payload)
     return counts
 
 

@@ -25,14 +25,21 @@ async def lock_for_erasure(conn: Conn, tenant_id: str) -> None:
     )
 
 
-async def lock_for_ingest(conn: Conn, tenants: Iterable[str]) -> None:
-    """Hold these tenants' stripes shared until the caller's transaction ends."""
+async def lock_for_ingest(
+    conn: Conn, tenants: Iterable[str], exclusive: Iterable[str] = ()
+) -> None:
+    """Hold these tenants' stripes until the caller's transaction ends: shared, or exclusively
+    for the `exclusive` ones (a batch that merges one identity into another,
+    `app.storage.identity`). Taken in stripe order, each once, so batches never deadlock."""
     await conn.execute(
-        "SELECT pg_advisory_xact_lock_shared($1, s) FROM (SELECT DISTINCT abs(hashtext(t)) % $3"
-        " AS s FROM unnest($2::text[]) AS t ORDER BY 1) x",
+        "SELECT CASE WHEN x THEN pg_advisory_xact_lock($1, s)"
+        " ELSE pg_advisory_xact_lock_shared($1, s) END"
+        " FROM (SELECT s, bool_or(x) AS x FROM (SELECT abs(hashtext(t)) % $3 AS s,"
+        " t = ANY($4::text[]) AS x FROM unnest($2::text[]) AS t) y GROUP BY s ORDER BY s) z",
         _LOCK_NS,
         sorted(set(tenants)),
         STRIPES,
+        sorted(set(exclusive)),
     )
 
 

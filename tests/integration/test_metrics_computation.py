@@ -324,10 +324,10 @@ async def _check_units(pool: Pool, events: list[EventRow]) -> None:
     event), equal to a plain reading of the events, after full and incremental refreshes alike."""
     exposures: dict[tuple[str, str, str], tuple[datetime, str]] = {}
     signups: dict[tuple[str, str], datetime] = {}
-    first: dict[tuple[str, str], datetime] = {}
+    history = oracle.History(events)
+    first = {who: oracle.first_seen(own) for who, own in history.users.items()}
     for e in events:
         who = (e.tenant_id, e.user_id)
-        first[who] = min(first.get(who, e.ts), e.ts)
         if e.type != "track":
             continue
         if e.event == "signed_up":
