@@ -26,6 +26,7 @@ from app.http import (
     privacy,
 )
 from app.http.bodyguard import BodyGuard
+from app.http.contract import ContractJson
 from app.http.dependencies import dependencies
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.ratelimit import RateLimits
@@ -104,7 +105,9 @@ def create_app(
         dependencies=dependencies(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=cors,
-        openapi_config=OpenAPIConfig(title="Cairn", version="1.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Cairn", version="1.0.0", path="/schema", render_plugins=[ContractJson()]
+        ),
         request_max_body_size=2 * 1024 * 1024,
         debug=False,
     )

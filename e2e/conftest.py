@@ -90,11 +90,17 @@ def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str]) -> Iterator[str]:
-    """`cairn serve` on a free port with this environment, until the block ends; its base URL."""
+def serving(env: dict[str, str], log: Path | None = None) -> Iterator[str]:
+    """`cairn serve` on a free port with this environment, until the block ends; its base URL.
+    Its output goes to `log` when one is given."""
     port = _free_port()
+    out = log.open("wb") if log is not None else None
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT if out is not None else None,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -106,6 +112,8 @@ def serving(env: dict[str, str]) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if out is not None:
+            out.close()
 
 
 @pytest.fixture(scope="session")

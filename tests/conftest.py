@@ -8,6 +8,7 @@ test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -52,6 +53,13 @@ def pg_server_dsn() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_dsn(pg_server_dsn: str) -> Iterator[str]:
     """A fresh, migrated database for this test session (dropped afterwards)."""
+    with fresh_database(pg_server_dsn) as dsn:
+        yield dsn
+
+
+@contextlib.contextmanager
+def fresh_database(pg_server_dsn: str) -> Iterator[str]:
+    """A new, migrated database on the test server, dropped when the block ends; its DSN."""
     name = f"cairn_test_{uuid.uuid4().hex[:10]}"
 
     async def setup() -> None:
@@ -74,8 +82,10 @@ def database_dsn(pg_server_dsn: str) -> Iterator[str]:
             await admin.close()
 
     run_sync(setup())
-    yield _with_database(pg_server_dsn, name)
-    run_sync(teardown())
+    try:
+        yield _with_database(pg_server_dsn, name)
+    finally:
+        run_sync(teardown())
 
 
 def _with_database(dsn: str, name: str) -> str:

@@ -13,6 +13,7 @@ from litestar import MediaType, Request, Response, get, put
 
 from app.errors import InvalidInputError, NotFoundError
 from app.http.auth import Caller
+from app.http.contract import KEYED, WITH_BODY, documented
 from app.http.dependencies import RuntimeDep
 from app.storage.catalog import get_item, list_items, put_items
 from app.storage.keys import Principal
@@ -46,7 +47,17 @@ def _safe_href(href: str) -> bool:
     return href == "" or href.startswith(("https://", "http://", "/"))
 
 
-@put("/v1/catalog/items/{item_id:str}", status_code=200)
+@put(
+    "/v1/catalog/items/{item_id:str}",
+    status_code=200,
+    opt=documented(
+        "Create (201) or replace (200) a catalog item",
+        ok=CatalogItem,
+        also=(201,),
+        body=CatalogItemBody,
+        errors=(*KEYED, *WITH_BODY),
+    ),
+)
 async def put_catalog_item(
     request: Req, principal: Caller, runtime: RuntimeDep, item_id: str
 ) -> Response[bytes]:
@@ -87,7 +98,10 @@ async def put_catalog_item(
     )
 
 
-@get("/v1/catalog/items/{item_id:str}")
+@get(
+    "/v1/catalog/items/{item_id:str}",
+    opt=documented("One catalog item", ok=CatalogItem, errors=(*KEYED, 400)),
+)
 async def get_catalog_item(principal: Caller, runtime: RuntimeDep, item_id: str) -> Response[bytes]:
     _require_deployment_key(principal)
     item = await get_item(runtime.pool, item_id)
@@ -101,7 +115,10 @@ class ItemPage(msgspec.Struct):
     next: str | None
 
 
-@get("/v1/catalog/items")
+@get(
+    "/v1/catalog/items",
+    opt=documented("The catalog, a page at a time", ok=ItemPage, errors=(*KEYED, 400)),
+)
 async def list_catalog_items(
     principal: Caller,
     runtime: RuntimeDep,

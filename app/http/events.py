@@ -27,6 +27,7 @@ from app.errors import (
     UnsupportedEncodingError,
 )
 from app.http.auth import BODY_CREDENTIALS, Caller, verify_user
+from app.http.contract import BROWSER, KEYED, WITH_BODY, documented
 from app.http.dependencies import RuntimeDep, SettingsDep
 from app.ingest.segment import MAX_BATCH_BYTES, ParsedBatch, parse_batch, pii_key
 from app.ingest.service import (
@@ -51,7 +52,64 @@ async def read_body(request: Request[Any, Any, Any]) -> bytes:
 _BODY = "cairn_events_body"
 
 
-@post(["/v1/events", "/v1/batch"], status_code=200, opt={BODY_CREDENTIALS: read_body})
+_ID = {"anyOf": [{"type": "string", "maxLength": 255}, {"type": "integer"}]}
+_CALL = {
+    "type": "object",
+    "description": "A Segment call: identify, group, track, page, screen or alias.",
+    "properties": {
+        "type": {"enum": ["identify", "group", "track", "page", "screen", "alias"]},
+        "messageId": {"type": "string", "minLength": 1, "maxLength": 255},
+        "userId": _ID,
+        "anonymousId": _ID,
+        "tenantId": _ID,
+        "groupId": _ID,
+        "previousId": _ID,
+        "event": {"type": "string", "minLength": 1, "maxLength": 255},
+        "name": {"type": "string"},
+        "timestamp": {"type": "string"},
+        "originalTimestamp": {"type": "string"},
+        "sentAt": {"type": "string"},
+        "properties": {"type": "object"},
+        "traits": {"type": "object"},
+        "context": {"type": "object"},
+    },
+    "required": ["type", "messageId"],
+}
+# A batch (Segment's HTTP tracking API) or one call; a beacon carries its key and user hash.
+SEGMENT_BODY = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "batch": {"type": "array", "items": _CALL},
+                "sentAt": {"type": "string"},
+                "context": {"type": "object"},
+                "writeKey": {"type": "string"},
+                "userHash": {"type": "string"},
+            },
+            "required": ["batch"],
+        },
+        _CALL,
+    ]
+}
+
+
+@post(
+    ["/v1/events", "/v1/batch"],
+    status_code=200,
+    opt={
+        BODY_CREDENTIALS: read_body,
+        **documented(
+            "Store a Segment-spec batch (or one call) atomically; retries count as duplicates",
+            ok=IngestAnswer,
+            body=SEGMENT_BODY,
+            # navigator.sendBeacon sends text/plain, with the key and hash in the body
+            body_media=("application/json", "text/plain"),
+            errors=(*KEYED, *WITH_BODY, 409),
+            auth=BROWSER,
+        ),
+    },
+)
 async def post_events(
     request: Request[Any, Any, Any], principal: Caller, runtime: RuntimeDep, settings: SettingsDep
 ) -> IngestAnswer:

@@ -14,9 +14,56 @@ from litestar import Request, Response, get, post
 
 from app.errors import InvalidInputError, UnavailableError
 from app.http.auth import Caller
+from app.http.contract import KEYED, OBJECT, WITH_BODY, documented
 from app.http.dependencies import RuntimeDep
 from app.http.errors import json_response
-from app.serving.experiments import cached_results, describe, holdout_results, resume, stop
+from app.serving.experiments import (
+    Results,
+    cached_results,
+    describe,
+    holdout_results,
+    resume,
+    stop,
+)
+
+_ARM_VALUE = {
+    "type": "object",
+    "properties": {
+        "n": {"type": "integer"},
+        "value": {"type": ["number", "null"]},
+        "ci": {
+            "anyOf": [{"type": "array", "items": {"type": ["number", "null"]}}, {"type": "null"}]
+        },
+    },
+    "required": ["n", "value", "ci"],
+}
+HOLDOUT_RESULTS = {
+    "type": "object",
+    "properties": {
+        "holdout_percent": {"type": "number"},
+        "metrics": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metric": {"type": "string"},
+                    "label": {"type": "string"},
+                    "format": {"type": ["string", "null"]},
+                    "holdout": _ARM_VALUE,
+                    "personalized": _ARM_VALUE,
+                    "lift": {"type": ["object", "null"]},
+                },
+                "required": ["metric", "label", "holdout", "personalized", "lift"],
+            },
+        },
+    },
+    "required": ["holdout_percent", "metrics"],
+}
+EXPERIMENT_STATUS = {
+    "type": "object",
+    "properties": {"key": {"type": "string"}, "status": {"enum": ["stopped", "running"]}},
+    "required": ["key", "status"],
+}
 
 Req = Request[Any, Any, Any]
 
@@ -26,7 +73,7 @@ class _StopBody(msgspec.Struct, forbid_unknown_fields=True):
     by: str = ""
 
 
-@get("/v1/experiments")
+@get("/v1/experiments", opt=documented("The experiments and the holdout", ok=OBJECT))
 async def list_experiments(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     principal.require_deployment()
     layouts = runtime.layouts
@@ -36,13 +83,19 @@ async def list_experiments(principal: Caller, runtime: RuntimeDep) -> Response[b
     })  # fmt: skip
 
 
-@get("/v1/experiments/holdout/results")
+@get(
+    "/v1/experiments/holdout/results",
+    opt=documented("The holdout's results against everyone else", ok=HOLDOUT_RESULTS),
+)
 async def get_holdout_results(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     principal.require_deployment()
     return json_response(await holdout_results(runtime.pool, runtime.layouts, datetime.now(UTC)))
 
 
-@get("/v1/experiments/{key:str}/results")
+@get(
+    "/v1/experiments/{key:str}/results",
+    opt=documented("An experiment's results", ok=Results, errors=(*KEYED, 400)),
+)
 async def get_results(principal: Caller, runtime: RuntimeDep, key: str) -> Response[bytes]:
     principal.require_deployment()
     layouts = runtime.layouts
@@ -70,7 +123,17 @@ async def _body(request: Req) -> _StopBody:
         raise InvalidInputError("invalid_json", "The body is not valid JSON.") from exc
 
 
-@post("/v1/experiments/{key:str}/stop", status_code=200)
+@post(
+    "/v1/experiments/{key:str}/stop",
+    status_code=200,
+    opt=documented(
+        "Stop an experiment: every process serves control from its next decision",
+        ok=EXPERIMENT_STATUS,
+        body=_StopBody,
+        body_required=False,
+        errors=(*KEYED, *WITH_BODY),
+    ),
+)
 async def stop_experiment(
     request: Req, principal: Caller, runtime: RuntimeDep, key: str
 ) -> Response[bytes]:
@@ -82,7 +145,17 @@ async def stop_experiment(
     return json_response({"key": key, "status": "stopped"})
 
 
-@post("/v1/experiments/{key:str}/resume", status_code=200)
+@post(
+    "/v1/experiments/{key:str}/resume",
+    status_code=200,
+    opt=documented(
+        "Resume a stopped experiment",
+        ok=EXPERIMENT_STATUS,
+        body=_StopBody,
+        body_required=False,
+        errors=(*KEYED, *WITH_BODY),
+    ),
+)
 async def resume_experiment(
     request: Req, principal: Caller, runtime: RuntimeDep, key: str
 ) -> Response[bytes]:

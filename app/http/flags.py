@@ -26,6 +26,7 @@ from litestar import MediaType, Request, Response, get, post
 from app.engine.flags import FlagReason, FlagResult
 from app.errors import InvalidInputError, NotFoundError
 from app.http.auth import Caller, verify_user
+from app.http.contract import BROWSER, OBJECT, documented
 from app.http.dependencies import RuntimeDep, SettingsDep
 from app.http.layouts import if_none_match
 from app.serving.flags import Evaluated, describe_flag, evaluate, stale_report
@@ -38,6 +39,80 @@ MAX_CONTEXT_BYTES = 64 * 1024
 
 class _Request(msgspec.Struct):
     context: dict[str, Any] = {}
+
+
+# OFREP's shapes (its OpenAPI document words them so), answered as it says.
+OFREP_REQUEST = {
+    "type": "object",
+    "properties": {
+        "context": {
+            "type": "object",
+            "properties": {"targetingKey": {"type": "string"}, "tenant_id": {"type": "string"}},
+        }
+    },
+}
+_METADATA = {"type": "object"}
+OFREP_SUCCESS = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "value": {},
+        "reason": {"type": "string"},
+        "variant": {"type": ["string", "null"]},
+        "metadata": _METADATA,
+    },
+    "required": ["key", "value", "reason", "metadata"],
+}
+OFREP_FAILURE = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "errorCode": {
+            "enum": [
+                "PARSE_ERROR",
+                "TARGETING_KEY_MISSING",
+                "INVALID_CONTEXT",
+                "FLAG_NOT_FOUND",
+                "TYPE_MISMATCH",
+                "GENERAL",
+            ]
+        },
+        "errorDetails": {"type": "string"},
+    },
+    "required": ["errorCode"],
+}
+OFREP_BULK = {
+    "type": "object",
+    "properties": {
+        "flags": {"type": "array", "items": {"anyOf": [OFREP_SUCCESS, OFREP_FAILURE]}},
+        "metadata": _METADATA,
+    },
+    "required": ["flags"],
+}
+FLAGS = {
+    "type": "object",
+    "properties": {"flags": {"type": "array", "items": OBJECT}},
+    "required": ["flags"],
+}
+STALE_FLAGS = {
+    "type": "object",
+    "properties": {
+        "flags": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string"},
+                    "reasons": {"type": "array", "items": {"type": "string"}},
+                    "owner": {"type": "string"},
+                },
+                "required": ["key", "reasons"],
+            },
+        },
+        "after_days": {"type": "integer"},
+    },
+    "required": ["flags", "after_days"],
+}
 
 
 _DECODER = msgspec.json.Decoder(_Request)
@@ -125,7 +200,18 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-@post("/ofrep/v1/evaluate/flags/{key:str}", status_code=200)
+@post(
+    "/ofrep/v1/evaluate/flags/{key:str}",
+    status_code=200,
+    opt=documented(
+        "OFREP: evaluate one flag",
+        ok=OFREP_SUCCESS,
+        body=OFREP_REQUEST,
+        errors=(401, 408, 413, 429, 503),
+        statuses={400: OFREP_FAILURE, 403: OFREP_FAILURE, 404: OFREP_FAILURE},
+        auth=BROWSER,
+    ),
+)
 async def evaluate_flag(
     request: Req, principal: Caller, runtime: RuntimeDep, settings: SettingsDep, key: str
 ) -> Response[bytes]:
@@ -143,7 +229,19 @@ async def evaluate_flag(
     return _json(_success(result, evaluated))
 
 
-@post("/ofrep/v1/evaluate/flags", status_code=200)
+@post(
+    "/ofrep/v1/evaluate/flags",
+    status_code=200,
+    opt=documented(
+        "OFREP: evaluate every flag the key may see",
+        ok=OFREP_BULK,
+        also=(304,),
+        body=OFREP_REQUEST,
+        errors=(401, 408, 413, 429, 503),
+        statuses={400: OFREP_FAILURE, 403: OFREP_FAILURE},
+        auth=BROWSER,
+    ),
+)
 async def evaluate_flags(
     request: Req, principal: Caller, runtime: RuntimeDep, settings: SettingsDep
 ) -> Response[bytes]:
@@ -170,7 +268,12 @@ async def evaluate_flags(
     return Response(content=body, media_type=MediaType.JSON, headers=headers)
 
 
-@get("/v1/flags")
+@get(
+    "/v1/flags",
+    opt=documented(
+        "Every flag: its definition, whether layouts read it, where it is defined", ok=FLAGS
+    ),
+)
 async def list_flags(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     principal.require_deployment()
     layouts = runtime.layouts
@@ -178,7 +281,7 @@ async def list_flags(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     return Response(content=_ENCODER.encode({"flags": flags}), media_type=MediaType.JSON)
 
 
-@get("/v1/flags/stale")
+@get("/v1/flags/stale", opt=documented("The stale-flag report", ok=STALE_FLAGS))
 async def list_stale_flags(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     principal.require_deployment()
     await runtime.flag_tally.flush(runtime.pool, datetime.now(UTC).date())

@@ -11,8 +11,10 @@ from litestar import MediaType, Request, Response, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.http.auth import Caller, verify_user
+from app.http.contract import BROWSER, KEYED, PUBLIC, TEXT, documented
 from app.http.dependencies import RuntimeDep, SettingsDep
 from app.serving.decisions import decide_layout, parse_client, require_screen
+from widgets.descriptor import LayoutDescriptor
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "widgets" / "layout.schema.json"
 HEARTBEAT_S = 15.0
@@ -20,7 +22,16 @@ HEARTBEAT_S = 15.0
 Req = Request[Any, Any, Any]
 
 
-@get("/v1/layouts/{screen:str}")
+@get(
+    "/v1/layouts/{screen:str}",
+    opt=documented(
+        "The layout descriptor for one user and screen",
+        ok=LayoutDescriptor,
+        also=(304,),
+        errors=(*KEYED, 400, 409),
+        auth=BROWSER,
+    ),
+)
 async def get_layout(
     request: Req,
     principal: Caller,
@@ -50,7 +61,16 @@ async def get_layout(
     return Response(content=served.body, media_type=MediaType.JSON, headers=headers)
 
 
-@get("/v1/layouts/{screen:str}/stream")
+@get(
+    "/v1/layouts/{screen:str}/stream",
+    opt=documented(
+        "Server-Sent Events: `event: layout` with a fresh descriptor whenever the decision changes",
+        ok=TEXT,
+        ok_media="text/event-stream",
+        errors=(*KEYED, 400, 409),
+        auth=BROWSER,
+    ),
+)
 async def stream_layout(
     request: Req,
     principal: Caller,
@@ -93,7 +113,10 @@ async def stream_layout(
     )
 
 
-@get("/v1/schema/layout.json")
+@get(
+    "/v1/schema/layout.json",
+    opt=documented("The descriptor's JSON Schema", errors=(), auth=PUBLIC),
+)
 async def layout_schema() -> Response[bytes]:
     return Response(
         content=SCHEMA_FILE.read_bytes(),

@@ -15,22 +15,36 @@ import msgspec
 from litestar import MediaType, Request, Response, get
 
 from app.http.auth import Caller
+from app.http.contract import KEYED, TEXT, documented
 from app.http.dependencies import RuntimeDep
-from app.serving.metrics import Group, MetricAnswer, Point, describe, question
+from app.serving.metrics import Group, MetricAnswer, MetricInfo, Point, describe, question
+
+
+class MetricList(msgspec.Struct):
+    metrics: list[MetricInfo]
+
 
 Req = Request[Any, Any, Any]
 
 _FILTERS = ("plan", "role", "industry", "stage", "seat_band", "cohort")
 
 
-@get("/v1/metrics")
+@get("/v1/metrics", opt=documented("The metrics defined", ok=MetricList))
 async def list_metrics(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     principal.require_secret()
-    body = msgspec.json.encode({"metrics": describe(runtime.layouts)})
+    body = msgspec.json.encode(MetricList(describe(runtime.layouts)))
     return Response(content=body, media_type=MediaType.JSON)
 
 
-@get("/v1/metrics/{name:str}")
+@get(
+    "/v1/metrics/{name:str}",
+    opt=documented(
+        "One metric by segment, with confidence intervals (CSV with `Accept: text/csv`)",
+        ok=MetricAnswer,
+        alternatives={"text/csv": TEXT},
+        errors=(*KEYED, 400),
+    ),
+)
 async def get_metric(
     request: Req,
     principal: Caller,

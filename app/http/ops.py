@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from importlib import resources
 from importlib.abc import Traversable
+from typing import Any
 
 from litestar import MediaType, Response, get
 
 from app.http.auth import Caller
+from app.http.contract import OBJECT, PUBLIC, TEXT, documented
 from app.http.dependencies import RuntimeDep
 from app.serving.ops_metrics import CONTENT_TYPE
 from app.storage.db import ping
@@ -19,14 +21,29 @@ from app.storage.db import ping
 SDK_ASSETS: Traversable = resources.files("app.http") / "sdk"
 # Browsers may keep using a cached SDK for a week while Cairn is unreachable.
 SDK_CACHE = "public, max-age=3600, stale-while-revalidate=86400, stale-if-error=604800"
+SCRIPT: dict[str, Any] = {"ok": TEXT, "ok_media": "text/javascript", "errors": (), "auth": PUBLIC}
+HEALTH = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
+READY = {
+    "type": "object",
+    "properties": {"ready": {"type": "boolean"}, "checks": OBJECT},
+    "required": ["ready", "checks"],
+}
 
 
-@get("/healthz")
+@get("/healthz", opt=documented("Liveness", ok=HEALTH, errors=(), auth=PUBLIC))
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/metrics")
+@get(
+    "/metrics",
+    opt=documented(
+        "This process's operational metrics, Prometheus's text format",
+        ok=TEXT,
+        ok_media="text/plain",
+        errors=(401, 403, 429),
+    ),
+)
 async def metrics(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     """This process's operational metrics in Prometheus's text format (the deployment's secret
     key: a scraper's bearer token)."""
@@ -38,7 +55,16 @@ async def metrics(principal: Caller, runtime: RuntimeDep) -> Response[bytes]:
     )
 
 
-@get("/readyz")
+@get(
+    "/readyz",
+    opt=documented(
+        "Readiness: database, notifications, layouts, catalog index, peer model",
+        ok=READY,
+        statuses={503: READY},
+        errors=(),
+        auth=PUBLIC,
+    ),
+)
 async def readyz(runtime: RuntimeDep) -> Response[dict[str, object]]:
     rt = runtime
     checks: dict[str, object] = {
@@ -81,25 +107,37 @@ async def readyz(runtime: RuntimeDep) -> Response[dict[str, object]]:
     return Response({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
 
-@get(["/sdk/cairn.js", "/sdk/v1/cairn.js", "/sdk/cairn.min.js", "/sdk/v1/cairn.min.js"])
+@get(
+    ["/sdk/cairn.js", "/sdk/v1/cairn.js", "/sdk/cairn.min.js", "/sdk/v1/cairn.min.js"],
+    opt=documented("The web SDK, full build", **SCRIPT),
+)
 async def sdk_script() -> Response[bytes]:
     """The full bundle (live updates and the default stylesheet included)."""
     return _script("cairn.min.js")
 
 
-@get(["/sdk/cairn.core.js", "/sdk/v1/cairn.core.js", "/sdk/cairn.core.min.js"])
+@get(
+    ["/sdk/cairn.core.js", "/sdk/v1/cairn.core.js", "/sdk/cairn.core.min.js"],
+    opt=documented("The web SDK, core build", **SCRIPT),
+)
 async def sdk_core_script() -> Response[bytes]:
     """The core bundle: fetch, cache, render, events."""
     return _script("cairn.core.min.js")
 
 
-@get(["/sdk/cairn.preferences.js", "/sdk/v1/cairn.preferences.js", "/sdk/cairn.preferences.min.js"])
+@get(
+    ["/sdk/cairn.preferences.js", "/sdk/v1/cairn.preferences.js", "/sdk/cairn.preferences.min.js"],
+    opt=documented("The preference center's bundle", **SCRIPT),
+)
 async def sdk_preferences_script() -> Response[bytes]:
     """The preference center (`Cairn.preferences`), loaded after the full or the core bundle."""
     return _script("cairn.preferences.min.js")
 
 
-@get(["/sdk/cairn.css", "/sdk/v1/cairn.css"])
+@get(
+    ["/sdk/cairn.css", "/sdk/v1/cairn.css"],
+    opt=documented("The default stylesheet", ok=TEXT, ok_media="text/css", errors=(), auth=PUBLIC),
+)
 async def sdk_stylesheet() -> Response[bytes]:
     """The default stylesheet, for pages using the core bundle."""
     return Response(
@@ -117,7 +155,16 @@ def _script(name: str) -> Response[bytes]:
     )
 
 
-@get("/sdk/cairn.d.ts")
+@get(
+    "/sdk/cairn.d.ts",
+    opt=documented(
+        "The web SDK's TypeScript declarations",
+        ok=TEXT,
+        ok_media="text/plain",
+        errors=(),
+        auth=PUBLIC,
+    ),
+)
 async def sdk_types() -> Response[bytes]:
     return Response(
         content=(resources.files("app.http") / "cairn.d.ts").read_bytes(),

@@ -18,6 +18,7 @@ from app.engine.profile import (
 )
 from app.errors import ConflictError, InvalidInputError, wrong_region
 from app.http.auth import Caller, caller_name, check_id, verify_user
+from app.http.contract import BROWSER, KEYED, WITH_BODY, documented
 from app.http.dependencies import RuntimeDep, SettingsDep
 from app.http.errors import json_response
 from app.serving.runtime import Runtime
@@ -33,7 +34,10 @@ from app.storage.suppressions import suppressed_among
 Req = Request[Any, Any, Any]
 
 
-@get("/v1/preferences")
+@get(
+    "/v1/preferences",
+    opt=documented("A user's preferences", ok=Preferences, errors=(*KEYED, 400, 409), auth=BROWSER),
+)
 async def get_preferences(
     request: Req,
     principal: Caller,
@@ -48,7 +52,17 @@ async def get_preferences(
     return json_response(prefs)
 
 
-@put("/v1/preferences", status_code=200)
+@put(
+    "/v1/preferences",
+    status_code=200,
+    opt=documented(
+        "Replace a user's preferences",
+        ok=Preferences,
+        body=Preferences,
+        errors=(*KEYED, *WITH_BODY, 409),
+        auth=BROWSER,
+    ),
+)
 async def put_preferences(
     request: Req,
     principal: Caller,
@@ -117,7 +131,10 @@ class TenantConsent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     purposes: Annotated[dict[str, bool], msgspec.Meta(max_length=20)] = {}
 
 
-@get("/v1/tenants/{tenant_id:str}/consent")
+@get(
+    "/v1/tenants/{tenant_id:str}/consent",
+    opt=documented("A tenant's consent defaults for all its users", ok=TenantConsent),
+)
 async def get_tenant_consent(
     principal: Caller, runtime: RuntimeDep, tenant_id: str
 ) -> Response[bytes]:
@@ -127,7 +144,16 @@ async def get_tenant_consent(
     return json_response(consent)
 
 
-@put("/v1/tenants/{tenant_id:str}/consent", status_code=200)
+@put(
+    "/v1/tenants/{tenant_id:str}/consent",
+    status_code=200,
+    opt=documented(
+        "Replace a tenant's consent defaults",
+        ok=TenantConsent,
+        body=TenantConsent,
+        errors=(*KEYED, *WITH_BODY),
+    ),
+)
 async def put_tenant_consent(
     request: Req, principal: Caller, runtime: RuntimeDep, tenant_id: str
 ) -> Response[bytes]:
@@ -248,7 +274,15 @@ class Explanation(msgspec.Struct, frozen=True):
     notification_choices: NotificationChoices
 
 
-@get("/v1/preferences/explain")
+@get(
+    "/v1/preferences/explain",
+    opt=documented(
+        "The preference center in plain language",
+        ok=Explanation,
+        errors=(*KEYED, 400, 409),
+        auth=BROWSER,
+    ),
+)
 async def explain_preferences(
     request: Req,
     principal: Caller,

@@ -19,14 +19,43 @@ from litestar.response import Stream
 
 from app.errors import RateLimitedError
 from app.http.auth import Caller, caller_name, check_id
+from app.http.contract import KEYED, OBJECT, TEXT, documented
 from app.http.dependencies import RuntimeDep
 from app.http.errors import json_response
 from app.storage.privacy import erase_tenant, erase_user, export_tenant, export_user
 
+_ROWS = {"type": "object", "additionalProperties": {"type": "integer"}}
+ERASED = {
+    "type": "object",
+    "properties": {
+        "tenant_id": {"type": "string"},
+        "user_id": {"type": "string"},
+        "erased": _ROWS,
+        "suppressed": {"type": "boolean"},
+    },
+    "required": ["tenant_id", "erased", "suppressed"],
+}
+EXPORTED = {
+    "type": "object",
+    "properties": {
+        "tenant_id": {"type": "string"},
+        "user_id": {"type": "string"},
+        "exported_at": {"type": "string", "format": "date-time"},
+        "tables": {"type": "object", "additionalProperties": {"type": "array", "items": OBJECT}},
+    },
+    "required": ["tenant_id", "user_id", "exported_at", "tables"],
+}
+
 Req = Request[Any, Any, Any]
 
 
-@delete("/v1/users/{user_id:str}", status_code=200)
+@delete(
+    "/v1/users/{user_id:str}",
+    status_code=200,
+    opt=documented(
+        "Erase one user and suppress their later events", ok=ERASED, errors=(*KEYED, 400)
+    ),
+)
 async def delete_user(
     request: Req, principal: Caller, runtime: RuntimeDep, user_id: str, tenant_id: str
 ) -> Response[bytes]:
@@ -48,7 +77,10 @@ async def delete_user(
     )
 
 
-@get("/v1/users/{user_id:str}/export")
+@get(
+    "/v1/users/{user_id:str}/export",
+    opt=documented("Everything held about one user, by table", ok=EXPORTED, errors=(*KEYED, 400)),
+)
 async def get_user_export(
     request: Req, principal: Caller, runtime: RuntimeDep, user_id: str, tenant_id: str
 ) -> Response[bytes]:
@@ -69,7 +101,15 @@ async def get_user_export(
     })  # fmt: skip
 
 
-@delete("/v1/tenants/{tenant_id:str}", status_code=200)
+@delete(
+    "/v1/tenants/{tenant_id:str}",
+    status_code=200,
+    opt=documented(
+        "Erase a tenant, its users and its keys; suppress its later events",
+        ok=ERASED,
+        errors=(*KEYED, 400),
+    ),
+)
 async def delete_tenant(
     request: Req, principal: Caller, runtime: RuntimeDep, tenant_id: str
 ) -> Response[bytes]:
@@ -84,7 +124,15 @@ async def delete_tenant(
     return json_response({"tenant_id": tenant_id, "erased": rows, "suppressed": True})
 
 
-@get("/v1/tenants/{tenant_id:str}/export")
+@get(
+    "/v1/tenants/{tenant_id:str}/export",
+    opt=documented(
+        'Everything of one tenant as JSON lines, `{"table", "row"}`',
+        ok=TEXT,
+        ok_media="application/x-ndjson",
+        errors=(*KEYED, 400),
+    ),
+)
 async def get_tenant_export(
     request: Req, principal: Caller, runtime: RuntimeDep, tenant_id: str
 ) -> Stream:
