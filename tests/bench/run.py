@@ -4,8 +4,9 @@
 
 `--quick` shortens every benchmark (a smoke test of the benchmarks, not a measurement). Each one
 also runs alone: `python -m tests.bench.bench_rules`, `bench_decide`, `bench_ingest`,
-`bench_layout_http`, `bench_sdk`, `bench_knn`, `bench_recs`, `bench_metrics`, `bench_flags`.
-The ingestion benchmark runs in its own process when it is present.
+`bench_layout_http`, `bench_load`, `bench_sdk`, `bench_knn`, `bench_recs`, `bench_metrics`,
+`bench_flags`. The ingestion benchmark runs in its own process when it is present. The load
+benchmark's soak (`python -m tests.bench.bench_load --soak [SECONDS]`) never runs from here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.bench import (
     bench_flags,
     bench_knn,
     bench_layout_http,
+    bench_load,
     bench_metrics,
     bench_recs,
     bench_rules,
@@ -30,12 +32,24 @@ from tests.bench import (
 )
 from tests.bench._common import ROOT, SummaryRow, print_table
 
-ORDER = ("rules", "flags", "decide", "ingest", "layout_http", "sdk", "knn", "recs", "metrics")
+ORDER = (
+    "rules",
+    "flags",
+    "decide",
+    "ingest",
+    "layout_http",
+    "load",
+    "sdk",
+    "knn",
+    "recs",
+    "metrics",
+)
 _IN_PROCESS: dict[str, Callable[[list[str] | None], list[SummaryRow]]] = {
     "rules": bench_rules.run_cli,
     "flags": bench_flags.run_cli,
     "decide": bench_decide.run_cli,
     "layout_http": bench_layout_http.run_cli,
+    "load": bench_load.run_cli,
     "sdk": bench_sdk.run_cli,
     "knn": bench_knn.run_cli,
     "recs": bench_recs.run_cli,
