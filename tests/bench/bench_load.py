@@ -1051,6 +1051,11 @@ async def _postgres(dsn: str | None, tmp: Path) -> AsyncIterator[str]:
     from app.storage.db import EmbeddedPostgres
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgserver keeps a lock file in the user's runtime directory, and takes it again at exit: one
+    # outside the temporary directory, else EmbeddedPostgres points it inside, and exit recreates it
+    runtime = Path(tempfile.gettempdir()) / f"cairn-bench-runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     embedded = EmbeddedPostgres(tmp / "pgdata")
     uri = await asyncio.to_thread(embedded.start)
     try:
