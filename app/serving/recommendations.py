@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -308,6 +309,19 @@ def help_recs(
     return tuple(rec_item(c, model.catalog[c.item_id], vocab) for c in found)
 
 
+REUSE = timedelta(seconds=60)
+REUSE_SIZE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    profile: ProfileData
+    model: RecsModel
+    vocab: Vocabulary
+    at: datetime
+    recs: Recs
+
+
 class Recommender:
     """Candidates for one decision within a time budget; the peer model rebuilt in the background.
 
@@ -342,6 +356,9 @@ class Recommender:
         # One query is embedded at a time, so the model never takes more than one core from
         # the decisions being served.
         self._embedding_thread = ThreadPoolExecutor(1, thread_name_prefix="cairn-embed")
+        # (tenant, user) → the last answer, kept while its profile, model and vocabulary are the
+        # very same objects (an event, a rebuild or a reload replaces them) for up to REUSE_S
+        self._answers: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
 
     @property
     def status(self) -> RecsStatus:
@@ -427,12 +444,36 @@ class Recommender:
         return future
 
     async def recommend(self, profile: ProfileData, vocab: Vocabulary, now: datetime) -> Recs:
-        """The decision's candidates, or why there are none (never raises)."""
+        """The decision's candidates, or why there are none (never raises). The same profile,
+        model and vocabulary a moment ago give the same candidates: they are reused for up to
+        REUSE_S (recency weights and the friction window move in hours, not seconds)."""
         model = self.model
         if not self.enabled:
             return Recs(status="off")
         if model is None:
             return Recs(status="not_ready", detail="the peer model is still being built")
+        key = (profile.tenant_id, profile.user_id)
+        kept = self._answers.get(key)
+        if (
+            kept is not None
+            and kept.profile is profile
+            and kept.model is model
+            and kept.vocab is vocab
+            and timedelta(0) <= now - kept.at < REUSE
+        ):
+            self._answers.move_to_end(key)
+            return kept.recs
+        recs = await self._recommend(model, profile, vocab, now)
+        if recs.available:
+            self._answers[key] = _Answer(profile, model, vocab, now, recs)
+            self._answers.move_to_end(key)
+            if len(self._answers) > REUSE_SIZE:
+                self._answers.popitem(last=False)
+        return recs
+
+    async def _recommend(
+        self, model: RecsModel, profile: ProfileData, vocab: Vocabulary, now: datetime
+    ) -> Recs:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.budget_s
         with tracer.start_as_current_span("cairn.recommender.candidates") as span:

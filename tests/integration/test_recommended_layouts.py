@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -177,6 +178,38 @@ async def test_peers_recommend_integrations_with_k_anonymous_proof(
     assert 0.5 <= prompt["why"]["confidence"] <= 1.0
     text = str(prompt)
     assert not any(f"peer{n}" in text for n in range(8))  # no other tenant is ever named
+
+
+async def test_candidates_are_reused_for_the_same_profile_and_model_only(
+    client: AsyncTestClient[Any], secret_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """A decision reuses the candidates found a moment ago from this very profile and model; a
+    new event (a new profile), a rebuilt model or a minute later computes them again."""
+    await _world(client, secret_headers, runtime)
+    rec = runtime.recommender
+    assert rec is not None and rec.model is not None
+    vocab = runtime.vocabulary
+
+    async def recommend(at: datetime) -> Any:
+        profile = await runtime.profiles.load("acme", "ada", at)
+        assert profile is not None
+        return profile, await rec.recommend(profile, vocab, at)
+
+    now = datetime.now(UTC)
+    profile, first = await on_app(client, recommend, now)
+    _, again = await on_app(client, recommend, now + timedelta(seconds=30))
+    assert first.available and again is first  # reused: the very same answer
+    _, later = await on_app(client, recommend, now + timedelta(seconds=61))
+    assert later is not first and later == first  # computed again, the same candidates
+    await _send(client, secret_headers, [
+        _event("acme", "ada", "track", event="template_used", properties={"template": "kyc_review"})
+    ])  # fmt: skip
+    newer, fresh = await on_app(client, recommend, now + timedelta(seconds=62))
+    assert newer is not profile and fresh is not later
+    assert "kyc_review" not in [t.id for t in fresh.templates]  # the team uses it now
+    await on_app(client, runtime.refresh_recommender)
+    _, rebuilt = await on_app(client, recommend, now + timedelta(seconds=63))
+    assert rebuilt is not fresh and rebuilt == fresh
 
 
 async def test_templates_come_from_peers_and_skip_what_the_team_used(
