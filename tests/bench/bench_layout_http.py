@@ -549,13 +549,30 @@ async def _drop_database(server_dsn: str, name: str) -> None:
         await admin.close()
 
 
-async def _seeded_users(dsn: str) -> list[tuple[str, str]]:
+async def seed_population(
+    dsn: str, data_dir: Path, *, tenants: int, users: int, events: int, timeout_s: float = 600
+) -> tuple[int, list[tuple[str, str]]]:
+    """The demo population through the ingestion path into `dsn`: events stored, and the
+    (tenant, user) pairs seeded."""
+    settings = Settings(
+        secret_key=SECRET_KEY,
+        publishable_key=PUBLISHABLE_KEY,
+        identity_secret=IDENTITY_SECRET,
+        database_url=dsn,
+        data_dir=data_dir,
+        layouts_dir=LAYOUTS_DIR,
+        reload_layouts=False,
+    )
+    stored = await asyncio.wait_for(
+        seed(dsn, settings, tenants=tenants, users=users, events=events, progress=False),
+        timeout_s,
+    )
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         rows = await conn.fetch("SELECT tenant_id, user_id FROM users ORDER BY tenant_id, user_id")
     finally:
         await conn.close()
-    return [(r["tenant_id"], r["user_id"]) for r in rows]
+    return stored, [(r["tenant_id"], r["user_id"]) for r in rows]
 
 
 async def _burst(client: Client, requests: Sequence[bytes], concurrency: int = 0) -> LoadResult:
@@ -609,28 +626,10 @@ async def bench(plan: Plan, server_dsn: str) -> list[SummaryRow]:
     client: Client | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
-            settings = Settings(
-                secret_key=SECRET_KEY,
-                publishable_key=PUBLISHABLE_KEY,
-                identity_secret=IDENTITY_SECRET,
-                database_url=dsn,
-                data_dir=Path(tmp),
-                layouts_dir=LAYOUTS_DIR,
-                reload_layouts=False,
-            )
             t0 = time.perf_counter()
-            stored = await asyncio.wait_for(
-                seed(
-                    dsn,
-                    settings,
-                    tenants=plan.tenants,
-                    users=plan.users,
-                    events=plan.events,
-                    progress=False,
-                ),
-                300,
+            stored, users = await seed_population(
+                dsn, Path(tmp), tenants=plan.tenants, users=plan.users, events=plan.events
             )
-            users = await _seeded_users(dsn)
             print(
                 f"seeded {plan.tenants} tenants, {len(users)} users, {stored:,} events into "
                 f"{name} in {time.perf_counter() - t0:.1f} s"

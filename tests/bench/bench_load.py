@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from tests.bench._common import CORES, LAYOUTS_DIR, ROOT, SummaryRow, percentile, report
+from tests.bench._common import CORES, ROOT, SummaryRow, percentile, report
 
 if TYPE_CHECKING:
     from tests.bench.bench_layout_http import Server
@@ -1031,17 +1031,6 @@ def rss_verdict(points: Sequence[tuple[float, int]]) -> tuple[str, bool]:
     return text, levels_off
 
 
-async def _seeded_users(dsn: str) -> list[tuple[str, str]]:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        rows = await conn.fetch("SELECT tenant_id, user_id FROM users ORDER BY tenant_id, user_id")
-    finally:
-        await conn.close()
-    return [(r["tenant_id"], r["user_id"]) for r in rows]
-
-
 @contextlib.asynccontextmanager
 async def _postgres(dsn: str | None, tmp: Path) -> AsyncIterator[str]:
     """The DSN of a PostgreSQL server to make the scratch database on: `dsn`, else embedded."""
@@ -1067,16 +1056,13 @@ async def _postgres(dsn: str | None, tmp: Path) -> AsyncIterator[str]:
 async def bench(plan: Plan, dsn: str | None) -> list[SummaryRow]:
     import asyncpg
 
-    from app.cli.seed import seed
-    from app.settings import Settings
     from tests.bench._common import scratch_database
     from tests.bench.bench_layout_http import (
-        IDENTITY_SECRET,
-        PUBLISHABLE_KEY,
         SECRET_KEY,
         Server,
         free_port,
         get_request,
+        seed_population,
     )
 
     print(
@@ -1091,28 +1077,10 @@ async def bench(plan: Plan, dsn: str | None) -> list[SummaryRow]:
     with tempfile.TemporaryDirectory(prefix="cairn-bench-load-") as tmp_name:
         tmp = Path(tmp_name)
         async with _postgres(dsn, tmp) as server_dsn, scratch_database(server_dsn) as db_dsn:
-            settings = Settings(
-                secret_key=SECRET_KEY,
-                publishable_key=PUBLISHABLE_KEY,
-                identity_secret=IDENTITY_SECRET,
-                database_url=db_dsn,
-                data_dir=tmp,
-                layouts_dir=LAYOUTS_DIR,
-                reload_layouts=False,
-            )
             t0 = time.perf_counter()
-            stored = await asyncio.wait_for(
-                seed(
-                    db_dsn,
-                    settings,
-                    tenants=plan.tenants,
-                    users=plan.users,
-                    events=plan.events,
-                    progress=False,
-                ),
-                600,
+            stored, users = await seed_population(
+                db_dsn, tmp, tenants=plan.tenants, users=plan.users, events=plan.events
             )
-            users = await _seeded_users(db_dsn)
             if not users:
                 raise RuntimeError("seeding produced no users")
             random.Random(5).shuffle(users)
