@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     embedding_model: str = ""  # a sentence-transformers model name or path; "" = packaged MiniLM
     recommender: bool = True  # embed and index the catalog in the background
     metrics_refresh_s: float = 300.0  # seconds between metric refreshes; 0: only on command
+    # a serving process moves what start-up and model builds made out of the cyclic collector's
+    # reach (gc.freeze): full collections then stall requests for tens of ms, not hundreds
+    settle_heap: bool = False
     holdout_percent: float | None = None  # overrides experiments.yaml's global holdout
     guardrail_interval_s: float = 60.0  # seconds between guardrail checks; 0: never
     # k-anonymous peer proof: a number is quoted only from at least k tenants that did the thing,
@@ -110,6 +113,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             embedding_model=env.get("CAIRN_EMBEDDING_MODEL", ""),
             recommender=env.get("CAIRN_RECOMMENDER", "1") not in ("0", "false", "no"),
             metrics_refresh_s=max(metrics_refresh, 0.0),
+            settle_heap=env.get("CAIRN_SETTLE_HEAP", "1") not in ("0", "false", "no"),
             holdout_percent=holdout,
             guardrail_interval_s=max(guardrails or 0.0, 0.0),
             peer_min_tenants=int(k),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import itertools
 import logging
 import time
@@ -56,6 +57,22 @@ from app.storage.profiles import ProfileStore
 from recommender.embedder import SentenceTransformerEmbedder
 
 log = logging.getLogger("cairn.runtime")
+
+
+def settle_heap() -> None:
+    """Move every object alive now out of the cyclic collector's reach (`gc.freeze`).
+
+    What start-up and model builds make (the embedding model, the peer model, indexes, layouts)
+    lives for minutes or for good; a full collection walking those hundreds of thousands of
+    objects stalled every request for 0.13-0.54 s (measured under load with 2,000 users; 30-85 ms
+    with the heap settled). Frozen objects are still freed by reference counting when they are
+    let go (a replaced model is); only cycles among them would stay. `CAIRN_SETTLE_HEAP=1` (the
+    default of `cairn serve`); off in processes that start many runtimes (the tests'). The
+    garbage of the moment is collected first, so none of it is frozen.
+    """
+    gc.collect()
+    gc.freeze()
+
 
 RECS_REFRESH_S = 300.0
 FLAG_COUNTS_FLUSH_S = 60.0  # evaluation counts reach flag_evaluations this often
@@ -186,6 +203,8 @@ class Runtime:
         if self.settings.guardrail_interval_s > 0:
             self._spawn(self._check_guardrails_forever())
         self._spawn(self._apply_retention_forever())
+        if self.settings.settle_heap:
+            settle_heap()
         self.ready = True
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -427,6 +446,8 @@ class Runtime:
         except DATABASE_ERRORS as exc:
             self.recommender.last_error = repr(exc)
             log.warning("recommender not rebuilt: %r", exc)
+        if self.settings.settle_heap:  # the new model (and the embedding model) lives on
+            settle_heap()
 
     async def _refresh_recommender_forever(self) -> None:
         """Every five minutes, and soon after the catalog gains vectors."""
