@@ -123,15 +123,18 @@ async def _body(request: Req) -> _StopBody:
         raise InvalidInputError("invalid_json", "The body is not valid JSON.") from exc
 
 
+# stop and resume: an optional {by, reason} body, the new status back
+_STATUS_CHANGE: dict[str, Any] = {
+    "ok": EXPERIMENT_STATUS, "body": _StopBody, "body_required": False,
+    "errors": (*KEYED, *WITH_BODY),
+}  # fmt: skip
+
+
 @post(
     "/v1/experiments/{key:str}/stop",
     status_code=200,
     opt=documented(
-        "Stop an experiment: every process serves control from its next decision",
-        ok=EXPERIMENT_STATUS,
-        body=_StopBody,
-        body_required=False,
-        errors=(*KEYED, *WITH_BODY),
+        "Stop an experiment: every process serves control from its next decision", **_STATUS_CHANGE
     ),
 )
 async def stop_experiment(
@@ -148,13 +151,7 @@ async def stop_experiment(
 @post(
     "/v1/experiments/{key:str}/resume",
     status_code=200,
-    opt=documented(
-        "Resume a stopped experiment",
-        ok=EXPERIMENT_STATUS,
-        body=_StopBody,
-        body_required=False,
-        errors=(*KEYED, *WITH_BODY),
-    ),
+    opt=documented("Resume a stopped experiment", **_STATUS_CHANGE),
 )
 async def resume_experiment(
     request: Req, principal: Caller, runtime: RuntimeDep, key: str

@@ -357,7 +357,7 @@ class Recommender:
         # the decisions being served.
         self._embedding_thread = ThreadPoolExecutor(1, thread_name_prefix="cairn-embed")
         # (tenant, user) → the last answer, kept while its profile, model and vocabulary are the
-        # very same objects (an event, a rebuild or a reload replaces them) for up to REUSE_S
+        # very same objects (an event, a rebuild or a reload replaces them) for up to REUSE
         self._answers: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
 
     @property
@@ -446,7 +446,7 @@ class Recommender:
     async def recommend(self, profile: ProfileData, vocab: Vocabulary, now: datetime) -> Recs:
         """The decision's candidates, or why there are none (never raises). The same profile,
         model and vocabulary a moment ago give the same candidates: they are reused for up to
-        REUSE_S (recency weights and the friction window move in hours, not seconds)."""
+        REUSE (recency weights and the friction window move in hours, not seconds)."""
         model = self.model
         if not self.enabled:
             return Recs(status="off")

@@ -372,11 +372,11 @@ def proposed_links(rows: Iterable[EventRow]) -> list[tuple[str, str, str, str]]:
     """The identity links these calls ask for, in event-time order: (tenant, source id, user id,
     messageId), from alias calls (previousId) and identify calls with both ids (anonymousId)."""
     links = []
-    for row in sorted(rows, key=event_time):
+    for row in rows:  # most batches have none: only those calls are sorted
         source = row.previous_id if row.type == "alias" else row.anonymous_id
         if source and source != row.user_id and row.type in ("alias", "identify"):
-            links.append((row.tenant_id, source, row.user_id, row.message_id))
-    return links
+            links.append((row.ts, row.tenant_id, source, row.user_id, row.message_id))
+    return [link[1:] for link in sorted(links, key=lambda link: link[0])]
 
 
 async def _linking_tenants(pool: Pool, proposed: list[tuple[str, str, str, str]]) -> set[str]:

@@ -27,6 +27,7 @@ from datetime import datetime
 import msgspec
 
 from app.storage.db import Conn, Pool
+from app.storage.suppressions import METRIC_UNIT_TABLES
 
 UserKey = tuple[str, str]
 _MAX_CHAIN = 16  # links followed from one id at most (a cycle cannot form; this bounds a bug)
@@ -159,8 +160,7 @@ async def merge(conn: Conn, link: Link) -> None:
 
 async def purge_merged(conn: Conn, since: datetime) -> None:
     """Drop metric rows a refresh computed for ids merged into a user while it ran (since)."""
-    for table, unit in (("metric_values", "unit_id"), ("metric_units", "unit_id"),
-                        ("metric_exposures", "user_id")):  # fmt: skip
+    for table, unit in METRIC_UNIT_TABLES:
         await conn.execute(
             f"DELETE FROM {table} x USING aliases a WHERE a.linked_at >= $1"
             f" AND x.tenant_id = a.tenant_id AND x.{unit} = a.previous_id",

@@ -43,10 +43,15 @@ async def lock_for_ingest(
     )
 
 
+# The metric tables a refresh writes per unit: (table, its column naming the user).
+METRIC_UNIT_TABLES = (
+    ("metric_values", "unit_id"), ("metric_units", "unit_id"), ("metric_exposures", "user_id"),
+)  # fmt: skip
+
+
 async def purge_suppressed(conn: Conn) -> None:
     """Drop metric rows a refresh computed from events read before an erasure committed."""
-    for table, unit in (("metric_values", "unit_id"), ("metric_units", "unit_id"),
-                        ("metric_exposures", "user_id")):  # fmt: skip
+    for table, unit in METRIC_UNIT_TABLES:
         await conn.execute(
             f"DELETE FROM {table} x USING suppressions s WHERE x.tenant_id = s.tenant_id"
             f" AND (s.user_id = '' OR x.{unit} = s.user_id)",

@@ -549,6 +549,14 @@ async def _drop_database(server_dsn: str, name: str) -> None:
         await admin.close()
 
 
+def layout_requests(port: int, users: Sequence[tuple[str, str]]) -> list[bytes]:
+    """`GET /v1/layouts/home` for each user, with the secret key."""
+    return [
+        get_request(port, f"/v1/layouts/home?tenant_id={quote(t)}&user_id={quote(u)}", SECRET_KEY)
+        for t, u in users
+    ]
+
+
 async def seed_population(
     dsn: str, data_dir: Path, *, tenants: int, users: int, events: int, timeout_s: float = 600
 ) -> tuple[int, list[tuple[str, str]]]:
@@ -652,14 +660,7 @@ async def bench(plan: Plan, server_dsn: str) -> list[SummaryRow]:
                 client = Client(port, plan.connections)
                 await client.open_all()
 
-                layout_reqs = [
-                    get_request(
-                        port,
-                        f"/v1/layouts/home?tenant_id={quote(t)}&user_id={quote(u)}",
-                        SECRET_KEY,
-                    )
-                    for t, u in users
-                ]
+                layout_reqs = layout_requests(port, users)
                 health_reqs = [get_request(port, "/healthz")]
                 ofrep_reqs = [
                     post_request(

@@ -72,7 +72,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from tests.bench._common import CORES, ROOT, SummaryRow, percentile, report
 
@@ -1058,10 +1058,9 @@ async def bench(plan: Plan, dsn: str | None) -> list[SummaryRow]:
 
     from tests.bench._common import scratch_database
     from tests.bench.bench_layout_http import (
-        SECRET_KEY,
         Server,
         free_port,
-        get_request,
+        layout_requests,
         seed_population,
     )
 
@@ -1102,14 +1101,7 @@ async def bench(plan: Plan, dsn: str | None) -> list[SummaryRow]:
 
                 for workers in plan.workers:
                     port = free_port()
-                    layout_reqs = [
-                        get_request(
-                            port,
-                            f"/v1/layouts/home?tenant_id={quote(t)}&user_id={quote(u)}",
-                            SECRET_KEY,
-                        )
-                        for t, u in users
-                    ]
+                    layout_reqs = layout_requests(port, users)
                     log_path = tmp / f"server-{workers}.log"
                     with log_path.open("wb") as log:
                         server = Server(db_dsn, port, log, workers)

@@ -33,64 +33,41 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ANON = "anon-7f3a"
 
 
-def visit(message_id: str, hours: float, *, anon: str = ANON, feature: str = "reports") -> EventRow:
-    """A track call sent before sign-up: an anonymousId and no userId."""
-    return EventRow(
-        tenant_id="acme",
-        message_id=message_id,
-        user_id=anon,
-        type="track",
-        event="feature_used",
-        properties={"feature": feature},
-        traits={},
-        context={},
-        ts=T0 + timedelta(hours=hours),
-        anonymous=True,
-    )
-
-
-def identify(message_id: str, hours: float, user: str = "u1", anon: str = ANON) -> EventRow:
+def stored_call(
+    message_id: str, hours: float, user: str, kind: str = "track", **fields: Any
+) -> EventRow:
+    """A call of tenant acme at T0 + hours; a track call is feature_used."""
     return EventRow(
         tenant_id="acme",
         message_id=message_id,
         user_id=user,
-        type="identify",
-        event=None,
-        properties={},
-        traits={"role": "admin"},
+        type=kind,  # type: ignore[arg-type]
+        event="feature_used" if kind == "track" else None,
         context={},
         ts=T0 + timedelta(hours=hours),
-        anonymous_id=anon,
+        **{"properties": {}, "traits": {}, **fields},
+    )
+
+
+def visit(message_id: str, hours: float, *, anon: str = ANON, feature: str = "reports") -> EventRow:
+    """A track call sent before sign-up: an anonymousId and no userId."""
+    return stored_call(message_id, hours, anon, properties={"feature": feature}, anonymous=True)
+
+
+def identify(message_id: str, hours: float, user: str = "u1", anon: str = ANON) -> EventRow:
+    return stored_call(
+        message_id, hours, user, "identify", traits={"role": "admin"}, anonymous_id=anon
     )
 
 
 def alias(message_id: str, hours: float, previous: str, user: str) -> EventRow:
-    return EventRow(
-        tenant_id="acme",
-        message_id=message_id,
-        user_id=user,
-        type="alias",
-        event=None,
-        properties={"previousId": previous},
-        traits={},
-        context={},
-        ts=T0 + timedelta(hours=hours),
-        previous_id=previous,
+    return stored_call(
+        message_id, hours, user, "alias", properties={"previousId": previous}, previous_id=previous
     )
 
 
 def used(message_id: str, hours: float, user: str = "u1", feature: str = "export") -> EventRow:
-    return EventRow(
-        tenant_id="acme",
-        message_id=message_id,
-        user_id=user,
-        type="track",
-        event="feature_used",
-        properties={"feature": feature},
-        traits={},
-        context={},
-        ts=T0 + timedelta(hours=hours),
-    )
+    return stored_call(message_id, hours, user, properties={"feature": feature})
 
 
 async def store(pool: Pool, *rows: EventRow, trusted: bool = True) -> StoreResult:
